@@ -1,0 +1,68 @@
+# kubehooks.backup — the one entry point.  `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kubehooks-installed
+export PATH := $(VENV)/bin:$(PATH)
+# ansible-test and antsibull-docs need .../ansible_collections/kubehooks/backup: a copy outside the checkout.
+BUILD_DIR ?= $(or $(TMPDIR),/tmp)/kubehooks-build-$(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-12)
+SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
+PYTEST_ARGS ?=
+
+.PHONY: help venv test lint sanity units integration demo cluster-up cluster-down cluster-status build clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+venv: $(STAMP) ## Create .venv with the runtime requirements and the test tools
+
+$(STAMP): requirements.txt tests/requirements.txt
+	@echo "== creating $(VENV) (runtime requirements + test tools)"
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r tests/requirements.txt
+	@touch $@
+
+test: venv lint sanity units integration ## Every gate: lint, sanity, unit and integration tests
+
+lint: venv ## ansible-lint (production profile), antsibull-docs, antsibull-changelog
+	ansible-lint --offline --profile production
+	@coll=$$($(PY) tests/utils/collection_tree.py $(BUILD_DIR)/docs) && \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs antsibull-docs lint-collection-docs --plugin-docs "$$coll"
+	antsibull-changelog lint
+
+sanity: venv ## ansible-test sanity on a copy of the collection
+	@if [ ! -f "$(GET_PIP_CACHE)" ]; then mkdir -p "$$(dirname $(GET_PIP_CACHE))" && \
+	  cp tests/utils/get_pip_offline.py "$(GET_PIP_CACHE)" && echo "== installed the offline get-pip stand-in at $(GET_PIP_CACHE)"; fi
+	@coll=$$($(PY) tests/utils/collection_tree.py $(BUILD_DIR)/sanity) && cd "$$coll" && \
+	  ansible-test sanity --color no --python $(SANITY_PYTHON) --requirements
+
+units: venv ## Unit tests (pure logic, no cluster)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: venv ## Integration tests on the local cluster (started when it is not running)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster
+	@echo "make demo: the nginx fsfreeze walkthrough arrives with the backup role (kubehooks.backup.create); not available yet." >&2
+	@exit 1
+
+cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
+	$(PY) -m localcluster up
+
+cluster-down: ## Stop the local cluster and remove its mounts, loop devices and namespaces (keeps caches)
+	$(PYTHON) -m localcluster down
+
+cluster-status: ## Show the local cluster's state
+	$(PYTHON) -m localcluster status
+
+build: venv ## Build the collection tarball
+	ansible-galaxy collection build --force .
+
+clean: ## Remove build output (keeps .venv and the cluster caches)
+	rm -rf $(BUILD_DIR) tests/output kubehooks-backup-*.tar.gz

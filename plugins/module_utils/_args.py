@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: argument specs shared by the modules. Not a public API.
+
+The authentication options, their aliases and their ``K8S_AUTH_*`` environment variables are the
+ones kubernetes.core uses, so that ``module_defaults`` written for kubernetes.core and AWX's
+Kubernetes credential work unchanged.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import copy
+
+AUTH_PROXY_HEADERS_SPEC = dict(
+    proxy_basic_auth=dict(type="str", no_log=True),
+    basic_auth=dict(type="str", no_log=True),
+    user_agent=dict(type="str"),
+)
+
+AUTH_ARG_SPEC = dict(
+    kubeconfig=dict(type="raw"),
+    context=dict(type="str"),
+    host=dict(type="str"),
+    api_key=dict(type="str", no_log=True),
+    username=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    validate_certs=dict(type="bool", aliases=["verify_ssl"]),
+    ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
+    client_cert=dict(type="path", aliases=["cert_file"]),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False),
+    proxy=dict(type="str"),
+    no_proxy=dict(type="str"),
+    proxy_headers=dict(type="dict", options=AUTH_PROXY_HEADERS_SPEC),
+    persist_config=dict(type="bool"),
+    impersonate_user=dict(type="str"),
+    impersonate_groups=dict(type="list", elements="str"),
+)
+
+# kubernetes client Configuration attribute -> module option; the environment variable is
+# K8S_AUTH_<OPTION> first, then K8S_AUTH_<ATTRIBUTE> (kubernetes.core's order), so
+# K8S_AUTH_VERIFY_SSL and K8S_AUTH_SSL_CA_CERT (set by AWX's credential) are honoured.
+AUTH_ARG_MAP = dict(
+    kubeconfig="kubeconfig",
+    context="context",
+    host="host",
+    api_key="api_key",
+    username="username",
+    password="password",
+    verify_ssl="validate_certs",
+    ssl_ca_cert="ca_cert",
+    cert_file="client_cert",
+    key_file="client_key",
+    proxy="proxy",
+    no_proxy="no_proxy",
+    proxy_headers="proxy_headers",
+    persist_config="persist_config",
+    impersonate_user="impersonate_user",
+    impersonate_groups="impersonate_groups",
+)
+
+SCOPE_ARG_SPEC = dict(
+    included_namespaces=dict(type="list", elements="str", default=[]),
+    excluded_namespaces=dict(type="list", elements="str", default=[]),
+    label_selectors=dict(type="list", elements="str", default=[]),
+    hooks=dict(type="list", elements="dict", default=[]),
+)
+
+
+def argument_spec(*specs):
+    """Return a deep copy of the authentication spec merged with ``specs``."""
+    merged = copy.deepcopy(AUTH_ARG_SPEC)
+    for spec in specs:
+        merged.update(copy.deepcopy(spec))
+    return merged

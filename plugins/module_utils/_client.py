@@ -1,0 +1,174 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: Kubernetes API clients from kubernetes.core-style options. Not a public API.
+
+Resolution order, as kubernetes.core: each option comes from the module parameter, else from
+``K8S_AUTH_<OPTION>``, else from ``K8S_AUTH_<CLIENT ATTRIBUTE>``.  Then: a host with a token (or
+basic credentials) is used as given; else a kubeconfig or context is loaded; else the in-cluster
+service account, then the default kubeconfig.
+
+``ClientFactory`` builds the configuration once and hands out a fresh ``ApiClient`` per call:
+``kubernetes.stream.stream()`` swaps the client's request method, so each exec worker thread needs
+a client of its own.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
+    AUTH_ARG_MAP,
+    AUTH_ARG_SPEC,
+    AUTH_PROXY_HEADERS_SPEC,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
+    AuthorizationError,
+    KubehooksError,
+)
+
+try:
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    kubernetes = None
+    ApiException = None
+    KUBERNETES_IMPORT_ERROR = exc
+
+FALSE_STRINGS = ("0", "false", "no", "off", "")
+
+
+def _env_bool(value):
+    return value.strip().lower() not in FALSE_STRINGS
+
+
+def resolve_auth(params, environ=None):
+    """Return ``{client attribute: value}`` from module params and ``K8S_AUTH_*`` variables."""
+    environ = os.environ if environ is None else environ
+    auth = {}
+    for attr, option in AUTH_ARG_MAP.items():
+        value = params.get(option)
+        if value is None and option == "proxy_headers":
+            headers = {}
+            for key in AUTH_PROXY_HEADERS_SPEC:
+                env_value = environ.get("K8S_AUTH_PROXY_HEADERS_" + key.upper())
+                if env_value is not None:
+                    headers[key] = env_value
+            value = headers or None
+        elif value is None:
+            value = environ.get("K8S_AUTH_" + option.upper()) or environ.get("K8S_AUTH_" + attr.upper())
+            if value is not None:
+                kind = AUTH_ARG_SPEC[option].get("type")
+                if kind == "bool":
+                    value = _env_bool(value)
+                elif kind == "list":
+                    value = [item.strip() for item in value.split(",") if item.strip()]
+        if value is not None:
+            auth[attr] = value
+    return auth
+
+
+def _load_kubeconfig(auth, configuration):
+    kubeconfig = auth.get("kubeconfig")
+    kwargs = dict(context=auth.get("context"), client_configuration=configuration,
+                  persist_config=bool(auth.get("persist_config")))
+    if isinstance(kubeconfig, dict):
+        kubernetes.config.load_kube_config_from_dict(config_dict=kubeconfig, **kwargs)
+    else:
+        kubernetes.config.load_kube_config(config_file=kubeconfig or None, **kwargs)
+
+
+def build_configuration(auth):
+    """Return a ``kubernetes.client.Configuration`` for the resolved ``auth`` options."""
+    configuration = kubernetes.client.Configuration()
+    if auth.get("host"):
+        auth["host"] = auth["host"].rstrip("/")
+    has_credentials = auth.get("host") and (
+        auth.get("api_key") or (auth.get("username") and auth.get("password"))
+        or (auth.get("cert_file") and auth.get("key_file")))
+    try:
+        if has_credentials:
+            pass
+        elif auth.get("kubeconfig") or auth.get("context"):
+            _load_kubeconfig(auth, configuration)
+        else:
+            try:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)
+            except kubernetes.config.ConfigException:
+                _load_kubeconfig(auth, configuration)
+    except (kubernetes.config.ConfigException, OSError, ValueError, TypeError) as exc:
+        raise KubehooksError("Could not load the Kubernetes configuration: %s" % exc)
+
+    for attr, value in auth.items():
+        if attr in ("kubeconfig", "context", "persist_config", "impersonate_user", "impersonate_groups"):
+            continue
+        if attr == "api_key":
+            configuration.api_key = {"authorization": "Bearer " + value}
+        elif attr == "proxy_headers":
+            import urllib3
+            configuration.proxy_headers = urllib3.util.make_headers(**value)
+        else:
+            setattr(configuration, attr, value)
+    if configuration.host in (None, "", "http://localhost"):
+        raise KubehooksError(
+            "No Kubernetes API server is configured: set host (K8S_AUTH_HOST), kubeconfig "
+            "(K8S_AUTH_KUBECONFIG) or run inside a cluster.")
+    return configuration
+
+
+class ClientFactory(object):
+    """Build the configuration once; each call returns a new, independent ``ApiClient``."""
+
+    def __init__(self, params, environ=None):
+        auth = resolve_auth(params, environ)
+        self.impersonate_user = auth.get("impersonate_user")
+        self.impersonate_groups = auth.get("impersonate_groups") or []
+        if len(self.impersonate_groups) > 1:
+            # The client sends one value per header name, and the API reads a comma-joined value
+            # as ONE group name: refuse rather than silently impersonate fewer groups.
+            raise KubehooksError("impersonate_groups: only one group is supported by the Python "
+                                 "client, got %s" % ", ".join(self.impersonate_groups))
+        self.configuration = build_configuration(auth)
+
+    @property
+    def host(self):
+        return self.configuration.host
+
+    def __call__(self):
+        client = kubernetes.client.ApiClient(self.configuration)
+        client.user_agent = "kubehooks.backup"
+        if self.impersonate_user:
+            client.set_default_header("Impersonate-User", self.impersonate_user)
+        if self.impersonate_groups:
+            client.set_default_header("Impersonate-Group", self.impersonate_groups[0])
+        return client
+
+
+def api_error_message(exc, action):
+    """A user-facing message for an ``ApiException`` raised while doing ``action``.
+
+    ``action`` reads like "list pods in namespace db".  A 403 names the missing permission.
+    """
+    status = getattr(exc, "status", None)
+    reason = ""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            reason = json.loads(body).get("message", "")
+        except (ValueError, AttributeError):
+            reason = str(body)[:500]
+    if not reason:
+        reason = getattr(exc, "reason", None) or str(exc)
+    if status == 403:
+        return "Forbidden: the credentials may not %s (RBAC needs that permission): %s" % (action, reason)
+    if status == 401:
+        return "Unauthorized: the API server rejected the credentials while trying to %s: %s" % (action, reason)
+    return "Could not %s: API error %s: %s" % (action, status, reason)
+
+
+def raise_for_api_error(exc, action):
+    """Re-raise an ``ApiException`` as a KubehooksError (AuthorizationError for 401/403)."""
+    cls = AuthorizationError if getattr(exc, "status", None) in (401, 403) else KubehooksError
+    raise cls(api_error_message(exc, action))
