@@ -30,11 +30,9 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
 
 try:
     import kubernetes
-    from kubernetes.client.rest import ApiException
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
     kubernetes = None
-    ApiException = None
     KUBERNETES_IMPORT_ERROR = exc
 
 FALSE_STRINGS = ("0", "false", "no", "off", "")

@@ -11,13 +11,17 @@ import shutil
 import subprocess
 import sys
 
+# Project tooling that is not part of the collection (galaxy.yml's build_ignore leaves it out too).
+NOT_COLLECTION = ("localcluster/", "bench/")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def tracked_files():
     out = subprocess.check_output(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT)
-    return sorted({name for name in out.decode().split("\0") if name})
+    return sorted({name for name in out.decode().split("\0")
+                   if name and not name.startswith(NOT_COLLECTION)})
 
 
 def build_tree(dest):
