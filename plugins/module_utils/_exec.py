@@ -1,0 +1,449 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: the hook executor of kubehooks.backup. Not a public API.
+
+``exec_hook`` runs ONE argv in one container through the ``pods/exec`` subresource (websocket,
+stdout and stderr captured and capped, no stdin, no TTY, no shell) and parses the exit status
+from the error channel itself: ``WSClient.returncode`` re-reads that channel and raises on real
+payloads.  ``run_phase`` runs one phase of a plan (``_hooks.phase_sequence``): pods in parallel,
+the hooks of one pod in order, with Velero's on-error semantics.  The remaining functions are
+pure: totals, the failure summary and Velero-shaped JSON log entries.
+
+A timeout closes the stream; the process inside the container may keep running (Velero too).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import datetime
+import json
+import os
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
+    ExecError,
+    KubehooksError,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
+    format_duration,
+    phase_sequence,
+)
+
+try:
+    import kubernetes
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream import stream as k8s_stream
+    from websocket import WebSocketConnectionClosedException, WebSocketException
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    kubernetes = None
+    ApiException = WebSocketException = WebSocketConnectionClosedException = None
+    k8s_stream = None
+    KUBERNETES_IMPORT_ERROR = exc
+
+DEFAULT_OUTPUT_CAP = 65536
+DEFAULT_PARALLELISM = 8
+ERROR_CHANNEL = 3
+# Longest single wait on the socket: bounds how late a deadline is noticed.
+_POLL_SECONDS = 0.5
+FINISHED_POD_PHASES = ("Succeeded", "Failed")
+_HANDSHAKE_RE = re.compile(r"Handshake status (\d{3})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exit status (pure)
+
+def parse_exec_status(raw):
+    """Parse the error-channel payload of an exec: ``(status, exit_code, message)``.
+
+    ``status`` is ``"succeeded"`` or ``"failed"``; ``exit_code`` is an int when the API reported
+    one (0 on success), else None; ``message`` says why it failed (None on success).  Any payload
+    that is not a clear ``Success`` is a failure with a message: never a crash, never a success.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if raw is None or not raw.strip():
+        return "failed", None, ("the exec ended without reporting an exit status "
+                                "(the error channel was empty: connection lost?)")
+    try:
+        status = json.loads(raw)
+    except ValueError:
+        return "failed", None, "the exec status could not be parsed as JSON: %r" % raw[:300]
+    if not isinstance(status, dict):
+        return "failed", None, "the exec status is not a JSON object: %r" % raw[:300]
+    outcome = status.get("status")
+    if outcome == "Success":
+        return "succeeded", 0, None
+    if outcome != "Failure":
+        return "failed", None, "the exec status is neither Success nor Failure: %r" % raw[:300]
+    reason = status.get("reason")
+    message = status.get("message")
+    message = message.strip() if isinstance(message, str) and message.strip() else None
+    if reason == "NonZeroExitCode":
+        details = status.get("details")
+        causes = details.get("causes") if isinstance(details, dict) else None
+        for cause in causes if isinstance(causes, list) else []:
+            if isinstance(cause, dict) and cause.get("reason") == "ExitCode":
+                code = cause.get("message")
+                if isinstance(code, str) and re.match(r"^\s*-?\d+\s*$", code):
+                    return "failed", int(code), "command exited with code %d" % int(code)
+                return "failed", None, "command failed; its exit code is not a number: %r" % (code,)
+        return "failed", None, "command exited with a non-zero code the API did not report: %s" % (
+            message or raw[:300])
+    if message:
+        return "failed", None, message
+    return "failed", None, "exec failed (reason %s) without a message" % (reason or "unknown")
+
+
+# ---------------------------------------------------------------------------------------------
+# One exec
+
+class _Discard(object):
+    """Stands in for WSClient's capture-everything buffer, which would hold all output twice."""
+
+    def write(self, data):
+        pass
+
+    def getvalue(self):
+        return b""
+
+
+class _CappedBuffer(object):
+    """Keep the first ``cap`` bytes written; remember whether anything was dropped."""
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.parts = []
+        self.size = 0
+        self.truncated = False
+
+    def add(self, data):
+        if not data:
+            return
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        room = self.cap - self.size
+        if len(data) > room:
+            self.truncated = True
+            data = data[:max(room, 0)]
+        if data:
+            self.parts.append(data)
+            self.size += len(data)
+
+    def text(self):
+        return b"".join(self.parts).decode("utf-8", "replace")
+
+
+def _api_message(exc):
+    """Status code and message of an ApiException, including websocket handshake failures."""
+    status = getattr(exc, "status", None)
+    text = getattr(exc, "reason", None) or str(exc)
+    body = getattr(exc, "body", None)
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    match = _HANDSHAKE_RE.search(text or "")
+    if match:  # "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"
+        status = int(match.group(1))
+        body = text.rsplit("-+-+-", 1)[-1].strip() if "-+-+-" in text else None
+    message = None
+    if body:
+        try:
+            message = json.loads(body).get("message")
+        except (ValueError, AttributeError):
+            message = None
+        if not message and body != "None":
+            message = body[:500]
+    return status, message or text
+
+
+def exec_error_message(exc, namespace, pod, container):
+    """A user-facing message for an exception raised while opening or reading an exec stream."""
+    where = "pod %s/%s" % (namespace, pod)
+    if ApiException is not None and isinstance(exc, ApiException):
+        status, message = _api_message(exc)
+        if status == 403:
+            return ("Forbidden: the credentials may not exec into %s (RBAC needs the verbs get AND "
+                    "create on the pods/exec subresource in namespace %s): %s" % (where, namespace, message))
+        if status == 401:
+            return "Unauthorized: the API server rejected the credentials for exec into %s: %s" % (where, message)
+        if status == 404:
+            return "%s not found (deleted since discovery?): %s" % (where, message)
+        return "exec into %s container %s failed (API status %s): %s" % (where, container, status, message)
+    if WebSocketException is not None and isinstance(exc, WebSocketException):
+        return "exec into %s container %s: websocket error: %s" % (where, container, exc)
+    return "exec into %s container %s failed: %s: %s" % (where, container, type(exc).__name__, exc)
+
+
+def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, output_cap=DEFAULT_OUTPUT_CAP):
+    """Run ``argv`` in ``namespace/pod`` container ``container``; never raises for exec problems.
+
+    Returns ``{status, exit_code, stdout, stderr, truncated, duration, error}`` where status is
+    ``succeeded`` or ``failed``.  ``api_client`` must not be shared with another thread while
+    this runs (``stream()`` swaps its request method).
+    """
+    if KUBERNETES_IMPORT_ERROR is not None:
+        raise ExecError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
+    start = time.monotonic()
+    deadline = start + float(timeout_seconds)
+    stdout, stderr = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
+    result = dict(status="failed", exit_code=None, stdout="", stderr="", truncated=False,
+                  duration=0.0, error=None)
+    ws = None
+    try:
+        core = kubernetes.client.CoreV1Api(api_client)
+        ws = k8s_stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
+                        command=list(argv), stdin=False, stdout=True, stderr=True, tty=False,
+                        binary=True, _preload_content=False)
+        if hasattr(ws, "_all"):
+            ws._all = _Discard()  # pylint: disable=protected-access  # no public switch in stream()
+        timed_out = False
+        while ws.is_open():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            try:
+                ws.update(timeout=min(remaining, _POLL_SECONDS))
+            except WebSocketConnectionClosedException:
+                break  # closed without a close frame: whatever status arrived is parsed below
+            stdout.add(ws.read_stdout(timeout=0))
+            stderr.add(ws.read_stderr(timeout=0))
+        stdout.add(ws.read_stdout(timeout=0))
+        stderr.add(ws.read_stderr(timeout=0))
+        if timed_out:
+            result["error"] = "timed out after %s" % format_duration(timeout_seconds)
+        else:
+            raw = ws.read_channel(ERROR_CHANNEL, timeout=0)  # read once, parsed here
+            result["status"], result["exit_code"], result["error"] = parse_exec_status(raw)
+    except Exception as exc:  # pylint: disable=broad-except  # every failure is this hook's result
+        result["status"] = "failed"
+        result["error"] = exec_error_message(exc, namespace, pod, container)
+    finally:
+        if ws is not None:
+            try:
+                ws.close(timeout=1)  # bounded wait for the server's close frame
+            except Exception:  # pylint: disable=broad-except
+                pass
+    result["stdout"] = stdout.text()
+    result["stderr"] = stderr.text()
+    result["truncated"] = stdout.truncated or stderr.truncated
+    result["duration"] = round(time.monotonic() - start, 3)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# One phase of a plan
+
+def _result_for(pod, item, phase):
+    """A result entry (section 8 shape) for one planned hook or invalid-hook error item."""
+    invalid = "message" in item
+    return dict(
+        namespace=pod.get("namespace"),
+        pod=pod.get("name"),
+        container=None if invalid else item.get("container"),
+        command=None if invalid else list(item.get("command") or []),
+        source=item.get("source"),
+        name=item.get("name"),
+        phase=phase,
+        index=item.get("index"),
+        on_error="Fail" if invalid else item.get("on_error"),
+        timeout=None if invalid else item.get("timeout"),
+        status=None,
+        exit_code=None,
+        stdout="",
+        stderr="",
+        truncated=False,
+        duration=0.0,
+        error=None,
+        reason=None,
+    )
+
+
+def _describe(result):
+    return "%s hook %s #%s" % (result["phase"], json.dumps(result["name"]), result["index"])
+
+
+def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
+    """Results for one pod's hooks of ``phase``, in order; calls ``report`` per finished hook."""
+    results = []
+    stop_reason = None
+    pod_phase = pod.get("phase")
+    for item in phase_sequence(pod, phase):
+        result = _result_for(pod, item, phase)
+        invalid = "message" in item
+        if pod_phase in FINISHED_POD_PHASES:
+            result["status"] = "skipped"
+            result["reason"] = "pod is in phase %s: its hooks are skipped (as Velero does)" % pod_phase
+        elif stop_reason:
+            result["status"] = "not_run"
+            result["reason"] = stop_reason
+        elif invalid:
+            result["status"] = "failed"
+            result["error"] = "invalid hook: %s" % item["message"]
+        else:
+            try:
+                outcome = exec_fn(get_client(), result["namespace"], result["pod"], result["container"],
+                                  result["command"], result["timeout"], output_cap=output_cap)
+            except Exception as exc:  # pylint: disable=broad-except  # record it, keep going
+                outcome = dict(status="failed", error="%s: %s" % (
+                    "could not exec" if isinstance(exc, KubehooksError) else type(exc).__name__, exc))
+            for key in ("status", "exit_code", "stdout", "stderr", "truncated", "duration", "error"):
+                if key in outcome:
+                    result[key] = outcome[key]
+        if invalid and result["status"] in ("skipped", "not_run"):
+            result["reason"] += " (this hook is also invalid: %s)" % item["message"]
+        if result["status"] == "failed" and result["on_error"] == "Fail" and not stop_reason:
+            stop_reason = "not run: %s failed with on-error Fail" % _describe(result)
+        results.append(result)
+        report(result)
+    return results
+
+
+def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_result=None,
+              exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP):
+    """Run ``phase`` (``pre``/``post``) for every pod entry of a plan; return the hook results.
+
+    Pods run in parallel, up to ``parallelism`` at a time; one pod's hooks run in order.  Each
+    worker thread gets its own ApiClient from ``client_factory()`` (created on first use, closed
+    at the end).  ``on_result(result)`` is called once per finished hook, serialised by a lock,
+    so it may append to a file.  ``exec_fn`` has ``exec_hook``'s signature (tests inject a fake).
+    The list is in plan order: pods as given, hooks in phase order.
+    """
+    if int(parallelism) < 1:
+        raise ExecError("parallelism must be at least 1, got %s" % parallelism)
+    pods = list(pods)
+    local = threading.local()
+    clients = []
+    lock = threading.Lock()
+
+    def get_client():
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = client_factory()
+            with lock:
+                clients.append(client)
+        return client
+
+    def report(result):
+        if on_result is not None:
+            with lock:
+                on_result(result)
+
+    def job(pod):
+        return _run_pod(pod, phase, get_client, exec_fn, output_cap, report)
+
+    results = []
+    if not pods:
+        return results
+    try:
+        with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
+            for pod_results in pool.map(job, pods):
+                results.extend(pod_results)
+    finally:
+        for client in clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Totals, summary and log entries (pure, except append_jsonl)
+
+def totals(results):
+    """``{hooks_attempted, hooks_failed}``: attempted = succeeded + failed + not_run (never skipped)."""
+    attempted = sum(1 for r in results if r.get("status") in ("succeeded", "failed", "not_run"))
+    failed = sum(1 for r in results if r.get("status") == "failed")
+    return dict(hooks_attempted=attempted, hooks_failed=failed)
+
+
+def fail_summary(results):
+    """A message naming each pod and hook that failed with on-error Fail; None when there is none."""
+    lines = ["%s/%s: %s%s: %s" % (r["namespace"], r["pod"], _describe(r),
+                                  " in container %s" % r["container"] if r.get("container") else "",
+                                  r.get("error") or "failed")
+             for r in results if r.get("status") == "failed" and r.get("on_error") == "Fail"]
+    if not lines:
+        return None
+    return "%d hook(s) with on-error Fail failed: %s" % (len(lines), "; ".join(lines))
+
+
+_LEVELS = {"succeeded": "info", "skipped": "info", "not_run": "warning", "failed": "error"}
+
+
+def _rfc3339(now):
+    if now is None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+    elif isinstance(now, (int, float)):
+        now = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=datetime.timezone.utc)
+    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def velero_log_entry(result, backup=None, now=None):
+    """One log object for one hook result, with the field names Velero's JSON log uses.
+
+    ``backup`` is written as Velero writes it, ``<backup namespace>/<backup name>``; a bare name
+    gets Velero's default namespace: ``nginx-hook-test`` -> ``velero/nginx-hook-test``.
+    ``now`` is a datetime or epoch seconds (default: the current time); ``time`` is RFC 3339 UTC.
+    """
+    status = result.get("status")
+    detail = result.get("error") or result.get("reason")
+    entry = {
+        "time": _rfc3339(now),
+        "level": _LEVELS.get(status, "error"),
+        "msg": "exec hook %s%s" % (status, ": %s" % detail if detail else ""),
+    }
+    if backup:
+        entry["backup"] = backup if "/" in backup else "velero/" + backup
+    timeout = result.get("timeout")
+    entry.update({
+        "namespace": result.get("namespace"),
+        "pod": result.get("pod"),
+        "status": status,
+        "hookCommand": result.get("command"),
+        "hookContainer": result.get("container"),
+        "hookName": result.get("name"),
+        "hookPhase": result.get("phase"),
+        "hookSource": result.get("source"),
+        "hookType": "exec",
+        "hookOnError": result.get("on_error"),
+        "hookTimeout": format_duration(timeout) if timeout is not None else None,
+        "exitCode": result.get("exit_code"),
+        "duration": result.get("duration"),
+    })
+    for key in ("error", "reason", "stdout", "stderr"):
+        if result.get(key):
+            entry[key] = result[key]
+    if result.get("truncated"):
+        entry["truncated"] = True
+    return entry
+
+
+def append_jsonl(path, entries):
+    """Append one JSON object per line to ``path`` (created 0600, parent directories 0700).
+
+    The file is made owner-only even when it already existed: hook output may hold secrets.
+    """
+    data = "".join(json.dumps(entry) + "\n" for entry in entries).encode("utf-8")
+    try:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            os.makedirs(parent, 0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise KubehooksError("could not append to the hook log %s: %s" % (path, exc))
