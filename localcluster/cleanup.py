@@ -1,0 +1,119 @@
+"""Tear-down, also after a crash: every step tolerates parts that are already gone.
+
+Order: containers (through our containerd, if it runs), recorded processes, leftover container
+processes, thaw PV mounts, unmount everything under the cluster dir (deepest first), the netns,
+our loop devices.
+"""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from . import netns, processes, storage
+from .ui import run, say
+
+# Stop order: consumers first, etcd and containerd last.
+STOP_ORDER = ["kwok", "kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd",
+              "containerd"]
+
+
+def remove_containers(cfg):
+    """Kill and delete every task and container of our containerd (their shims outlive containerd)."""
+    if not processes.alive(cfg, "containerd"):
+        return
+    ctr = ["ctr", "-a", str(cfg.containerd_socket), "-n", "k8s.io"]
+    containers = subprocess.run(ctr + ["containers", "ls", "-q"], capture_output=True, text=True,
+                                timeout=30).stdout.split()
+    for cid in containers:
+        subprocess.run(ctr + ["tasks", "kill", "-s", "SIGKILL", cid], capture_output=True, timeout=30)
+    for cid in containers:
+        for _ in range(50):
+            if subprocess.run(ctr + ["tasks", "delete", "-f", cid], capture_output=True,
+                              timeout=30).returncode == 0:
+                break
+            if b"not found" in subprocess.run(ctr + ["tasks", "ls"], capture_output=True).stdout:
+                break
+            time.sleep(0.1)
+        subprocess.run(ctr + ["containers", "delete", cid], capture_output=True, timeout=30)
+
+
+def _pids_in(cgroup_dir):
+    pids = set()
+    for procs in Path(cgroup_dir).rglob("cgroup.procs"):
+        try:
+            pids.update(int(p) for p in procs.read_text().split())
+        except OSError:
+            pass
+    return pids
+
+
+def _our_shims(cfg):
+    """containerd-shim-runc-v2 processes serving OUR containerd (its socket path is in their argv)."""
+    found = []
+    sock = str(cfg.containerd_socket).encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"containerd-shim-runc-v2") and sock in argv:
+            found.append(int(entry))
+    return found
+
+
+def container_pids(cfg):
+    """Leftover processes of this cluster's containers: the shims of OUR containerd (its socket path is
+    in their argv) and the processes in the kubelet's pod cgroups (kubepods: our kubelet's; one cluster
+    per machine)."""
+    pids = set(_our_shims(cfg))
+    for hierarchy in ("pids", "unified"):
+        pids |= _pids_in(f"/sys/fs/cgroup/{hierarchy}/kubepods")
+    return pids
+
+
+def kill_leftover_containers(cfg):
+    """After a crash, container processes outlive their killed shims, and shims outlive containerd."""
+    for _ in range(5):
+        pids = container_pids(cfg)
+        if not pids:
+            return
+        for pid in pids:
+            _kill(pid)
+        time.sleep(0.2)
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def unmount_all(cfg):
+    """Unmount everything under the cluster dir, deepest first (PV mounts thawed before)."""
+    for _ in range(3):
+        mounts = storage.mounts_under(cfg.cluster_dir)
+        if not mounts:
+            return []
+        for mnt in mounts:
+            if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "--lazy", mnt], capture_output=True)
+    return storage.mounts_under(cfg.cluster_dir)
+
+
+def down(cfg):
+    """Stop everything of the cluster; keep caches, certs and logs."""
+    remove_containers(cfg)
+    for name in STOP_ORDER + [n for n in processes.recorded(cfg) if n not in STOP_ORDER]:
+        processes.stop(cfg, name)
+    kill_leftover_containers(cfg)
+    storage.unfreeze_all(cfg)
+    left = unmount_all(cfg)
+    netns.delete()
+    storage.detach_loops(cfg)
+    if left:
+        say(f"    WARNING: still mounted: {' '.join(left)}")
+    return left

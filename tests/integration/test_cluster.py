@@ -1,0 +1,245 @@
+"""The local cluster itself: real exec semantics, a real freeze, the scale tier, least privilege, and
+the tool's lifecycle (down leaves nothing behind; up after down and after a crash)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from kubernetes.stream import stream
+
+from localcluster import cleanup as lc_cleanup
+from localcluster import cluster as lc_cluster
+from localcluster import config as lc_config
+from localcluster import netns as lc_netns
+from localcluster import processes as lc_processes
+from localcluster import storage as lc_storage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def exec_status(core_v1, namespace, pod, argv, container=None, timeout=30):
+    """Run argv in the pod; return (status dict from the error channel, stdout, stderr).
+
+    The error channel (3) is read and parsed exactly once here: WSClient.returncode re-reads it and
+    breaks after that."""
+    kwargs = {"container": container} if container else {}
+    ws = stream(core_v1.connect_get_namespaced_pod_exec, pod, namespace, command=list(argv),
+                stdin=False, stdout=True, stderr=True, tty=False, _preload_content=False, **kwargs)
+    out, err = [], []
+    deadline = time.monotonic() + timeout
+    try:
+        while ws.is_open() and time.monotonic() < deadline:
+            ws.update(timeout=1)
+            if ws.peek_stdout():
+                out.append(ws.read_stdout())
+            if ws.peek_stderr():
+                err.append(ws.read_stderr())
+        raw = ws.read_channel(3)
+    finally:
+        ws.close()
+    status = json.loads(raw) if raw else None
+    return status, "".join(out), "".join(err)
+
+
+@pytest.fixture
+def real_pod(pods):
+    return pods.real_pod("exec-target")["metadata"]["name"]
+
+
+@pytest.mark.real_node
+def test_exec_exit_zero_is_success(core_v1, namespace, real_pod):
+    status, out, _ = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo hello"])
+    assert status == {"metadata": {}, "status": "Success"}
+    assert out == "hello\n"
+
+
+@pytest.mark.real_node
+def test_exec_exit_seven_is_nonzero_exit_code(core_v1, namespace, real_pod):
+    status, _, err = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo oops >&2; exit 7"])
+    assert status["status"] == "Failure"
+    assert status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"][0] == {"reason": "ExitCode", "message": "7"}
+    assert err == "oops\n"
+
+
+@pytest.mark.real_node
+def test_exec_missing_program_is_a_failure(core_v1, namespace, real_pod):
+    status, _, _ = exec_status(core_v1, namespace, real_pod, ["/no/such/program"])
+    assert status["status"] == "Failure"
+    assert status.get("reason") != "NonZeroExitCode" or status["details"]["causes"][0]["message"] != "0"
+    assert "no such file or directory" in status.get("message", "")
+
+
+WRITER = textwrap.dedent("""
+    import os, sys
+    with open(sys.argv[1], "w") as f:
+        f.write("written from the host\\n")
+        f.flush()
+        os.fsync(f.fileno())
+""")
+
+
+def _thaw_from_host(path):
+    """Best-effort thaw of our PV mount with a time limit (EINVAL when already thawed is fine)."""
+    try:
+        subprocess.run(["fsfreeze", "--unfreeze", path], capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+@pytest.mark.real_node
+def test_fsfreeze_in_privileged_container_blocks_host_write(core_v1, namespace, pods, pvc):
+    claim, host_path = pvc()
+    assert host_path.startswith(str(lc_config.load().pv_dir) + "/")  # our loop file, never /dev/vda
+    pod = pods.real_pod("freezer", privileged=True, pvc=claim, mount_path="/data")["metadata"]["name"]
+    writer = None
+    try:
+        status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--freeze", "/data"])
+        assert status["status"] == "Success", (status, err)
+        # The writer is a separate process: a write to a frozen fs sleeps uninterruptibly until the thaw.
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(host_path, "host-write.txt")])
+        time.sleep(3)
+        assert writer.poll() is None, "the host write finished although the filesystem was frozen"
+        status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--unfreeze", "/data"])
+        assert status["status"] == "Success", (status, err)
+        assert writer.wait(timeout=30) == 0
+        status, out, _ = exec_status(core_v1, namespace, pod, ["cat", "/data/host-write.txt"])
+        assert out == "written from the host\n"
+    finally:
+        _thaw_from_host(host_path)
+        if writer is not None and writer.poll() is None:
+            try:
+                writer.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                writer.kill()
+
+
+def test_200_pods_on_fake_nodes_reach_running(pods, core_v1, namespace, cluster):
+    start = time.monotonic()
+    names = pods.fake_pods(200, timeout=240)
+    listed = json.loads(core_v1.list_namespaced_pod(namespace, _preload_content=False).data)["items"]
+    assert len(names) == 200
+    assert {p["spec"]["nodeName"] for p in listed} <= set(cluster.fake_nodes)
+    assert time.monotonic() - start < 240
+
+
+def test_fake_exec_runs(pods, core_v1, namespace):
+    name = pods.fake_pods(1, prefix="fake-exec")[0]
+    status, out, _ = exec_status(core_v1, namespace, name, ["echo", "fake"])
+    assert status["status"] == "Success"
+    assert out == "fake\n"
+
+
+def test_real_pods_never_land_on_fake_nodes(pods, cluster):
+    pod = pods.real_pod("placed", wait=True)
+    assert pod["spec"]["nodeName"] == cluster.node_name
+
+
+def test_sa_token_is_least_privilege(sa_token, namespace, cluster):
+    creds = sa_token(namespace, [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}])
+    conf = client.Configuration()
+    conf.host, conf.ssl_ca_cert = creds["host"], creds["ca_cert"]
+    conf.api_key = {"authorization": "Bearer " + creds["token"]}
+    core = client.CoreV1Api(client.ApiClient(conf))
+    assert core.list_namespaced_pod(namespace).items == []
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_pod("default")
+    assert exc.value.status == 403
+    with pytest.raises(ApiException) as exc:
+        core.list_namespaced_secret(namespace)
+    assert exc.value.status == 403
+
+
+def test_cli_token_prints_a_working_token(cluster, namespace):
+    rules = json.dumps([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
+    proc = subprocess.run([sys.executable, "-m", "localcluster", "token", "--namespace", namespace,
+                           "--name", "reader", "--rules-json", rules], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    conf = client.Configuration()
+    conf.host, conf.ssl_ca_cert = cluster.host, cluster.ca_cert
+    conf.api_key = {"authorization": "Bearer " + proc.stdout.strip()}
+    assert client.CoreV1Api(client.ApiClient(conf)).list_namespaced_config_map(namespace).items is not None
+
+
+def test_kubectl_matches_the_cluster(cluster):
+    out = json.loads(cluster.kubectl_run("version", "-o", "json").stdout)
+    assert out["clientVersion"]["gitVersion"] == out["serverVersion"]["gitVersion"]
+
+
+# --- lifecycle: runs last (conftest orders 'lifecycle' tests after the rest) and leaves the cluster up
+
+
+def _leftovers(cfg, old_records):
+    """What a stopped cluster must not leave: recorded processes, mounts, our loops, the netns."""
+    found = []
+    for name, rec in old_records.items():
+        st = lc_processes._starttime(rec["pid"])
+        if st is not None and st[0] == rec["starttime"] and st[1] != "Z":
+            found.append(f"process {name} pid {rec['pid']}")
+    found += [f"mount {m}" for m in lc_storage.mounts_under(cfg.cluster_dir)]
+    found += [f"loop {dev} -> {back}" for dev, back in lc_storage.our_loop_devices(cfg)]
+    if lc_netns.exists():
+        found.append("netns kubehooks")
+    found += [f"container process {pid}" for pid in sorted(lc_cleanup.container_pids(cfg))]
+    return found
+
+
+def _tool(*args, timeout=600):
+    proc = subprocess.run([sys.executable, "-m", "localcluster", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"localcluster {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.mark.lifecycle
+@pytest.mark.real_node
+def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods, pvc):
+    cfg = lc_config.load()
+    # A real pod with a PV, so that down has containers, volume mounts and a loop-backed PV to remove.
+    claim, host_path = pvc()
+    pods.real_pod("lifecycle", pvc=claim)
+    records = {n: lc_processes.record(cfg, n) for n in lc_processes.recorded(cfg)}
+    assert set(lc_cluster.COMPONENTS) <= set(records)
+
+    # down leaves nothing behind
+    _tool("down")
+    assert _leftovers(cfg, records) == []
+
+    # up after down: a healthy cluster; the last line of stdout is the export
+    proc = _tool("up")
+    assert proc.stdout.splitlines()[-1] == f"export KUBECONFIG={cfg.kubeconfig}"
+    assert lc_cluster.healthy(cfg)
+
+    # a crash: every recorded process SIGKILLed while a pod runs and a PV mount is frozen
+    ns = "kh-lifecycle-crash"
+    core_v1.create_namespace({"metadata": {"name": ns}})
+    lc_cluster.wait_for("default SA", lambda: core_v1.read_namespaced_service_account("default", ns),
+                        cfg, "kube-controller-manager")
+    core_v1.create_namespaced_pod(ns, {"metadata": {"name": "victim"}, "spec": {
+        "nodeSelector": {"kubernetes.io/hostname": cfg.node_name}, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "main", "image": cfg.node_image, "command": ["sleep", "infinity"]}]}})
+    lc_cluster.wait_for("victim Running", lambda: core_v1.read_namespaced_pod("victim", ns).status.phase
+                        == "Running", cfg, "kubelet")
+    frozen = str(lc_storage.pv_mount(cfg, 0))
+    try:
+        subprocess.run(["fsfreeze", "--freeze", frozen], check=True, timeout=10)
+        records = {n: lc_processes.record(cfg, n) for n in lc_processes.recorded(cfg)}
+        for name in records:
+            assert lc_processes.alive(cfg, name)
+            os.kill(records[name]["pid"], signal.SIGKILL)
+        proc = _tool("up")
+        assert proc.stdout.splitlines()[-1] == f"export KUBECONFIG={cfg.kubeconfig}"
+        assert "cleaning up what a previous run left" in proc.stderr
+        assert lc_cluster.healthy(cfg)
+    finally:
+        _thaw_from_host(frozen)
+    # the cluster stays up for whoever comes next
+    assert lc_cluster.healthy(cfg)
