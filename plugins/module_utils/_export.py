@@ -1,0 +1,833 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: resource export into Velero's backup archive layout. Not a public API.
+
+What Velero does (read from its source) and this module repeats:
+
+- Archive (``pkg/backup/backup.go``, ``pkg/backup/item_backupper.go``, ``pkg/archive/filesystem.go``):
+  a gzip-compressed tar holding ``metadata/version`` (``1.1.0`` and a newline) and, for every item,
+  TWO copies of the same JSON: ``resources/<group-resource>/namespaces/<ns>/<name>.json`` (kept
+  "for backward compatibility") and ``resources/<group-resource>/<version>-preferredversion/
+  namespaces/<ns>/<name>.json``; cluster-scoped items use ``cluster/<name>.json`` in both.  Velero
+  only lists the preferred version of each resource (the API Group Versions feature flag is off by
+  default), so a version directory without the ``-preferredversion`` suffix is never written.
+  ``<group-resource>`` is ``pods`` for the core group and ``deployments.apps`` otherwise.
+- Discovery (``pkg/discovery/helper.go``): client-go's ServerPreferredResources (per group, each
+  resource from the first version, in priority order, that serves it), minus subresources (a ``/``
+  in the name) and resources that do not support all of ``list``, ``create``, ``get`` and
+  ``delete``.  Groups whose discovery fails are skipped with a warning.  ``extensions`` sorts last;
+  in the core group pods, persistentvolumeclaims and persistentvolumes come first.
+- Events ARE exported (Velero has no default exclusion for them; its restore is what skips them).
+  ``events`` and ``events.events.k8s.io`` are the same objects, so the second one met is skipped,
+  as Velero's "cohabitating resources" (likewise deployments/daemonsets/replicasets/networkpolicies
+  in ``extensions``).  ``volumesnapshots.snapshot.storage.k8s.io`` and
+  ``volumesnapshotcontents.snapshot.storage.k8s.io`` are always excluded (Velero's controller adds
+  them to the excludes whatever the user asked).
+- Resource filters (``pkg/util/collections/includes_excludes.go``): each included/excluded entry is
+  resolved through discovery (plural, singular, kind, short name, optional ``.group``) to
+  ``resource.group``; unresolvable entries stay as typed (so they match nothing rather than
+  everything); entries are globs; exclude wins; ``*`` among the includes means all.
+  ``include_cluster_resources``: ``False`` = no cluster-scoped resource at all (not even Namespace
+  objects); ``None`` = cluster-scoped resources only when every namespace is in scope (no includes
+  or ``*``, and no excludes), Namespace objects excepted; ``True`` = cluster-scoped resources that
+  pass the resource filter.
+- Items with ``metadata.deletionTimestamp`` or the label ``velero.io/exclude-from-backup=true`` are
+  skipped.  Namespace objects are exported for namespaces in scope (Active ones), or, when the
+  namespace scope is "all" and a label selector is set, for namespaces whose labels match or that
+  hold an exported item.
+- Resource list (``pkg/backup/backed_up_items_map.go``): ``{"<apiVersion>/<Kind>": ["ns/name" or
+  "name", ...]}``, e.g. ``{"v1/Pod": ["nginx-example/nginx-1"], "apps/v1/Deployment": [...]}``.
+
+Streaming: LIST calls are paginated (``limit``/``continue``, bodies read raw and parsed with
+``json.loads``), each item goes straight into a ``w|gz`` tar stream, and the resource list is
+written incrementally to its own gzip file.  Nothing keeps a list of objects or of names: memory is
+bounded by one page of one LIST, whatever the number of objects.  Namespace objects are listed
+last (Velero collects everything first and filters namespaces at the end; order inside a tar does
+not matter to a restore).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import fnmatch
+import gzip
+import io
+import json
+import os
+import tarfile
+import time
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
+    AuthorizationError,
+    ExportError,
+    KubehooksError,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
+    label_selector_query,
+    labels_match,
+    parse_label_selectors,
+    validate_namespace_scope,
+)
+
+try:
+    from kubernetes.client.rest import ApiException
+    from urllib3.exceptions import HTTPError as Urllib3HTTPError
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    ApiException = Urllib3HTTPError = None
+    KUBERNETES_IMPORT_ERROR = exc
+
+FORMAT_VERSION = "1.1.0"
+METADATA_VERSION_PATH = "metadata/version"
+RESOURCES_DIR = "resources"
+NAMESPACED_DIR = "namespaces"
+CLUSTER_DIR = "cluster"
+PREFERRED_VERSION_SUFFIX = "-preferredversion"
+REQUIRED_VERBS = ("list", "create", "get", "delete")
+EXCLUDE_LABEL = "velero.io/exclude-from-backup"
+NAMESPACES = "namespaces"
+PODS = "pods"
+DEFAULT_PAGE_SIZE = 500
+PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
+
+# The same objects served under two groups: only the first one met is exported (Velero).
+COHABITATING = {
+    "deployments": ("extensions", "apps"),
+    "daemonsets": ("extensions", "apps"),
+    "replicasets": ("extensions", "apps"),
+    "networkpolicies": ("extensions", "networking.k8s.io"),
+    "events": ("", "events.k8s.io"),
+}
+# Velero's controller always adds these to the excluded resources.
+AUTO_EXCLUDED = (
+    "volumesnapshots.snapshot.storage.k8s.io",
+    "volumesnapshotcontents.snapshot.storage.k8s.io",
+)
+_CORE_PRIORITY = {"pods": 0, "persistentvolumeclaims": 1, "persistentvolumes": 2}
+
+
+# --------------------------------------------------------------------------------------------
+# Names and paths (pure)
+# --------------------------------------------------------------------------------------------
+
+def group_resource(group, resource):
+    """Velero's GroupResource.String(): ``pods`` for the core group, ``deployments.apps`` else."""
+    return "%s.%s" % (resource, group) if group else resource
+
+
+def api_version(group, version):
+    """``v1`` for the core group, ``apps/v1`` otherwise."""
+    return "%s/%s" % (group, version) if group else version
+
+
+def resource_list_key(api_version_string, kind):
+    """The key of Velero's resource list: ``v1/Pod``, ``apps/v1/Deployment``."""
+    return "%s/%s" % (api_version_string, kind)
+
+
+def resource_list_entry(namespace, name):
+    """``ns/name`` for a namespaced item, ``name`` for a cluster-scoped one."""
+    return "%s/%s" % (namespace, name) if namespace else name
+
+
+def item_path(group_resource_string, namespace, name, version_dir=""):
+    """An item's path in the archive (``archive.GetVersionedItemFilePath`` with an empty root)."""
+    parts = [RESOURCES_DIR, group_resource_string]
+    if version_dir:
+        parts.append(version_dir)
+    if namespace:
+        parts.extend([NAMESPACED_DIR, namespace])
+    else:
+        parts.append(CLUSTER_DIR)
+    parts.append(name + ".json")
+    return "/".join(parts)
+
+
+def item_paths(group_resource_string, namespace, name, version):
+    """Both paths Velero writes for an item listed at its preferred ``version``: (plain, preferred)."""
+    return (item_path(group_resource_string, namespace, name),
+            item_path(group_resource_string, namespace, name, version + PREFERRED_VERSION_SUFFIX))
+
+
+def list_path(group, version, resource, namespace=None):
+    """The LIST URL path of a resource, cluster-wide (namespace None) or in one namespace."""
+    base = "/apis/%s/%s" % (group, version) if group else "/api/%s" % version
+    if namespace:
+        return "%s/namespaces/%s/%s" % (base, namespace, resource)
+    return "%s/%s" % (base, resource)
+
+
+def check_archive_name(name):
+    """The backup name becomes a file name: refuse anything that is not one plain path component."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\0" in name \
+            or (os.sep != "/" and os.sep in name):
+        raise ExportError("invalid backup name %r: it must be a plain file name (no '/')" % (name,))
+    return name
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery (pure part)
+# --------------------------------------------------------------------------------------------
+
+def _resource_entry(group, version, raw):
+    short_names = [s.lower() for s in raw.get("shortNames") or []]
+    kind = raw.get("kind") or ""
+    return {
+        "group": group,
+        "version": version,
+        "api_version": api_version(group, version),
+        "resource": raw["name"],
+        "group_resource": group_resource(group, raw["name"]),
+        "kind": kind,
+        "namespaced": bool(raw.get("namespaced")),
+        "singular": (raw.get("singularName") or kind).lower(),
+        "short_names": short_names,
+        "verbs": list(raw.get("verbs") or []),
+    }
+
+
+def backup_eligible(raw):
+    """Velero's discovery filter: no subresource, and all of list/create/get/delete supported."""
+    name = raw.get("name") or ""
+    verbs = set(raw.get("verbs") or [])
+    return bool(name) and "/" not in name and all(v in verbs for v in REQUIRED_VERBS)
+
+
+def preferred_resources(groups):
+    """ServerPreferredResources + Velero's filters and ordering, from raw discovery documents.
+
+    ``groups``: a list, in discovery order (core group first), of
+    ``{"name": group ("" for core), "preferred": version, "versions": [versions in priority order],
+    "resources": {version: APIResourceList "resources" list}}``; a version whose discovery failed is
+    simply absent from ``resources``.  Returns resource entries (dicts: group, version, api_version,
+    resource, group_resource, kind, namespaced, singular, short_names, verbs), each resource at the
+    first version (preferred first) that serves it.
+    """
+    ordered = [g for g in groups if g.get("name") != "extensions"] + \
+              [g for g in groups if g.get("name") == "extensions"]
+    out = []
+    for group in ordered:
+        name = group.get("name") or ""
+        versions = list(group.get("versions") or [])
+        preferred = group.get("preferred")
+        if preferred:
+            versions = [preferred] + [v for v in versions if v != preferred]
+        seen = set()
+        entries = []
+        for version in versions:
+            for raw in (group.get("resources") or {}).get(version) or []:
+                if not backup_eligible(raw) or raw["name"] in seen:
+                    continue
+                seen.add(raw["name"])
+                entries.append(_resource_entry(name, version, raw))
+        if not name:
+            entries.sort(key=lambda e: _CORE_PRIORITY.get(e["resource"], 3))  # stable
+        out.extend(entries)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Resource include/exclude (pure)
+# --------------------------------------------------------------------------------------------
+
+def glob_match(patterns, value):
+    """True when ``value`` matches one of the glob ``patterns`` (``*``, ``?``, ``[...]``; no separator)."""
+    for pattern in patterns:
+        if pattern == value or fnmatch.fnmatchcase(value, pattern):
+            return True
+    return False
+
+
+def resolve_resource_name(item, resources):
+    """Resolve a user's resource name to ``resource.group`` as Velero's discovery helper does.
+
+    ``item`` may be a plural (``deployments``), a singular or kind (``deployment``), a short name
+    (``deploy``), each optionally qualified by its group (``deployments.apps``).  Exact plural names
+    win over singular/kind names, which win over short names; among equals the core group, then
+    discovery order.  ``*`` stays ``*``; an unresolvable entry is returned as typed (a glob such as
+    ``*.apps`` then still matches, and a typo matches nothing rather than everything).
+    """
+    if not isinstance(item, str) or item == "*":
+        return item
+    text = item.strip().lower()
+    resource, _dot, group = text.partition(".")
+    candidates = [r for r in resources if not group or r["group"] == group]
+    for level in (lambda r: r["resource"] == resource,
+                  lambda r: r["singular"] == resource or r["kind"].lower() == resource,
+                  lambda r: resource in r["short_names"]):
+        found = [r for r in candidates if level(r)]
+        if found:
+            found.sort(key=lambda r: 0 if r["group"] == "" else 1)  # stable: core first
+            return found[0]["group_resource"]
+    return item
+
+
+class ResourceFilter(object):
+    """Velero's IncludesExcludes over resolved group-resource names (globs; exclude wins)."""
+
+    def __init__(self, included=None, excluded=None, resources=(), auto_excluded=AUTO_EXCLUDED):
+        resources = list(resources)
+        self.includes = set()
+        for item in included or []:
+            self.includes.add(item if item == "*" else resolve_resource_name(item, resources))
+        self.excludes = set(auto_excluded)
+        for item in excluded or []:
+            if item != "*":  # Velero ignores a wildcard in the excludes
+                self.excludes.add(resolve_resource_name(item, resources))
+        # Velero removes auto-excluded names from the includes (exclude wins anyway).
+        self.user_excludes = set(self.excludes) - set(auto_excluded)
+
+    def should_include(self, name):
+        if glob_match(self.excludes, name):
+            return False
+        return not self.includes or "*" in self.includes or glob_match(self.includes, name)
+
+    def include_everything(self):
+        """No include list (or only ``*``) and no user exclusion."""
+        return not self.user_excludes and (not self.includes or self.includes == {"*"})
+
+
+def namespaces_include_everything(included, excluded):
+    """Velero's NamespaceIncludesExcludes.IncludeEverything: all namespaces, no exclusion.
+
+    ``*`` beside other entries still means all (this collection's scope rule, section 8).
+    """
+    included = list(included or [])
+    return not list(excluded or []) and (not included or "*" in included)
+
+
+def include_resource_type(name, namespaced, include_cluster_resources, all_namespaces, resource_filter):
+    """Velero's GlobalIncludesExcludes.ShouldInclude for one resource type.
+
+    ``include_cluster_resources``: None (auto), True or False.  ``all_namespaces``: the result of
+    :func:`namespaces_include_everything`.
+    """
+    if not namespaced and include_cluster_resources is False:
+        return False
+    if name != NAMESPACES and not namespaced and include_cluster_resources is None and not all_namespaces:
+        return False
+    return resource_filter.should_include(name)
+
+
+def namespaces_to_list(scope, included, existing=None):
+    """The namespaces to LIST namespaced resources in: ``[None]`` means one cluster-wide LIST.
+
+    ``scope`` is the validated NamespaceScope of ``included`` (the raw included_namespaces list)
+    and the excluded namespaces.  ``existing``: the cluster's namespace names, or None
+    when they could not be listed (then only plain included names can be used).  Returns
+    (namespaces, problems) where problems are messages for included names that do not exist or
+    patterns that could not be expanded.
+    """
+    if scope.include_all:
+        return [None], []
+    included = list(included or [])
+    problems = []
+    if existing is None:
+        plain = [p for p in included if not any(c in p for c in "*?[")]
+        for pattern in included:
+            if pattern not in plain:
+                problems.append("cannot expand the namespace pattern %r: listing namespaces is not "
+                                "permitted" % pattern)
+        return sorted(set(n for n in plain if scope.matches(n))), problems
+    existing = set(existing)
+    for pattern in included:
+        if not any(c in pattern for c in "*?[") and pattern not in existing:
+            problems.append("namespace %s given in included_namespaces does not exist" % pattern)
+    return sorted(n for n in existing if scope.matches(n)), problems
+
+
+def include_namespace_object(name, active, label_match, has_selector, all_namespaces, in_scope, has_items):
+    """Velero's nsTracker: should the Namespace object ``name`` go into the archive?"""
+    if has_items:
+        return True
+    if not active:
+        return False
+    if has_selector and label_match:
+        return True
+    if all_namespaces and has_selector:
+        return False
+    return in_scope
+
+
+def normalize_pod_set(pods):
+    """``exclude_pods`` as a set of (namespace, name); accepts tuples, ``ns/name`` or dicts."""
+    out = set()
+    for pod in pods or ():
+        if isinstance(pod, str):
+            namespace, _slash, name = pod.partition("/")
+        elif isinstance(pod, dict):
+            namespace, name = pod.get("namespace"), pod.get("name") or pod.get("pod")
+        else:
+            namespace, name = pod
+        out.add((namespace, name))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Archive writer: consumes (resource entry, object) pairs one at a time
+# --------------------------------------------------------------------------------------------
+
+def _open_owner_only(path):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+class _ResourceListWriter(object):
+    """Writes Velero's resource list as gzip JSON incrementally; items must arrive grouped by key."""
+
+    def __init__(self, fileobj):
+        self._raw = fileobj
+        self._gz = gzip.GzipFile(fileobj=fileobj, mode="wb", mtime=0)
+        self._key = None
+        self._first_entry = True
+        self._gz.write(b"{")
+
+    def add(self, key, entry):
+        if key != self._key:
+            if self._key is not None:
+                self._gz.write(b"],")
+            self._gz.write(json.dumps(key).encode("utf-8") + b":[")
+            self._key = key
+            self._first_entry = True
+        if not self._first_entry:
+            self._gz.write(b",")
+        self._gz.write(json.dumps(entry, ensure_ascii=False).encode("utf-8"))
+        self._first_entry = False
+
+    def close(self):
+        if self._key is not None:
+            self._gz.write(b"]")
+        self._gz.write(b"}")
+        self._gz.close()
+        self._raw.close()
+
+
+class ArchiveWriter(object):
+    """A Velero archive written incrementally to ``path`` (a ``.partial`` file renamed on success).
+
+    ``resource_list_path``: where the resource list goes (same atomic rename), or None.
+    Files are created owner-only (0600): an archive holds Secrets.
+    """
+
+    def __init__(self, path, resource_list_path=None, mtime=None):
+        self.path = path
+        self.resource_list_path = resource_list_path
+        self.mtime = int(time.time() if mtime is None else mtime)
+        self._partial = path + ".partial"
+        self._list_partial = resource_list_path + ".partial" if resource_list_path else None
+        self._file = None
+        self._tar = None
+        self._list = None
+        try:
+            self._file = _open_owner_only(self._partial)
+            self._tar = tarfile.open(fileobj=self._file, mode="w|gz", format=tarfile.PAX_FORMAT)
+            if self._list_partial:
+                self._list = _ResourceListWriter(_open_owner_only(self._list_partial))
+            self._add_file(METADATA_VERSION_PATH, (FORMAT_VERSION + "\n").encode("ascii"))
+        except OSError as exc:
+            self.abort()
+            raise ExportError("cannot write the backup archive %s: %s" % (path, _os_reason(exc)))
+
+    def _add_file(self, name, data):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = self.mtime
+        info.type = tarfile.REGTYPE
+        self._tar.addfile(info, io.BytesIO(data))
+
+    def add(self, resource, obj):
+        """Write one item (both copies) and its resource-list entry."""
+        metadata = obj.get("metadata") or {}
+        namespace = (metadata.get("namespace") or "") if resource["namespaced"] else ""
+        name = metadata.get("name")
+        data = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        try:
+            for path in item_paths(resource["group_resource"], namespace, name, resource["version"]):
+                self._add_file(path, data)
+            if self._list is not None:
+                self._list.add(resource_list_key(resource["api_version"], resource["kind"]),
+                               resource_list_entry(namespace, name))
+        except OSError as exc:
+            raise ExportError("cannot write the backup archive %s: %s" % (self.path, _os_reason(exc)))
+
+    def close(self):
+        """Finish both files and move them into place."""
+        try:
+            self._tar.close()
+            self._tar = None
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            if self._list is not None:
+                self._list.close()
+                self._list = None
+                os.replace(self._list_partial, self.resource_list_path)
+            os.replace(self._partial, self.path)
+        except OSError as exc:
+            self.abort()
+            raise ExportError("cannot write the backup archive %s: %s" % (self.path, _os_reason(exc)))
+
+    def abort(self):
+        """Drop the partial files (after an error)."""
+        for closer in (self._tar, self._file):
+            if closer is not None:
+                try:
+                    closer.close()
+                except (OSError, tarfile.TarError, ValueError):
+                    pass
+        if self._list is not None:
+            try:
+                self._list.close()
+            except (OSError, ValueError):
+                pass
+        self._tar = self._file = self._list = None
+        _remove_quietly(self._partial)
+        if self._list_partial:
+            _remove_quietly(self._list_partial)
+
+
+def _os_reason(exc):
+    return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+
+
+def new_state():
+    """Shared bookkeeping between the item stream and the writer (bounded by resource types)."""
+    return {
+        "counts": {},
+        "items_backed_up": 0,
+        "total_items": 0,
+        "excluded_pods": [],
+        "skipped": {"being_deleted": 0, "exclude_label": 0},
+        "namespaces_with_items": set(),
+        "errors": [],
+        "warnings": [],
+    }
+
+
+def write_archive(writer, items, exclude_pods=(), progress=None, state=None):
+    """Consume ``items`` (an iterator of (resource entry, object) pairs) into ``writer``.
+
+    Fills ``apiVersion``/``kind`` from the resource entry (LIST items lack them), skips items being
+    deleted or labelled ``velero.io/exclude-from-backup=true``, leaves out ``exclude_pods``
+    ((namespace, name) pairs, core ``pods`` only) and counts everything in ``state`` (see
+    :func:`new_state`).  ``progress`` (optional) is called with a dict: ``resource``, ``items``
+    (of that resource), ``items_backed_up`` (all), ``done`` (True at the end of a resource).
+    Objects are never kept: one is in memory at a time.  Returns ``state``.
+    """
+    state = new_state() if state is None else state
+    excluded = normalize_pod_set(exclude_pods)
+    current = None
+    current_count = 0
+    for resource, obj in items:
+        name = resource["group_resource"]
+        if name != current:
+            if current is not None and progress:
+                progress(dict(resource=current, items=current_count,
+                              items_backed_up=state["items_backed_up"], done=True))
+            current, current_count = name, 0
+        metadata = obj.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            state["skipped"]["being_deleted"] += 1
+            continue
+        if (metadata.get("labels") or {}).get(EXCLUDE_LABEL) == "true":
+            state["skipped"]["exclude_label"] += 1
+            continue
+        state["total_items"] += 1
+        namespace = metadata.get("namespace") if resource["namespaced"] else None
+        if name == PODS and (namespace, metadata.get("name")) in excluded:
+            state["excluded_pods"].append("%s/%s" % (namespace, metadata.get("name")))
+            continue
+        item = {"apiVersion": resource["api_version"], "kind": resource["kind"]}
+        item.update((k, v) for k, v in obj.items() if k not in ("apiVersion", "kind"))
+        writer.add(resource, item)
+        state["counts"][name] = state["counts"].get(name, 0) + 1
+        state["items_backed_up"] += 1
+        current_count += 1
+        if namespace:
+            state["namespaces_with_items"].add(namespace)
+        if progress and current_count % PROGRESS_EVERY == 0:
+            progress(dict(resource=name, items=current_count,
+                          items_backed_up=state["items_backed_up"], done=False))
+    if current is not None and progress:
+        progress(dict(resource=current, items=current_count,
+                      items_backed_up=state["items_backed_up"], done=True))
+    return state
+
+
+# --------------------------------------------------------------------------------------------
+# API access: raw GETs through the kubernetes client, paginated LISTs
+# --------------------------------------------------------------------------------------------
+
+class ApiRequestError(Exception):
+    """A GET failed: ``status`` (HTTP status, 0 when there was no answer), ``body`` (bytes or None)."""
+
+    def __init__(self, status, message, body=None):
+        super(ApiRequestError, self).__init__(message)
+        self.status = status
+        self.body = body
+
+
+def _status_message(body, fallback):
+    try:
+        return json.loads(body).get("message") or fallback
+    except (ValueError, TypeError, AttributeError):
+        return fallback
+
+
+def api_getter(api_client, request_timeout=None):
+    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes>=24.2)."""
+    if KUBERNETES_IMPORT_ERROR is not None:
+        raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
+    headers = {"Accept": "application/json"}
+
+    def get_json(path, query=None):
+        query = list(query or [])
+        try:
+            if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
+                request = api_client.param_serialize("GET", path, query_params=query, header_params=dict(headers),
+                                                     auth_settings=["BearerToken"])
+                response = api_client.call_api(*request, _request_timeout=request_timeout)
+                data = response.read()
+                if not 200 <= response.status <= 299:
+                    raise ApiRequestError(response.status, _status_message(data, response.reason), data)
+            else:
+                response = api_client.call_api(path, "GET", query_params=query, header_params=dict(headers),
+                                               auth_settings=["BearerToken"], _preload_content=False,
+                                               _return_http_data_only=True, _request_timeout=request_timeout)
+                data = response.data
+        except ApiException as exc:
+            body = getattr(exc, "body", None)
+            raise ApiRequestError(exc.status or 0, _status_message(body, exc.reason or str(exc)), body)
+        except (Urllib3HTTPError, OSError) as exc:
+            raise ApiRequestError(0, str(exc))
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ApiRequestError(0, "the response of GET %s is not JSON: %s" % (path, exc))
+
+    return get_json
+
+
+def _describe(err, action):
+    if err.status in (401, 403):
+        return "Forbidden (HTTP %s): the credentials may not %s: %s" % (err.status, action, err)
+    if err.status:
+        return "could not %s: HTTP %s: %s" % (action, err.status, err)
+    return "could not %s: %s" % (action, err)
+
+
+def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE, warnings=None):
+    """Yield the ``items`` of a paginated LIST, page by page (one page in memory at a time).
+
+    A 410 "continue token expired" answer that carries a fresh token is continued with it (the rest
+    of the list is then not from the same snapshot; a warning says so), as the API server offers.
+    """
+    token = None
+    while True:
+        query = [("limit", int(page_size))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if token:
+            query.append(("continue", token))
+        try:
+            page = get_json(path, query)
+        except ApiRequestError as err:
+            fresh = None
+            if err.status == 410 and token:
+                try:
+                    fresh = (json.loads(err.body).get("metadata") or {}).get("continue")
+                except (ValueError, TypeError, AttributeError):
+                    fresh = None
+            if not fresh:
+                raise
+            if warnings is not None:
+                warnings.append("the list %s took too long and was continued from a newer snapshot" % path)
+            token = fresh
+            continue
+        items = page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        page = None
+        for item in items:
+            yield item
+        items = None
+        if not token:
+            return
+
+
+def discover(get_json, warnings):
+    """Raw discovery documents for :func:`preferred_resources` (legacy discovery endpoints).
+
+    /api and /apis failing is fatal (ExportError, AuthorizationError on 401/403); one group
+    version failing is a warning and the group version is skipped (Velero does the same).
+    """
+    groups = []
+    try:
+        core_versions = get_json("/api").get("versions") or ["v1"]
+        group_list = get_json("/apis").get("groups") or []
+    except ApiRequestError as err:
+        cls = AuthorizationError if err.status in (401, 403) else ExportError
+        raise cls(_describe(err, "read the API discovery documents (/api, /apis)"))
+    specs = [("", core_versions[0], core_versions)]
+    for group in group_list:
+        versions = [v.get("version") for v in group.get("versions") or [] if v.get("version")]
+        preferred = (group.get("preferredVersion") or {}).get("version") or (versions[0] if versions else None)
+        specs.append((group.get("name") or "", preferred, versions))
+    for name, preferred, versions in specs:
+        resources = {}
+        for version in versions:
+            path = "/apis/%s/%s" % (name, version) if name else "/api/%s" % version
+            try:
+                resources[version] = get_json(path).get("resources") or []
+            except ApiRequestError as err:
+                warnings.append("API group version %s skipped: %s" % (api_version(name, version),
+                                                                       _describe(err, "discover it")))
+        groups.append({"name": name, "preferred": preferred, "versions": versions, "resources": resources})
+    return groups
+
+
+def _namespace_facts(obj):
+    metadata = obj.get("metadata") or {}
+    return (metadata.get("name"), metadata.get("labels") or {},
+            (obj.get("status") or {}).get("phase", "Active") == "Active")
+
+
+def iter_items(get_json, resources, included_namespaces, excluded_namespaces, resource_filter,
+               include_cluster_resources, selector, requirements, state, page_size=DEFAULT_PAGE_SIZE):
+    """Yield (resource entry, object) for everything in scope; list errors go to ``state["errors"]``.
+
+    Namespace objects come last, so ``state["namespaces_with_items"]`` (filled by
+    :func:`write_archive` as it consumes this generator) is complete when they are decided.
+    """
+    scope = validate_namespace_scope(included_namespaces, excluded_namespaces)
+    all_namespaces = namespaces_include_everything(included_namespaces, excluded_namespaces)
+    errors, warnings = state["errors"], state["warnings"]
+
+    existing = None
+    if not scope.include_all:
+        try:
+            existing = [_namespace_facts(ns)[0]
+                        for ns in list_pages(get_json, "/api/v1/namespaces", page_size=page_size)]
+        except ApiRequestError as err:
+            warnings.append(_describe(err, "list namespaces") + "; using the included names as given")
+    plan, problems = namespaces_to_list(scope, included_namespaces, existing)
+    for message in problems:
+        errors.append({"resource": NAMESPACES, "namespace": None, "message": message})
+
+    seen_cohabitants = set()
+    namespace_entry = None
+    for resource in resources:
+        name = resource["group_resource"]
+        if not include_resource_type(name, resource["namespaced"], include_cluster_resources,
+                                     all_namespaces, resource_filter):
+            continue
+        if resource["resource"] in COHABITATING and resource["group"] in COHABITATING[resource["resource"]]:
+            if resource["resource"] in seen_cohabitants:
+                continue
+            seen_cohabitants.add(resource["resource"])
+        if name == NAMESPACES:
+            namespace_entry = resource
+            continue
+        targets = plan if resource["namespaced"] else [None]
+        for namespace in targets:
+            path = list_path(resource["group"], resource["version"], resource["resource"], namespace)
+            try:
+                for obj in list_pages(get_json, path, selector, page_size, warnings):
+                    if resource["namespaced"] and namespace is None:
+                        if not scope.matches((obj.get("metadata") or {}).get("namespace") or ""):
+                            continue
+                    yield resource, obj
+            except ApiRequestError as err:
+                where = "in namespace %s" % namespace if namespace else (
+                    "cluster-wide" if resource["namespaced"] else "")
+                errors.append({"resource": name, "namespace": namespace,
+                               "message": _describe(err, ("list %s %s" % (name, where)).strip())})
+
+    if namespace_entry is None:
+        return
+    try:
+        for obj in list_pages(get_json, "/api/v1/namespaces", page_size=page_size, warnings=warnings):
+            ns_name, labels, active = _namespace_facts(obj)
+            keep = include_namespace_object(
+                ns_name, active, label_match=bool(requirements) and labels_match(requirements, labels),
+                has_selector=bool(requirements), all_namespaces=all_namespaces,
+                in_scope=scope.matches(ns_name), has_items=ns_name in state["namespaces_with_items"])
+            if keep:
+                yield namespace_entry, obj
+    except ApiRequestError as err:
+        errors.append({"resource": NAMESPACES, "namespace": None, "message": _describe(err, "list namespaces")})
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+def export(api_client, name, workdir, included_namespaces=None, excluded_namespaces=None,
+           included_resources=None, excluded_resources=None, label_selector=None,
+           include_cluster_resources=None, exclude_pods=(), progress=None,
+           page_size=DEFAULT_PAGE_SIZE, get_json=None, request_timeout=None):
+    """Export the resources in scope to ``<workdir>/<name>.tar.gz`` in Velero's layout.
+
+    ``label_selector``: a selector string or a list of them (ANDed, as ``label_selectors``).
+    ``include_cluster_resources``: None, True or False (Velero's semantics, see the module doc).
+    ``exclude_pods``: pods left out (their pre hook failed with Fail), as (ns, name) pairs or
+    ``ns/name`` strings.  ``progress``: optional callback, see :func:`write_archive`.
+    ``get_json``: the transport (default: :func:`api_getter` over ``api_client``).
+
+    Returns ``{path, resource_list_path, counts: {group-resource: n}, items_backed_up, total_items,
+    excluded_pods: [ns/name], skipped: {being_deleted, exclude_label}, errors: [{resource,
+    namespace, message}], warnings: [str]}``.  The resource list (Velero's format) is written to
+    ``resource_list_path`` (``<name>-resource-list.json.gz``) rather than returned, so memory stays
+    flat.  Raises ExportError (archive not writable, API unreachable), AuthorizationError
+    (discovery refused) or ScopeError (invalid namespaces or selectors); per-resource list failures
+    are returned in ``errors`` and the export goes on.
+    """
+    check_archive_name(name)
+    if include_cluster_resources not in (None, True, False):
+        raise ExportError("include_cluster_resources must be true, false or null, got %r"
+                          % (include_cluster_resources,))
+    validate_namespace_scope(included_namespaces, excluded_namespaces)  # ScopeError before any I/O
+    if isinstance(label_selector, str):
+        label_selector = [label_selector]
+    selectors = list(label_selector or [])
+    requirements = parse_label_selectors(selectors)
+    selector = label_selector_query(selectors)
+
+    try:
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ExportError("cannot create the backup directory %s: %s" % (workdir, _os_reason(exc)))
+    path = os.path.join(workdir, name + ".tar.gz")
+    list_file = os.path.join(workdir, name + "-resource-list.json.gz")
+    writer = ArchiveWriter(path, list_file)  # fails fast on an unwritable directory
+    try:
+        get_json = get_json or api_getter(api_client, request_timeout)
+        state = new_state()
+        resources = preferred_resources(discover(get_json, state["warnings"]))
+        resource_filter = ResourceFilter(included_resources, excluded_resources, resources)
+        items = iter_items(get_json, resources, included_namespaces, excluded_namespaces, resource_filter,
+                           include_cluster_resources, selector, requirements, state, page_size)
+        write_archive(writer, items, exclude_pods, progress, state)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return {
+        "path": path,
+        "resource_list_path": list_file,
+        "counts": state["counts"],
+        "items_backed_up": state["items_backed_up"],
+        "total_items": state["total_items"],
+        "excluded_pods": sorted(state["excluded_pods"]),
+        "skipped": state["skipped"],
+        "errors": state["errors"],
+        "warnings": state["warnings"],
+    }
