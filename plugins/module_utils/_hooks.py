@@ -12,8 +12,8 @@ to a default (bad JSON command, bad on-error, bad timeout), this module reports 
 
 Decisions where the contract is silent (also in the functions' docstrings):
 
-* A hook whose command annotation is set but invalid still takes the phase from the rules: the
-  phase then holds that one invalid hook (an error entry), never the rules' hooks instead.
+* An annotation hook that is invalid still takes precedence over the rules for its phase: the phase
+  then holds that one invalid hook (an error entry), never the rules' hooks in its place.
 * A ``container``, ``on-error`` or ``timeout`` annotation that is present but empty is invalid
   (only an empty ``command`` means "no hook", as in Velero).  In rules, ``null`` means unset.
 * The first element of a command (the program) must not be empty.
@@ -22,7 +22,11 @@ Decisions where the contract is silent (also in the functions' docstrings):
   ``[x-y]`` is exactly one range with x <= y, any other ``[...]`` is a list of characters.
   An empty pattern is invalid too (it can only match cluster-scoped items, never a pod).
 * ``*`` in ``excludedResources`` is a rule error (Velero silently ignores it).
-* Empty strings in ``label_selectors`` are ignored (an empty selector selects everything).
+* Empty strings in ``label_selectors`` are ignored (an empty selector selects everything); the
+  selector syntax is apimachinery's ``labels.Parse``, including ``>``/``<`` and ``a=`` (empty value).
+* In rules, ``timeout`` may also be a number (seconds), like a bare number in the annotation.
+* Annotation keys under ``hook.backup.velero.io/`` other than the four known ones are ignored (Velero
+  ignores them too).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -116,9 +120,7 @@ _DURATION_HINT = "use a Go duration such as 500ms, 30s, 1m30s or 2h, or a number
 
 
 def _number_ns(text, unit_ns):
-    """Nanoseconds of a decimal ``text`` times ``unit_ns``, truncated as Go does."""
-    if text in ("", ".") or not any(c.isdigit() for c in text):
-        raise ValueError("a number is expected")
+    """Nanoseconds of a decimal ``text`` (digits and at most one dot) times ``unit_ns``, truncated as Go does."""
     return int(Fraction(text) * unit_ns)
 
 
@@ -143,8 +145,8 @@ def _go_duration_ns(text):
 def parse_duration(value):
     """Parse a hook timeout into seconds (an int when whole, else a float).
 
-    Accepts a Go duration string (``500ms``, ``30s``, ``1m30s``, ``1.5h``, units ns/us/µs/ms/s/m/h),
-    a bare number as a string (seconds: ``"300"``, ``"1.5"``) or a number (seconds).
+    Accepts a Go duration string (``500ms``, ``30s``, ``1m30s``, ``1.5h``; units ns, us or the micro
+    sign, ms, s, m, h), a bare number as a string (seconds: ``"300"``, ``"1.5"``) or a number (seconds).
     Raises ValueError for anything empty, zero, negative, with surrounding whitespace, or unparseable.
     """
     if _is_number(value):
@@ -709,10 +711,10 @@ def _parse_expression(expression, where):
 # Hook rules (Velero's Backup.spec.hooks.resources)
 # --------------------------------------------------------------------------------------------
 
+# A validated rule.  ``namespaces`` is a NamespaceScope, ``selector`` a list of Requirements or None;
+# ``pre``/``post`` are lists of exec specs: dicts with ``container`` (None = the first container),
+# ``command``, ``on_error``, ``timeout`` and ``key`` (where the hook sits, e.g. ``hooks[0].pre[1].exec``).
 Rule = namedtuple("Rule", "name index namespaces applies_to_pods selector pre post")
-"""A validated rule.  ``selector`` is a list of Requirements or None; ``pre``/``post`` are lists of
-exec specs: dicts with ``container`` (None = first container), ``command``, ``on_error``, ``timeout``
-and ``key`` (where the hook sits, e.g. ``hooks[0].pre[1].exec``)."""
 
 
 def _rule_label(rule, index):
@@ -868,9 +870,9 @@ def annotation_hook(annotations, phase):
     return None
 
 
+# A hook of a phase before the pod check: ``fields`` holds what parsed (command, container, on_error,
+# timeout), ``problems`` the (key, value, message) of what did not.
 _Candidate = namedtuple("_Candidate", "source name fields problems container_key")
-"""A hook of a phase before the pod check: ``fields`` holds what parsed (command, container, on_error,
-timeout), ``problems`` the (key, value, message) of what did not."""
 
 _ANNOTATION_FIELDS = (("command", "command", parse_command), ("container", "container", parse_container),
                       ("on-error", "on_error", parse_on_error), ("timeout", "timeout", parse_timeout))
