@@ -237,7 +237,7 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
 # ---------------------------------------------------------------------------------------------
 # One phase of a plan
 
-def _result_for(pod, item, phase):
+def result_for(pod, item, phase):
     """A result entry (section 8 shape) for one planned hook or invalid-hook error item."""
     invalid = "message" in item
     return dict(
@@ -272,7 +272,7 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
     stop_reason = None
     pod_phase = pod.get("phase")
     for item in phase_sequence(pod, phase):
-        result = _result_for(pod, item, phase)
+        result = result_for(pod, item, phase)
         invalid = "message" in item
         if pod_phase in FINISHED_POD_PHASES:
             result["status"] = "skipped"
