@@ -1,0 +1,768 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit tests for _export: Velero's archive layout, resource filters, and the streaming writer.
+
+The writer is fed a tiny generator of dicts; the end-to-end tests use an in-memory fake of the
+API's GET endpoints (discovery documents and paginated LISTs) behind export()'s ``get_json`` seam.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import gzip
+import json
+import os
+import stat
+import tarfile
+
+import pytest
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
+    AuthorizationError,
+    ExportError,
+    ScopeError,
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures: discovery documents
+# --------------------------------------------------------------------------------------------
+
+ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def res(name, kind, namespaced=True, verbs=None, short=None, singular=""):
+    return {"name": name, "kind": kind, "namespaced": namespaced, "verbs": ALL_VERBS if verbs is None else verbs,
+            "shortNames": short or [], "singularName": singular}
+
+
+CORE = [
+    res("bindings", "Binding", verbs=["create"]),
+    res("componentstatuses", "ComponentStatus", namespaced=False, verbs=["get", "list"], short=["cs"]),
+    res("configmaps", "ConfigMap", short=["cm"]),
+    res("events", "Event", short=["ev"]),
+    res("namespaces", "Namespace", namespaced=False, short=["ns"]),
+    res("namespaces/status", "Namespace", namespaced=False),
+    res("persistentvolumes", "PersistentVolume", namespaced=False, short=["pv"]),
+    res("persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"]),
+    res("pods", "Pod", short=["po"], singular="pod"),
+    res("pods/exec", "PodExecOptions", verbs=["create", "get"]),
+    res("pods/log", "Pod", verbs=["get"]),
+    res("secrets", "Secret"),
+    res("services", "Service", short=["svc"]),
+]
+APPS_V1 = [res("deployments", "Deployment", short=["deploy"]), res("deployments/scale", "Scale"),
+           res("statefulsets", "StatefulSet", short=["sts"])]
+EVENTS_V1 = [res("events", "Event", short=["ev"])]
+RBAC_V1 = [res("clusterroles", "ClusterRole", namespaced=False), res("roles", "Role")]
+WIDGETS_V2 = [res("widgets", "Widget", short=["wd"])]
+WIDGETS_V1 = [res("widgets", "Widget", short=["wd"]), res("gadgets", "Gadget")]
+SNAP_V1 = [res("volumesnapshots", "VolumeSnapshot", short=["vs"]),
+           res("volumesnapshotcontents", "VolumeSnapshotContent", namespaced=False, short=["vsc"])]
+
+GROUPS = [
+    {"name": "", "preferred": "v1", "versions": ["v1"], "resources": {"v1": CORE}},
+    {"name": "extensions", "preferred": "v1beta1", "versions": ["v1beta1"],
+     "resources": {"v1beta1": [res("deployments", "Deployment")]}},
+    {"name": "apps", "preferred": "v1", "versions": ["v1"], "resources": {"v1": APPS_V1}},
+    {"name": "events.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": EVENTS_V1}},
+    {"name": "rbac.authorization.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": RBAC_V1}},
+    {"name": "example.com", "preferred": "v2", "versions": ["v1", "v2"],
+     "resources": {"v2": WIDGETS_V2, "v1": WIDGETS_V1}},
+    {"name": "snapshot.storage.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": SNAP_V1}},
+]
+
+
+@pytest.fixture(scope="module")
+def resources():
+    return ex.preferred_resources(GROUPS)
+
+
+def by_name(resources, name):
+    return [r for r in resources if r["group_resource"] == name][0]
+
+
+# --------------------------------------------------------------------------------------------
+# Names and paths
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("group, resource, expected", [
+    ("", "pods", "pods"),
+    ("apps", "deployments", "deployments.apps"),
+    ("rbac.authorization.k8s.io", "clusterroles", "clusterroles.rbac.authorization.k8s.io"),
+])
+def test_group_resource(group, resource, expected):
+    assert ex.group_resource(group, resource) == expected
+
+
+def test_item_paths_namespaced_match_velero():
+    assert ex.item_paths("pods", "nginx-example", "nginx-1", "v1") == (
+        "resources/pods/namespaces/nginx-example/nginx-1.json",
+        "resources/pods/v1-preferredversion/namespaces/nginx-example/nginx-1.json")
+
+
+def test_item_paths_cluster_scoped_match_velero():
+    assert ex.item_paths("clusterroles.rbac.authorization.k8s.io", "", "system:controller:x", "v1") == (
+        "resources/clusterroles.rbac.authorization.k8s.io/cluster/system:controller:x.json",
+        "resources/clusterroles.rbac.authorization.k8s.io/v1-preferredversion/cluster/system:controller:x.json")
+
+
+def test_item_path_without_version_dir():
+    assert ex.item_path("deployments.apps", "foo", "bar") == "resources/deployments.apps/namespaces/foo/bar.json"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (("", "v1", "pods", None), "/api/v1/pods"),
+    (("", "v1", "pods", "db"), "/api/v1/namespaces/db/pods"),
+    (("apps", "v1", "deployments", "db"), "/apis/apps/v1/namespaces/db/deployments"),
+    (("rbac.authorization.k8s.io", "v1", "clusterroles", None), "/apis/rbac.authorization.k8s.io/v1/clusterroles"),
+])
+def test_list_path(args, expected):
+    assert ex.list_path(*args) == expected
+
+
+def test_resource_list_key_and_entry():
+    assert ex.resource_list_key("v1", "Pod") == "v1/Pod"
+    assert ex.resource_list_key("apps/v1", "Deployment") == "apps/v1/Deployment"
+    assert ex.resource_list_entry("ns", "a") == "ns/a"
+    assert ex.resource_list_entry("", "node-1") == "node-1"
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a/b", "../x", None])
+def test_archive_name_must_be_a_plain_file_name(name):
+    with pytest.raises(ExportError):
+        ex.check_archive_name(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery
+# --------------------------------------------------------------------------------------------
+
+def test_subresources_and_resources_without_required_verbs_are_skipped(resources):
+    names = [r["group_resource"] for r in resources]
+    assert "pods/exec" not in names and "pods/log" not in names and "namespaces/status" not in names
+    assert "deployments/scale.apps" not in names
+    assert "bindings" not in names            # create only
+    assert "componentstatuses" not in names   # no create/delete
+
+
+def test_core_group_orders_pods_pvcs_pvs_first(resources):
+    core = [r["resource"] for r in resources if r["group"] == ""]
+    assert core[:3] == ["pods", "persistentvolumeclaims", "persistentvolumes"]
+    assert [r["group"] for r in resources][0] == ""
+
+
+def test_extensions_group_sorts_last(resources):
+    assert resources[-1]["group"] == "extensions"
+
+
+def test_each_resource_at_its_first_preferred_version(resources):
+    widgets = by_name(resources, "widgets.example.com")
+    gadgets = by_name(resources, "gadgets.example.com")
+    assert widgets["version"] == "v2" and widgets["api_version"] == "example.com/v2"
+    # Only served by the non-preferred version: still exported, at that version (ServerPreferredResources).
+    assert gadgets["version"] == "v1"
+    assert len([r for r in resources if r["group_resource"] == "widgets.example.com"]) == 1
+
+
+def test_resource_entry_fields(resources):
+    pods = by_name(resources, "pods")
+    assert pods["api_version"] == "v1" and pods["kind"] == "Pod" and pods["namespaced"] is True
+    assert pods["short_names"] == ["po"] and pods["singular"] == "pod"
+
+
+def test_preferred_version_missing_from_version_list_still_first():
+    groups = [{"name": "g.io", "preferred": "v2", "versions": ["v1"],
+               "resources": {"v1": [res("things", "Thing")], "v2": [res("things", "Thing")]}}]
+    assert ex.preferred_resources(groups)[0]["version"] == "v2"
+
+
+def test_discover_reads_legacy_endpoints_and_skips_failing_groups():
+    api = FakeApi({})
+    api.fail["/apis/example.com/v1"] = (503, "service unavailable")
+    warnings = []
+    groups = ex.discover(api, warnings)
+    assert [g["name"] for g in groups][:2] == ["", "extensions"]
+    example = [g for g in groups if g["name"] == "example.com"][0]
+    assert example["preferred"] == "v2" and "v1" not in example["resources"]
+    assert any("example.com/v1" in w for w in warnings)
+
+
+@pytest.mark.parametrize("status, error", [(403, AuthorizationError), (503, ExportError), (0, ExportError)])
+def test_discover_fails_clearly_when_the_api_is_unreachable(status, error):
+    api = FakeApi({})
+    api.fail["/apis"] = (status, "nope")
+    with pytest.raises(error, match="discovery"):
+        ex.discover(api, [])
+
+
+# --------------------------------------------------------------------------------------------
+# Resource names and filters
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("item, expected", [
+    ("pods", "pods"),
+    ("pod", "pods"),
+    ("Pod", "pods"),
+    ("po", "pods"),
+    ("deployments", "deployments.apps"),      # not extensions: extensions sorts last
+    ("deploy", "deployments.apps"),
+    ("Deployment", "deployments.apps"),
+    ("deployments.apps", "deployments.apps"),
+    ("deployments.extensions", "deployments.extensions"),
+    ("deploy.apps", "deployments.apps"),
+    ("events", "events"),                     # core group wins over events.k8s.io
+    ("events.events.k8s.io", "events.events.k8s.io"),
+    ("sts", "statefulsets.apps"),
+    ("clusterroles.rbac.authorization.k8s.io", "clusterroles.rbac.authorization.k8s.io"),
+    ("wd", "widgets.example.com"),
+    ("nosuchthing", "nosuchthing"),           # unresolvable: kept as typed, matches nothing
+    ("pods.nosuchgroup", "pods.nosuchgroup"),
+    ("*", "*"),
+    ("*.apps", "*.apps"),
+])
+def test_resolve_resource_name(resources, item, expected):
+    assert ex.resolve_resource_name(item, resources) == expected
+
+
+def test_filter_empty_includes_everything_but_auto_excluded(resources):
+    f = ex.ResourceFilter([], [], resources)
+    assert f.should_include("pods") and f.should_include("clusterroles.rbac.authorization.k8s.io")
+    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
+    assert not f.should_include("volumesnapshotcontents.snapshot.storage.k8s.io")
+    assert f.include_everything()
+
+
+def test_filter_auto_excluded_even_when_included(resources):
+    f = ex.ResourceFilter(["vs", "pods"], [], resources)
+    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
+
+
+def test_filter_short_names_and_exclude_wins(resources):
+    f = ex.ResourceFilter(["po", "deploy", "cm"], ["configmaps"], resources)
+    assert f.should_include("pods") and f.should_include("deployments.apps")
+    assert not f.should_include("configmaps")
+    assert not f.should_include("secrets")
+    assert not f.include_everything()
+
+
+def test_filter_wildcard_beside_names_means_all(resources):
+    f = ex.ResourceFilter(["*", "pods"], [], resources)
+    assert f.should_include("secrets")
+
+
+def test_filter_wildcard_in_excludes_is_ignored(resources):
+    f = ex.ResourceFilter([], ["*"], resources)
+    assert f.should_include("pods")
+
+
+def test_filter_globs(resources):
+    f = ex.ResourceFilter(["*.apps"], [], resources)
+    assert f.should_include("deployments.apps") and f.should_include("statefulsets.apps")
+    assert not f.should_include("pods")
+    assert not ex.ResourceFilter([], ["*.apps"], resources).should_include("deployments.apps")
+
+
+def test_filter_unresolvable_include_matches_nothing(resources):
+    f = ex.ResourceFilter(["typo"], [], resources)
+    assert not f.should_include("pods") and not f.should_include("secrets")
+
+
+@pytest.mark.parametrize("included, excluded, expected", [
+    ([], [], True),
+    (["*"], [], True),
+    (["*", "db"], [], True),
+    (["db"], [], False),
+    ([], ["kube-system"], False),
+    (["*"], ["kube-system"], False),
+])
+def test_namespaces_include_everything(included, excluded, expected):
+    assert ex.namespaces_include_everything(included, excluded) is expected
+
+
+# Velero's GlobalIncludesExcludes.ShouldInclude, table from pkg/backup/backup_test.go
+@pytest.mark.parametrize("name, namespaced, icr, all_ns, expected", [
+    ("pods", True, None, True, True),
+    ("pods", True, False, False, True),
+    ("persistentvolumes", False, None, True, True),     # full-cluster backup, auto
+    ("persistentvolumes", False, None, False, False),   # subset of namespaces, auto
+    ("persistentvolumes", False, True, False, True),
+    ("persistentvolumes", False, False, True, False),
+    ("namespaces", False, None, False, True),           # namespaces: decided per object later
+    ("namespaces", False, False, True, False),          # false: not even Namespace objects
+    ("namespaces", False, True, False, True),
+])
+def test_include_resource_type(resources, name, namespaced, icr, all_ns, expected):
+    f = ex.ResourceFilter([], [], resources)
+    assert ex.include_resource_type(name, namespaced, icr, all_ns, f) is expected
+
+
+def test_include_cluster_resources_true_still_applies_the_resource_filter(resources):
+    f = ex.ResourceFilter(["pods"], [], resources)
+    assert not ex.include_resource_type("persistentvolumes", False, True, True, f)
+    f = ex.ResourceFilter(["pods", "pv"], [], resources)
+    assert ex.include_resource_type("persistentvolumes", False, True, False, f)
+    assert ex.include_resource_type("persistentvolumes", False, None, True, f)
+    assert not ex.include_resource_type("persistentvolumes", False, None, False, f)
+
+
+# --------------------------------------------------------------------------------------------
+# Namespaces
+# --------------------------------------------------------------------------------------------
+
+def scope(included, excluded=None):
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
+    return validate_namespace_scope(included, excluded)
+
+
+def test_namespaces_to_list_all_is_one_cluster_wide_list():
+    assert ex.namespaces_to_list(scope([], ["kube-system"]), [], ["a", "b"]) == ([None], [])
+    assert ex.namespaces_to_list(scope(["*", "db"]), ["*", "db"], None) == ([None], [])
+
+
+def test_namespaces_to_list_expands_globs_and_excludes():
+    namespaces, problems = ex.namespaces_to_list(
+        scope(["team-*", "db"], ["team-b"]), ["team-*", "db"], ["team-a", "team-b", "db", "web"])
+    assert namespaces == ["db", "team-a"] and problems == []
+
+
+def test_namespaces_to_list_reports_missing_names():
+    namespaces, problems = ex.namespaces_to_list(scope(["db", "gone"]), ["db", "gone"], ["db"])
+    assert namespaces == ["db"]
+    assert problems == ["namespace gone given in included_namespaces does not exist"]
+
+
+def test_namespaces_to_list_without_permission_uses_plain_names():
+    namespaces, problems = ex.namespaces_to_list(scope(["db", "team-*"], ["x"]), ["db", "team-*"], None)
+    assert namespaces == ["db"]
+    assert len(problems) == 1 and "team-*" in problems[0]
+
+
+@pytest.mark.parametrize("active, label_match, has_selector, all_ns, in_scope, has_items, expected", [
+    (True, False, False, False, True, False, True),     # named in scope
+    (True, False, False, False, False, False, False),   # out of scope
+    (False, False, False, False, True, False, False),   # terminating
+    (False, False, False, False, False, True, True),    # holds exported items
+    (True, True, True, True, True, False, True),        # all + selector: labels match
+    (True, False, True, True, True, False, False),      # all + selector: no match, no items
+    (True, False, True, True, True, True, True),        # all + selector: holds items
+    (True, False, True, False, True, False, True),      # named + selector: in scope
+])
+def test_include_namespace_object(active, label_match, has_selector, all_ns, in_scope, has_items, expected):
+    assert ex.include_namespace_object("ns", active, label_match, has_selector, all_ns, in_scope,
+                                       has_items) is expected
+
+
+@pytest.mark.parametrize("given", [[("db", "p")], ["db/p"], [{"namespace": "db", "name": "p"}],
+                                   [{"namespace": "db", "pod": "p"}]])
+def test_normalize_pod_set(given):
+    assert ex.normalize_pod_set(given) == {("db", "p")}
+
+
+# --------------------------------------------------------------------------------------------
+# The archive writer on a fake item stream
+# --------------------------------------------------------------------------------------------
+
+POD = {"group": "", "version": "v1", "api_version": "v1", "resource": "pods", "group_resource": "pods",
+       "kind": "Pod", "namespaced": True}
+DEPLOY = {"group": "apps", "version": "v1", "api_version": "apps/v1", "resource": "deployments",
+          "group_resource": "deployments.apps", "kind": "Deployment", "namespaced": True}
+PV = {"group": "", "version": "v1", "api_version": "v1", "resource": "persistentvolumes",
+      "group_resource": "persistentvolumes", "kind": "PersistentVolume", "namespaced": False}
+
+
+def obj(name, namespace=None, **extra):
+    metadata = {"name": name}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata.update(extra.pop("metadata", {}))
+    out = {"metadata": metadata, "spec": {"x": name}}
+    out.update(extra)
+    return out
+
+
+def fake_stream():
+    yield POD, obj("web-1", "shop")
+    yield POD, obj("db-0", "shop")           # its pre hook failed with Fail
+    yield POD, obj("old", "shop", metadata={"deletionTimestamp": "2026-01-01T00:00:00Z"})
+    yield POD, obj("opted-out", "shop", metadata={"labels": {"velero.io/exclude-from-backup": "true"}})
+    yield DEPLOY, obj("web", "shop")
+    yield PV, obj("pv-1")
+
+
+def members(path):
+    with tarfile.open(path, "r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+
+
+def run_writer(tmp_path, stream, **kwargs):
+    path = str(tmp_path / "b.tar.gz")
+    listing = str(tmp_path / "b-resource-list.json.gz")
+    writer = ex.ArchiveWriter(path, listing, mtime=1700000000)
+    state = ex.write_archive(writer, stream, **kwargs)
+    writer.close()
+    return path, listing, state
+
+
+def test_archive_layout(tmp_path):
+    path, _listing, _state = run_writer(tmp_path, fake_stream(), exclude_pods=[("shop", "db-0")])
+    files = members(path)
+    assert files["metadata/version"] == b"1.1.0\n"
+    assert sorted(files) == sorted([
+        "metadata/version",
+        "resources/pods/namespaces/shop/web-1.json",
+        "resources/pods/v1-preferredversion/namespaces/shop/web-1.json",
+        "resources/deployments.apps/namespaces/shop/web.json",
+        "resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json",
+        "resources/persistentvolumes/cluster/pv-1.json",
+        "resources/persistentvolumes/v1-preferredversion/cluster/pv-1.json",
+    ])
+    assert list(files)[0] == "metadata/version"
+
+
+def test_archive_items_carry_api_version_and_kind_and_both_copies_are_equal(tmp_path):
+    path, _listing, _state = run_writer(tmp_path, fake_stream())
+    files = members(path)
+    deploy = json.loads(files["resources/deployments.apps/namespaces/shop/web.json"])
+    assert deploy["apiVersion"] == "apps/v1" and deploy["kind"] == "Deployment"
+    assert deploy["metadata"] == {"name": "web", "namespace": "shop"} and deploy["spec"] == {"x": "web"}
+    assert files["resources/deployments.apps/namespaces/shop/web.json"] == \
+        files["resources/deployments.apps/v1-preferredversion/namespaces/shop/web.json"]
+    pv = json.loads(files["resources/persistentvolumes/cluster/pv-1.json"])
+    assert pv["apiVersion"] == "v1" and pv["kind"] == "PersistentVolume"
+
+
+def test_archive_counts_excluded_and_skipped(tmp_path):
+    _path, _listing, state = run_writer(tmp_path, fake_stream(), exclude_pods=["shop/db-0"])
+    assert state["counts"] == {"pods": 1, "deployments.apps": 1, "persistentvolumes": 1}
+    assert state["items_backed_up"] == 3
+    assert state["total_items"] == 4          # the excluded pod was in scope
+    assert state["excluded_pods"] == ["shop/db-0"]
+    assert state["skipped"] == {"being_deleted": 1, "exclude_label": 1}
+    assert state["namespaces_with_items"] == {"shop"}
+
+
+def test_excluded_pods_only_apply_to_pods(tmp_path):
+    _path, _listing, state = run_writer(tmp_path, fake_stream(), exclude_pods=[("shop", "web")])
+    assert state["counts"]["deployments.apps"] == 1 and state["excluded_pods"] == []
+
+
+def test_resource_list_is_velero_format(tmp_path):
+    _path, listing, _state = run_writer(tmp_path, fake_stream(), exclude_pods=[("shop", "db-0")])
+    with gzip.open(listing) as handle:
+        data = json.loads(handle.read())
+    assert data == {"v1/Pod": ["shop/web-1"], "apps/v1/Deployment": ["shop/web"],
+                    "v1/PersistentVolume": ["pv-1"]}
+
+
+def test_empty_stream_gives_a_valid_archive_and_list(tmp_path):
+    path, listing, state = run_writer(tmp_path, iter(()))
+    assert list(members(path)) == ["metadata/version"]
+    with gzip.open(listing) as handle:
+        assert json.loads(handle.read()) == {}
+    assert state["items_backed_up"] == 0
+
+
+def test_archive_files_are_owner_only_and_no_partial_is_left(tmp_path):
+    path, listing, _state = run_writer(tmp_path, fake_stream())
+    for name in (path, listing):
+        assert stat.S_IMODE(os.stat(name).st_mode) == 0o600
+    assert sorted(os.listdir(str(tmp_path))) == ["b-resource-list.json.gz", "b.tar.gz"]
+
+
+def test_abort_removes_partial_files(tmp_path):
+    writer = ex.ArchiveWriter(str(tmp_path / "b.tar.gz"), str(tmp_path / "b-resource-list.json.gz"))
+    writer.add(POD, obj("a", "ns"))
+    writer.abort()
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_writer_consumes_items_one_at_a_time(tmp_path):
+    """Each object is written before the next is produced: nothing accumulates."""
+    produced = []
+    written_when_produced = []
+
+    class Spy(ex.ArchiveWriter):
+        written = 0
+
+        def add(self, resource, item):
+            super(Spy, self).add(resource, item)
+            Spy.written += 1
+
+    def stream():
+        for i in range(50):
+            written_when_produced.append(Spy.written)
+            produced.append(i)
+            yield POD, obj("p%d" % i, "ns")
+
+    writer = Spy(str(tmp_path / "b.tar.gz"))
+    ex.write_archive(writer, stream())
+    writer.close()
+    assert written_when_produced == list(range(50))
+
+
+def test_progress_callback(tmp_path, monkeypatch):
+    monkeypatch.setattr(ex, "PROGRESS_EVERY", 2)
+    events = []
+    stream = ((POD, obj("p%d" % i, "ns")) for i in range(5))
+    run_writer(tmp_path, stream, progress=events.append)
+    assert [e["items"] for e in events] == [2, 4, 5]
+    assert events[-1] == {"resource": "pods", "items": 5, "items_backed_up": 5, "done": True}
+
+
+def test_unwritable_directory_raises_export_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text(u"not a directory")
+    with pytest.raises(ExportError, match="cannot write the backup archive"):
+        ex.ArchiveWriter(str(blocker / "b.tar.gz"))
+
+
+def test_export_into_unwritable_directory_fails_before_any_api_call(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text(u"not a directory")
+    calls = []
+    with pytest.raises(ExportError, match="cannot create the backup directory"):
+        ex.export(None, "b", str(blocker / "sub"), get_json=lambda path, query=None: calls.append(path))
+    assert calls == []
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores directory modes")
+def test_export_into_read_only_directory_fails_clearly(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(ExportError, match="cannot write the backup archive"):
+            ex.export(None, "b", str(ro), get_json=lambda path, query=None: {})
+    finally:
+        ro.chmod(0o700)
+
+
+# --------------------------------------------------------------------------------------------
+# export() end to end over an in-memory fake of the API's GET endpoints
+# --------------------------------------------------------------------------------------------
+
+def namespace(name, labels=None, phase="Active"):
+    return {"metadata": {"name": name, "labels": labels or {}}, "status": {"phase": phase}}
+
+
+CLUSTER = {
+    ("", "namespaces"): [namespace("shop", {"team": "a"}), namespace("db", {"team": "b"}),
+                         namespace("kube-system"), namespace("dying", phase="Terminating")],
+    ("", "pods"): [obj("web-1", "shop", metadata={"labels": {"app": "web"}}),
+                   obj("web-2", "shop", metadata={"labels": {"app": "web"}}),
+                   obj("db-0", "db", metadata={"labels": {"app": "db"}}),
+                   obj("coredns", "kube-system")],
+    ("", "configmaps"): [obj("cfg", "shop"), obj("cfg", "db")],
+    ("", "persistentvolumes"): [obj("pv-1")],
+    ("", "events"): [obj("e1", "shop")],
+    ("events.k8s.io", "events"): [obj("e1", "shop")],
+    ("apps", "deployments"): [obj("web", "shop", metadata={"labels": {"app": "web"}})],
+    ("rbac.authorization.k8s.io", "clusterroles"): [obj("admin")],
+    ("snapshot.storage.k8s.io", "volumesnapshots"): [obj("snap", "db")],
+}
+
+
+class FakeApi(object):
+    """GET endpoints: discovery from GROUPS, LISTs from a {(group, resource): objects} map.
+
+    Pages hold ``page_size`` items whatever ``limit`` asks (so small fixtures paginate);
+    ``fail`` maps a path to (status, message); ``expire`` makes the Nth continue token expire once.
+    """
+
+    def __init__(self, objects, page_size=2):
+        self.objects = objects
+        self.page_size = page_size
+        self.fail = {}
+        self.calls = []
+        self.expire_once = set()
+
+    def __call__(self, path, query=None):
+        query = dict(query or [])
+        self.calls.append((path, query))
+        if path in self.fail:
+            status, message = self.fail[path]
+            raise ex.ApiRequestError(status, message, json.dumps({"message": message}).encode())
+        if path == "/api":
+            return {"versions": ["v1"]}
+        if path == "/apis":
+            return {"groups": [{"name": g["name"], "versions": [{"version": v} for v in g["versions"]],
+                                "preferredVersion": {"version": g["preferred"]}} for g in GROUPS if g["name"]]}
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":
+            group, rest = "", parts[1:]
+        else:
+            group, rest = parts[1], parts[2:]
+        version, rest = rest[0], rest[1:]
+        if not rest:
+            spec = [g for g in GROUPS if g["name"] == group][0]
+            return {"resources": spec["resources"][version]}
+        namespace = None
+        if len(rest) == 3 and rest[0] == "namespaces":
+            namespace, rest = rest[1], rest[2:]
+        resource = rest[0]
+        items = [o for o in self.objects.get((group, resource), [])
+                 if namespace is None or o["metadata"].get("namespace") == namespace]
+        selector = query.get("labelSelector")
+        if selector:
+            key, _eq, value = selector.partition("=")
+            items = [o for o in items if (o["metadata"].get("labels") or {}).get(key) == value]
+        start = int(query.get("continue") or 0)
+        if query.get("continue") in self.expire_once:
+            self.expire_once.discard(query["continue"])
+            raise ex.ApiRequestError(410, "expired", json.dumps(
+                {"message": "expired", "metadata": {"continue": query["continue"]}}).encode())
+        page = [json.loads(json.dumps(o)) for o in items[start:start + self.page_size]]
+        more = start + self.page_size < len(items)
+        return {"apiVersion": "v1", "kind": "List", "items": page,
+                "metadata": {"continue": str(start + self.page_size) if more else ""}}
+
+
+def run_export(tmp_path, api=None, **kwargs):
+    api = api or FakeApi(CLUSTER)
+    result = ex.export(None, "nightly", str(tmp_path), get_json=api, **kwargs)
+    return api, result, members(result["path"])
+
+
+def names(files, prefix="resources/"):
+    return sorted(n for n in files if n.startswith(prefix) and "-preferredversion" not in n)
+
+
+def test_export_full_cluster(tmp_path):
+    api, result, files = run_export(tmp_path)
+    assert names(files) == sorted([
+        "resources/pods/namespaces/shop/web-1.json", "resources/pods/namespaces/shop/web-2.json",
+        "resources/pods/namespaces/db/db-0.json", "resources/pods/namespaces/kube-system/coredns.json",
+        "resources/configmaps/namespaces/shop/cfg.json", "resources/configmaps/namespaces/db/cfg.json",
+        "resources/persistentvolumes/cluster/pv-1.json",
+        "resources/events/namespaces/shop/e1.json",
+        "resources/deployments.apps/namespaces/shop/web.json",
+        "resources/clusterroles.rbac.authorization.k8s.io/cluster/admin.json",
+        "resources/namespaces/cluster/shop.json", "resources/namespaces/cluster/db.json",
+        "resources/namespaces/cluster/kube-system.json",
+    ])
+    # events.k8s.io cohabits with core events; volumesnapshots are auto-excluded; "dying" is Terminating
+    assert result["counts"]["pods"] == 4 and "events.events.k8s.io" not in result["counts"]
+    assert result["path"] == str(tmp_path / "nightly.tar.gz")
+    assert result["errors"] == [] and result["items_backed_up"] == 13
+    # paginated: every LIST carries a limit, and pods took two pages
+    lists = [(p, q) for p, q in api.calls if q]
+    assert all(q["limit"] == ex.DEFAULT_PAGE_SIZE for _p, q in lists)
+    assert [q.get("continue") for p, q in lists if p == "/api/v1/pods"] == [None, "2"]
+    ns = json.loads(files["resources/namespaces/cluster/shop.json"])
+    assert ns["apiVersion"] == "v1" and ns["kind"] == "Namespace"
+
+
+def test_export_resource_list_file(tmp_path):
+    _api, result, _files = run_export(tmp_path, included_namespaces=["shop"])
+    with gzip.open(result["resource_list_path"]) as handle:
+        listing = json.loads(handle.read())
+    assert listing["v1/Pod"] == ["shop/web-1", "shop/web-2"]
+    assert listing["v1/Namespace"] == ["shop"]
+    assert result["resource_list_path"] == str(tmp_path / "nightly-resource-list.json.gz")
+
+
+def test_export_namespace_subset_leaves_out_cluster_resources(tmp_path):
+    api, result, files = run_export(tmp_path, included_namespaces=["shop"])
+    assert names(files) == sorted([
+        "resources/pods/namespaces/shop/web-1.json", "resources/pods/namespaces/shop/web-2.json",
+        "resources/configmaps/namespaces/shop/cfg.json", "resources/events/namespaces/shop/e1.json",
+        "resources/deployments.apps/namespaces/shop/web.json", "resources/namespaces/cluster/shop.json",
+    ])
+    # plain names: one LIST per namespace, never cluster-wide
+    assert "/api/v1/pods" not in [p for p, _q in api.calls]
+    assert "/api/v1/namespaces/shop/pods" in [p for p, _q in api.calls]
+
+
+def test_export_namespace_subset_with_cluster_resources_true(tmp_path):
+    _api, _result, files = run_export(tmp_path, included_namespaces=["db"], include_cluster_resources=True)
+    assert "resources/persistentvolumes/cluster/pv-1.json" in files
+    assert "resources/clusterroles.rbac.authorization.k8s.io/cluster/admin.json" in files
+    assert "resources/namespaces/cluster/db.json" in files
+    assert "resources/namespaces/cluster/shop.json" not in files
+
+
+def test_export_cluster_resources_false_has_no_namespace_objects(tmp_path):
+    _api, _result, files = run_export(tmp_path, include_cluster_resources=False)
+    assert not [n for n in files if "/cluster/" in n]
+    assert "resources/pods/namespaces/db/db-0.json" in files
+
+
+def test_export_excluded_namespaces_and_globs(tmp_path):
+    _api, _result, files = run_export(tmp_path, included_namespaces=["*"], excluded_namespaces=["kube-*"])
+    assert "resources/pods/namespaces/kube-system/coredns.json" not in files
+    assert "resources/namespaces/cluster/kube-system.json" not in files
+    # excludes present: not "everything", so cluster-scoped resources stay out (auto)
+    assert "resources/persistentvolumes/cluster/pv-1.json" not in files
+
+
+def test_export_included_resources_and_label_selector(tmp_path):
+    _api, result, files = run_export(tmp_path, included_resources=["po", "deploy"], label_selector="app=web")
+    assert names(files) == sorted([
+        "resources/pods/namespaces/shop/web-1.json", "resources/pods/namespaces/shop/web-2.json",
+        "resources/deployments.apps/namespaces/shop/web.json",
+    ])
+    assert result["counts"] == {"pods": 2, "deployments.apps": 1}
+
+
+def test_export_label_selector_namespace_objects_follow_items_and_labels(tmp_path):
+    _api, _result, files = run_export(tmp_path, label_selector=["app=db"])
+    assert "resources/pods/namespaces/db/db-0.json" in files
+    assert "resources/namespaces/cluster/db.json" in files          # holds an exported item
+    assert "resources/namespaces/cluster/shop.json" not in files
+    _api, _result, files = run_export(tmp_path, label_selector=["team=a"])
+    assert "resources/namespaces/cluster/shop.json" in files        # its labels match
+
+
+def test_export_leaves_out_excluded_pods(tmp_path):
+    _api, result, files = run_export(tmp_path, included_namespaces=["shop"], exclude_pods={("shop", "web-2")})
+    assert "resources/pods/namespaces/shop/web-2.json" not in files
+    assert "resources/pods/v1-preferredversion/namespaces/shop/web-2.json" not in files
+    assert result["excluded_pods"] == ["shop/web-2"]
+    assert result["total_items"] == result["items_backed_up"] + 1
+
+
+def test_export_list_error_is_reported_and_the_rest_exported(tmp_path):
+    api = FakeApi(CLUSTER)
+    api.fail["/api/v1/namespaces/shop/configmaps"] = (403, 'configmaps is forbidden')
+    _api, result, files = run_export(tmp_path, api, included_namespaces=["shop"])
+    assert result["errors"] == [{"resource": "configmaps", "namespace": "shop",
+                                 "message": "Forbidden (HTTP 403): the credentials may not list configmaps "
+                                            "in namespace shop: configmaps is forbidden"}]
+    assert "resources/pods/namespaces/shop/web-1.json" in files
+
+
+def test_export_missing_namespace_is_an_error(tmp_path):
+    _api, result, _files = run_export(tmp_path, included_namespaces=["shop", "gone"])
+    assert [e["message"] for e in result["errors"]] == [
+        "namespace gone given in included_namespaces does not exist"]
+
+
+def test_export_continues_after_an_expired_continue_token(tmp_path):
+    api = FakeApi(CLUSTER)
+    api.expire_once.add("2")
+    _api, result, files = run_export(tmp_path, api)
+    assert "resources/pods/namespaces/kube-system/coredns.json" in files
+    assert any("newer snapshot" in w for w in result["warnings"])
+
+
+def test_export_invalid_scope_raises_scope_error_before_io(tmp_path):
+    with pytest.raises(ScopeError):
+        ex.export(None, "b", str(tmp_path), excluded_namespaces=["*"], get_json=FakeApi(CLUSTER))
+    with pytest.raises(ScopeError):
+        ex.export(None, "b", str(tmp_path), label_selector=["a in (b"], get_json=FakeApi(CLUSTER))
+    assert os.listdir(str(tmp_path)) == []
+
+
+def test_export_rejects_bad_include_cluster_resources(tmp_path):
+    with pytest.raises(ExportError):
+        ex.export(None, "b", str(tmp_path), include_cluster_resources="yes", get_json=FakeApi(CLUSTER))
+
+
+def test_export_api_unreachable_leaves_no_partial_archive(tmp_path):
+    api = FakeApi(CLUSTER)
+    api.fail["/api"] = (0, "connection refused")
+    with pytest.raises(ExportError, match="connection refused"):
+        ex.export(None, "b", str(tmp_path), get_json=api)
+    assert os.listdir(str(tmp_path)) == []
