@@ -25,8 +25,10 @@ def installed(tmp_path_factory):
     tarballs = list(out.glob("kubehooks-backup-*.tar.gz"))
     assert len(tarballs) == 1
     dest = tmp_path_factory.mktemp("collections")
-    run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "-p", str(dest), str(tarballs[0])])
+    # Only the clean path: the checkout (importable for the other tests) must not count as installed.
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(dest), ANSIBLE_NOCOLOR="1")
+    run([os.path.join(BIN, "ansible-galaxy"), "collection", "install", "-p", str(dest), str(tarballs[0])],
+        env=env)
     return tarballs[0], dest, env
 
 
@@ -41,7 +43,7 @@ def test_tarball_leaves_out_development_files(installed):
 
 
 def test_installed_collection_lists_its_modules(installed):
-    _, dest, env = installed
+    dest, env = installed[1], installed[2]
     assert (dest / "ansible_collections" / "kubehooks" / "backup" / "MANIFEST.json").is_file()
     listing = run([os.path.join(BIN, "ansible-doc"), "-l", "kubehooks.backup"], env=env, cwd=str(dest))
     for module in MODULES:
@@ -50,7 +52,7 @@ def test_installed_collection_lists_its_modules(installed):
 
 @pytest.mark.parametrize("module", MODULES)
 def test_installed_module_docs_render(installed, module):
-    _, dest, env = installed
+    dest, env = installed[1], installed[2]
     text = run([os.path.join(BIN, "ansible-doc"), "kubehooks.backup." + module], env=env, cwd=str(dest))
     assert "EXAMPLES" in text and "RETURN VALUES" in text
     assert "K8S_AUTH_HOST" in text  # the shared auth fragment is rendered
