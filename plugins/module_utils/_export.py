@@ -656,8 +656,7 @@ def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE,
         items = page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         page = None
-        for item in items:
-            yield item
+        yield from items
         items = None
         if not token:
             return
@@ -688,8 +687,8 @@ def discover(get_json, warnings):
             try:
                 resources[version] = get_json(path).get("resources") or []
             except ApiRequestError as err:
-                warnings.append("API group version %s skipped: %s" % (api_version(name, version),
-                                                                       _describe(err, "discover it")))
+                warnings.append("API group version %s skipped: %s"
+                                % (api_version(name, version), _describe(err, "discover it")))
         groups.append({"name": name, "preferred": preferred, "versions": versions, "resources": resources})
     return groups
 

@@ -640,8 +640,7 @@ def iter_log(path):
             if not newline:
                 pending = complete + pending
                 continue
-            for entry in _parse_lines(complete):
-                yield entry
+            yield from _parse_lines(complete)
 
 
 def _parse_lines(data):

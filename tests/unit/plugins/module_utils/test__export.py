@@ -486,8 +486,8 @@ def test_writer_consumes_items_one_at_a_time(tmp_path):
     class Spy(ex.ArchiveWriter):
         written = 0
 
-        def add(self, resource, item):
-            super(Spy, self).add(resource, item)
+        def add(self, resource, obj):
+            super(Spy, self).add(resource, obj)
             Spy.written += 1
 
     def stream():
