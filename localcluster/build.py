@@ -49,6 +49,14 @@ def _scratch(cfg, name):
     return src
 
 
+def _tmp_dir(cfg, what):
+    """An empty directory beside the final one; renamed into place when the build is complete."""
+    tmp = Path(f"{cfg.bin_dir(what)}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def _install(tmp, final):
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
@@ -80,9 +88,7 @@ def build_kubernetes(cfg):
         f"-X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor_no} "
         f"-X {pkg}.gitTreeState=clean"
         for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"))
-    tmp = cfg.bin_dir("kubernetes").with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _tmp_dir(cfg, "kubernetes")
     run([go, "build", "-trimpath", "-ldflags", f"-s -w {ldflags}", "-o", f"{tmp}/",
          *[f"k8s.io/kubernetes/cmd/{c}" for c in K8S_COMMANDS]], log=log, env=env, cwd=src)
     _install(tmp, cfg.bin_dir("kubernetes"))
@@ -97,9 +103,7 @@ def build_etcd(cfg):
     run([cfg.go, "mod", "init", "kubehooks.local/build/etcd"], log=log, env=env, cwd=src)
     run([cfg.go, "get", f"go.etcd.io/etcd/server/v3@{version}"], log=log, env=env, cwd=src)
     run([cfg.go, "mod", "tidy"], log=log, env=env, cwd=src)
-    tmp = cfg.bin_dir("etcd").with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _tmp_dir(cfg, "etcd")
     run([cfg.go, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp / "etcd", "."],
         log=log, env=env, cwd=src)
     _install(tmp, cfg.bin_dir("etcd"))
@@ -109,9 +113,7 @@ def build_kwok(cfg):
     version = cfg.kwok_version
     log = _log(cfg, f"kwok-{version}")
     env = _go_env(cfg)
-    tmp = cfg.bin_dir("kwok").with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = _tmp_dir(cfg, "kwok")
     env["GOBIN"] = str(tmp)
     env["GOFLAGS"] = ""  # 'go install pkg@version' runs outside any module
     run([cfg.go, "install", "-trimpath", "-ldflags", "-s -w", f"sigs.k8s.io/kwok/cmd/kwok@{version}"],

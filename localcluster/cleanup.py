@@ -22,20 +22,24 @@ def remove_containers(cfg):
     """Kill and delete every task and container of our containerd (their shims outlive containerd)."""
     if not processes.alive(cfg, "containerd"):
         return
-    ctr = ["ctr", "-a", str(cfg.containerd_socket), "-n", "k8s.io"]
-    containers = subprocess.run(ctr + ["containers", "ls", "-q"], capture_output=True, text=True,
-                                timeout=30).stdout.split()
+
+    def ctr(*args):
+        try:
+            return subprocess.run(["ctr", "-a", str(cfg.containerd_socket), "-n", "k8s.io", *args],
+                                  capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, 1, "", "timeout")
+
+    containers = ctr("containers", "ls", "-q").stdout.split()
     for cid in containers:
-        subprocess.run(ctr + ["tasks", "kill", "-s", "SIGKILL", cid], capture_output=True, timeout=30)
+        ctr("tasks", "kill", "--signal", "SIGKILL", cid)
     for cid in containers:
-        for _ in range(50):
-            if subprocess.run(ctr + ["tasks", "delete", "-f", cid], capture_output=True,
-                              timeout=30).returncode == 0:
+        deadline = time.monotonic() + 10
+        while ctr("tasks", "delete", "--force", cid).returncode != 0 and time.monotonic() < deadline:
+            if cid not in ctr("tasks", "ls", "-q").stdout.split():
                 break
-            if b"not found" in subprocess.run(ctr + ["tasks", "ls"], capture_output=True).stdout:
-                break
-            time.sleep(0.1)
-        subprocess.run(ctr + ["containers", "delete", cid], capture_output=True, timeout=30)
+            time.sleep(0.2)
+        ctr("containers", "delete", cid)
 
 
 def _pids_in(cgroup_dir):
@@ -106,6 +110,8 @@ def unmount_all(cfg):
 
 def down(cfg):
     """Stop everything of the cluster; keep caches, certs and logs."""
+    for name in ("kwok", "kubelet"):  # first, or the kubelet would restart what is removed next
+        processes.stop(cfg, name)
     remove_containers(cfg)
     for name in STOP_ORDER + [n for n in processes.recorded(cfg) if n not in STOP_ORDER]:
         processes.stop(cfg, name)

@@ -44,8 +44,12 @@ def wait_for(what, check, cfg, component, timeout=None, watch=()):
 
 
 def _node_ready(api, name):
-    conds = api.get(f"/api/v1/nodes/{name}").get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+    """Ready, and schedulable: the node lifecycle controller has removed its not-ready taint."""
+    node = api.get(f"/api/v1/nodes/{name}")
+    conds = node.get("status", {}).get("conditions", [])
+    taints = node.get("spec", {}).get("taints", [])
+    return (any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+            and not any(t["key"] == "node.kubernetes.io/not-ready" for t in taints))
 
 
 def healthy(cfg):

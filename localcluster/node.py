@@ -71,6 +71,7 @@ def kubelet_config(cfg):
                          "nodefs.inodesFree": "1%", "imagefs.available": "1%"},
         "podCIDR": POD_CIDR, "maxPods": 110, "clusterDomain": "cluster.local",
         "serializeImagePulls": False, "registerNode": True,
+        "podLogsDirectory": str(cfg.cluster_dir / "pod-logs"),
     }
 
 

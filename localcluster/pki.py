@@ -8,7 +8,9 @@ from .ui import run
 # user name, groups per static token (a throwaway cluster: static tokens are fine)
 USERS = {
     "admin": ("kubehooks-admin", "system:masters"),
-    "controller-manager": ("system:kube-controller-manager", ""),
+    # --use-service-account-credentials=false: every controller acts as this user, which therefore
+    # needs more than the system:kube-controller-manager role grants.
+    "controller-manager": ("system:kube-controller-manager", "system:masters"),
     "scheduler": ("system:kube-scheduler", ""),
     "kwok": ("kubehooks-kwok", "system:masters"),
 }
@@ -49,9 +51,11 @@ def ensure(cfg):
         _openssl("rsa", "-in", d / "sa.key", "-pubout", "-out", d / "sa.pub")
     users = dict(USERS, node=(f"system:node:{cfg.node_name}", "system:nodes"))
     tokens = d / "tokens.csv"
-    if not tokens.exists():
-        tokens.write_text("".join(f'{secrets.token_hex(24)},{user},{user},"{groups}"\n'
-                                  for user, groups in users.values()))
+    known = {}  # keep existing tokens (kubeconfigs handed out stay valid); groups follow USERS
+    if tokens.exists():
+        known = {line.split(",")[1]: line.split(",")[0] for line in tokens.read_text().splitlines()}
+    tokens.write_text("".join(f'{known.get(user) or secrets.token_hex(24)},{user},{user},"{groups}"\n'
+                              for user, groups in users.values()))
     for who, (user, _) in users.items():
         (d / f"{who}.kubeconfig").write_text(kubeconfig(cfg, token(cfg, who), "https://127.0.0.1:6443"))
     cfg.kubeconfig.write_text(kubeconfig(cfg, token(cfg, "admin"), cfg.server))

@@ -59,14 +59,15 @@ def log_path(cfg, name):
 
 def start(cfg, name, argv, env=None):
     """Start argv inside the cluster netns (nsenter changes only the network namespace)."""
+    argv = [str(a) for a in argv]
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     log = log_path(cfg, name)
     full_env = {"PATH": PATH, "HOME": os.environ.get("HOME", "/root"), **(env or {})}
     with open(log, "a") as out:
-        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(map(str, argv))}\n")
+        out.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n")
         out.flush()
-        proc = subprocess.Popen(["nsenter", f"--net={NETNS_PATH}", "--", *map(str, argv)],
+        proc = subprocess.Popen(["nsenter", f"--net={NETNS_PATH}", "--", *argv],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=full_env, start_new_session=True, close_fds=True)
     st = _starttime(proc.pid)
