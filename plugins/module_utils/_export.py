@@ -442,6 +442,9 @@ class ArchiveWriter(object):
         info.mtime = self.mtime
         info.type = tarfile.REGTYPE
         self._tar.addfile(info, io.BytesIO(data))
+        # TarFile remembers every member it wrote (for getmembers()); in a stream that is memory
+        # growing with the number of objects, and nothing here reads it back.
+        del self._tar.members[:]
 
     def add(self, resource, obj):
         """Write one item (both copies) and its resource-list entry."""

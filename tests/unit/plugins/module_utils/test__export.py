@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tarfile
+import tracemalloc
 
 import pytest
 
@@ -500,6 +501,22 @@ def test_writer_consumes_items_one_at_a_time(tmp_path):
     ex.write_archive(writer, stream())
     writer.close()
     assert written_when_produced == list(range(50))
+
+
+def test_writer_memory_does_not_grow_with_the_number_of_objects(tmp_path):
+    """Peak memory for 3000 objects stays close to that for 300 (tarfile's member list is dropped)."""
+    def peak(count, directory):
+        directory.mkdir()
+        tracemalloc.start()
+        try:
+            writer = ex.ArchiveWriter(str(directory / "b.tar.gz"), str(directory / "b-resource-list.json.gz"))
+            ex.write_archive(writer, ((POD, obj("pod-%06d" % i, "ns-%d" % (i % 7))) for i in range(count)))
+            writer.close()
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    small, large = peak(300, tmp_path / "small"), peak(3000, tmp_path / "large")
+    assert large < small * 1.3 + 64 * 1024, (small, large)
 
 
 def test_progress_callback(tmp_path, monkeypatch):
