@@ -402,7 +402,8 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
     """Fill the final status: phase, completionTimestamp, hookStatus, progress, error/warning counts.
 
     ``errors``/``warnings``: the message lists that go to the results file (their lengths are the
-    counts, as Velero's status counts log entries); ``freeze_window`` seconds -> annotation.
+    counts, as Velero's status counts log entries).  Without ``errors`` the count is derived:
+    failed hooks + export errors + 1 for a ``failure_reason``.  ``freeze_window`` seconds -> annotation.
     """
     if phase not in PHASES:
         raise KubehooksError("unknown backup phase %r" % (phase,))
@@ -416,7 +417,11 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
                             "hooksFailed": int(hook_totals.get("hooks_failed") or 0)}
     status["progress"] = {"totalItems": int(export_result.get("total_items") or 0),
                           "itemsBackedUp": int(export_result.get("items_backed_up") or 0)}
-    status["errors"] = len(errors or [])
+    if errors is None:
+        status["errors"] = status["hookStatus"]["hooksFailed"] + len(export_result.get("errors") or []) \
+            + (1 if failure_reason else 0)
+    else:
+        status["errors"] = len(errors)
     status["warnings"] = len(warnings or [])
     if failure_reason:
         status["failureReason"] = failure_reason

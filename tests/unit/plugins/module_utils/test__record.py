@@ -188,6 +188,15 @@ def test_finish_record_status():
         rec.finish_record(record, "Done")
 
 
+def test_finish_record_derives_the_error_count_without_messages():
+    record = rec.new_record("b", now=T0)
+    rec.finish_record(record, "PartiallyFailed", {"hooks_attempted": 3, "hooks_failed": 2},
+                      {"path": "/x", "errors": [{"message": "forbidden"}]}, now=T0)
+    assert record["status"]["errors"] == 3 and record["status"]["warnings"] == 0
+    rec.finish_record(record, "Failed", failure_reason="API unreachable", now=T0)
+    assert record["status"]["errors"] == 1 and record["status"]["failureReason"] == "API unreachable"
+
+
 # --------------------------------------------------------------------------------------------
 # Phase math (hook-semantics section 4)
 # --------------------------------------------------------------------------------------------
