@@ -108,6 +108,24 @@ def unmount_all(cfg):
     return storage.mounts_under(cfg.cluster_dir)
 
 
+def remove_host_files(cfg):
+    """Files the kubelet and CNI write at fixed host paths: only those that are provably ours.
+
+    /var/log/containers/*.log symlinks into our pod log dir; libcni's cached results of network
+    'kubehooks' in /var/lib/cni/results and the loopback results of the same sandboxes."""
+    logs = Path("/var/log/containers")
+    if logs.is_dir():
+        for link in logs.iterdir():
+            if link.is_symlink() and os.readlink(link).startswith(str(cfg.cluster_dir) + "/"):
+                link.unlink()
+    results = Path("/var/lib/cni/results")
+    if results.is_dir():
+        for f in results.glob("kubehooks-*-eth0"):
+            sandbox = f.name[len("kubehooks-"):-len("-eth0")]
+            (results / f"cni-loopback-{sandbox}-lo").unlink(missing_ok=True)
+            f.unlink(missing_ok=True)
+
+
 def down(cfg):
     """Stop everything of the cluster; keep caches, certs and logs."""
     for name in ("kwok", "kubelet"):  # first, or the kubelet would restart what is removed next
@@ -120,6 +138,7 @@ def down(cfg):
     left = unmount_all(cfg)
     netns.delete()
     storage.detach_loops(cfg)
+    remove_host_files(cfg)
     if left:
         say(f"    WARNING: still mounted: {' '.join(left)}")
     return left

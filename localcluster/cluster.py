@@ -90,6 +90,7 @@ def control_plane_argv(cfg):
             k8s / "kube-controller-manager", "--kubeconfig", p / "controller-manager.kubeconfig",
             "--controllers", "*", "--leader-elect=false", "--use-service-account-credentials=false",
             "--service-account-private-key-file", p / "sa.key", "--root-ca-file", p / "ca.crt",
+            "--flex-volume-plugin-dir", cfg.cluster_dir / "volume-plugins",
             "--bind-address", "127.0.0.1", "--profiling=false"],
         "kube-scheduler": [
             k8s / "kube-scheduler", "--kubeconfig", p / "scheduler.kubeconfig", "--leader-elect=false",

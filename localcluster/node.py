@@ -71,7 +71,8 @@ def kubelet_config(cfg):
                          "nodefs.inodesFree": "1%", "imagefs.available": "1%"},
         "podCIDR": POD_CIDR, "maxPods": 110, "clusterDomain": "cluster.local",
         "serializeImagePulls": False, "registerNode": True,
-        "podLogsDirectory": str(cfg.cluster_dir / "pod-logs"),
+        "podLogsDir": str(cfg.cluster_dir / "pod-logs"),
+        "volumePluginDir": str(cfg.cluster_dir / "volume-plugins"),
     }
 
 

@@ -192,6 +192,18 @@ def _leftovers(cfg, old_records):
     return found
 
 
+def _eventually(check, what, timeout=120):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except ApiException:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
 def _tool(*args, timeout=600):
     proc = subprocess.run([sys.executable, "-m", "localcluster", *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
@@ -221,13 +233,11 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
     # a crash: every recorded process SIGKILLed while a pod runs and a PV mount is frozen
     ns = "kh-lifecycle-crash"
     core_v1.create_namespace({"metadata": {"name": ns}})
-    lc_cluster.wait_for("default SA", lambda: core_v1.read_namespaced_service_account("default", ns),
-                        cfg, "kube-controller-manager")
+    _eventually(lambda: core_v1.read_namespaced_service_account("default", ns), "default SA")
     core_v1.create_namespaced_pod(ns, {"metadata": {"name": "victim"}, "spec": {
         "nodeSelector": {"kubernetes.io/hostname": cfg.node_name}, "terminationGracePeriodSeconds": 1,
         "containers": [{"name": "main", "image": cfg.node_image, "command": ["sleep", "infinity"]}]}})
-    lc_cluster.wait_for("victim Running", lambda: core_v1.read_namespaced_pod("victim", ns).status.phase
-                        == "Running", cfg, "kubelet")
+    _eventually(lambda: core_v1.read_namespaced_pod("victim", ns).status.phase == "Running", "victim Running")
     frozen = str(lc_storage.pv_mount(cfg, 0))
     try:
         subprocess.run(["fsfreeze", "--freeze", frozen], check=True, timeout=10)
