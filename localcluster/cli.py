@@ -1,9 +1,10 @@
 """Command line: up, down, status, token, info (and install/build, the first stages of up)."""
 import argparse
 import json
-import sys
+import os
 
 from . import build, cluster, config, install
+from .api import ApiError
 from .token import mint_token
 from .ui import Failure, say
 
@@ -46,8 +47,11 @@ def main(argv=None):
     sub.add_parser("install", help="only install missing Debian packages (first stage of 'up')")
     sub.add_parser("build", help="only build missing binaries into the cache (second stage of 'up')")
     args = parser.parse_args(argv)
-    cfg = config.load()
     try:
+        cfg = config.load()
+        if os.geteuid() != 0 and args.command in ("up", "down", "install"):
+            raise Failure("must run as root: it installs packages and creates mounts, loop devices and "
+                          "a network namespace")
         if args.command == "up":
             cluster.up(cfg)
             print(f"export KUBECONFIG={cfg.kubeconfig}", flush=True)
@@ -66,6 +70,10 @@ def main(argv=None):
             build.ensure_binaries(cfg)
     except Failure as exc:
         say(f"ERROR: {exc}")
+        return 1
+    except (ApiError, OSError, ValueError) as exc:
+        say(f"ERROR: {type(exc).__name__}: {exc}\n    component logs: "
+            f"{config.env('KUBEHOOKS_CLUSTER_DIR')}/logs")
         return 1
     except KeyboardInterrupt:
         say("interrupted")

@@ -3,6 +3,7 @@
 ``KNOBS`` is the single source; ``--help`` prints it.
 """
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,18 +146,30 @@ class Config:
         return f"https://{NODE_IP}:{API_PORT}"
 
 
+def _go():
+    go = env("KUBEHOOKS_GO")
+    if not os.access(go, os.X_OK) and "KUBEHOOKS_GO" not in os.environ:
+        go = shutil.which("go") or go
+    return go
+
+
 def load():
+    """The configuration from the environment. Raises ValueError for a cluster dir that is too shallow
+    (everything mounted below it is unmounted by 'down')."""
+    cluster_dir = Path(env("KUBEHOOKS_CLUSTER_DIR")).expanduser().resolve()
+    if len(cluster_dir.parts) < 3:
+        raise ValueError(f"KUBEHOOKS_CLUSTER_DIR={cluster_dir} is too close to / (use e.g. /var/lib/x)")
     cache = os.environ.get("KUBEHOOKS_CACHE_DIR")
     if not cache:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
         cache = os.path.join(xdg, "kubehooks")
     return Config(
         cache_dir=Path(cache).expanduser().resolve(),
-        cluster_dir=Path(env("KUBEHOOKS_CLUSTER_DIR")).expanduser().resolve(),
+        cluster_dir=cluster_dir,
         k8s_version=env("KUBEHOOKS_K8S_VERSION"),
         etcd_version=env("KUBEHOOKS_ETCD_VERSION"),
         kwok_version=env("KUBEHOOKS_KWOK_VERSION"),
-        go=env("KUBEHOOKS_GO"),
+        go=_go(),
         debian_mirror=env("KUBEHOOKS_DEBIAN_MIRROR"),
         debian_suite=env("KUBEHOOKS_DEBIAN_SUITE"),
         node_image=env("KUBEHOOKS_NODE_IMAGE"),
