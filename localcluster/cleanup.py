@@ -1,8 +1,8 @@
 """Tear-down, also after a crash: every step tolerates parts that are already gone.
 
-Order: containers (through our containerd, if it runs), recorded processes, leftover container
-processes, thaw PV mounts, unmount everything under the cluster dir (deepest first), the netns,
-our loop devices.
+Order: thaw the PV mounts (a frozen fs would block processes and unmounts), containers (through our
+containerd, if it runs), recorded processes, leftover container processes, unmount everything under
+the cluster dir (deepest first), the netns, our loop devices, our files at fixed host paths.
 """
 import os
 import signal
@@ -96,6 +96,16 @@ def _kill(pid):
         pass
 
 
+def remove_pod_cgroups():
+    """The kubelet's empty pod cgroups (kubepods in each hierarchy), deepest first; busy ones stay."""
+    for top in Path("/sys/fs/cgroup").glob("*/kubepods"):
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)) + [top]:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
 def unmount_all(cfg):
     """Unmount everything under the cluster dir, deepest first (PV mounts thawed before)."""
     for _ in range(3):
@@ -124,17 +134,33 @@ def remove_host_files(cfg):
             sandbox = f.name[len("kubehooks-"):-len("-eth0")]
             (results / f"cni-loopback-{sandbox}-lo").unlink(missing_ok=True)
             f.unlink(missing_ok=True)
+    for d in (logs, results, results.parent):  # empty directories only
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    # The kubelet's device-plugin socket has a fixed path; remove it and the dirs only if nothing else
+    # is there.
+    plugins = Path("/var/lib/kubelet/device-plugins")
+    if plugins.is_dir() and [p.name for p in plugins.iterdir()] == ["kubelet.sock"]:
+        (plugins / "kubelet.sock").unlink()
+        for d in (plugins, plugins.parent):
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
 
 def down(cfg):
     """Stop everything of the cluster; keep caches, certs and logs."""
+    storage.unfreeze_all(cfg)
     for name in ("kwok", "kubelet"):  # first, or the kubelet would restart what is removed next
         processes.stop(cfg, name)
     remove_containers(cfg)
     for name in STOP_ORDER + [n for n in processes.recorded(cfg) if n not in STOP_ORDER]:
         processes.stop(cfg, name)
     kill_leftover_containers(cfg)
-    storage.unfreeze_all(cfg)
+    remove_pod_cgroups()
     left = unmount_all(cfg)
     netns.delete()
     storage.detach_loops(cfg)

@@ -221,14 +221,22 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
     records = {n: lc_processes.record(cfg, n) for n in lc_processes.recorded(cfg)}
     assert set(lc_cluster.COMPONENTS) <= set(records)
 
-    # down leaves nothing behind
+    # down leaves nothing behind; a second down has nothing to do; status says it is down
     _tool("down")
     assert _leftovers(cfg, records) == []
+    _tool("down")
+    assert subprocess.run([sys.executable, "-m", "localcluster", "status"], cwd=REPO, capture_output=True,
+                          timeout=60).returncode == 1
 
-    # up after down: a healthy cluster; the last line of stdout is the export
+    # up after down: a healthy cluster; the last line of stdout is the export; a second up reuses it
     proc = _tool("up")
     assert proc.stdout.splitlines()[-1] == f"export KUBECONFIG={cfg.kubeconfig}"
     assert lc_cluster.healthy(cfg)
+    pids = {n: lc_processes.record(cfg, n)["pid"] for n in lc_cluster.COMPONENTS}
+    proc = _tool("up")
+    assert "reusing it" in proc.stderr
+    assert pids == {n: lc_processes.record(cfg, n)["pid"] for n in lc_cluster.COMPONENTS}
+    _tool("status")
 
     # a crash: every recorded process SIGKILLed while a pod runs and a PV mount is frozen
     ns = "kh-lifecycle-crash"
