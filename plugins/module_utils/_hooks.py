@@ -33,6 +33,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import math
 import re
 from collections import namedtuple
 from fractions import Fraction
@@ -150,7 +151,7 @@ def parse_duration(value):
     Raises ValueError for anything empty, zero, negative, with surrounding whitespace, or unparseable.
     """
     if _is_number(value):
-        if value != value or value in (float("inf"), float("-inf")):
+        if math.isnan(value) or math.isinf(value):
             raise ValueError("invalid duration %s: not a finite number" % _show(value))
         if value <= 0:
             raise ValueError("invalid duration %s: it must be greater than zero" % _show(value))

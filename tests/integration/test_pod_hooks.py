@@ -76,7 +76,9 @@ def test_a_command_string_is_one_program_name_never_split(cluster, namespace, po
 @pytest.mark.real_node
 def test_annotations_win_per_phase_and_rules_run_in_order(cluster, namespace, pods):
     log = "/tmp/order"
-    step = lambda text: {"command": [SHELL, "-c", "echo %s >> %s" % (text, log)]}  # noqa: E731
+
+    def step(text):
+        return {"command": [SHELL, "-c", "echo %s >> %s" % (text, log)]}
     pods.real_pod("both", labels={"app": "db"}, annotations={PRE + "command": json.dumps(step("annotation")["command"])})
     pods.real_pod("rules-only", labels={"app": "db"})
     rules = [rule("first", pre=[step("r1a"), step("r1b")], post=[step("post1")], labelSelector={"matchLabels": {"app": "db"}}),

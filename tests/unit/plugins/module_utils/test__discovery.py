@@ -65,14 +65,14 @@ class FakeCore(object):
 
     def list_pod_for_all_namespaces(self, **kwargs):
         FakeCore.calls.append((None, kwargs))
-        if FakeCore.error:
-            raise FakeCore.error
+        if FakeCore.error is not None:
+            raise FakeCore.error  # pylint: disable=raising-bad-type
         return self._page(FakeCore.pods, kwargs)
 
     def list_namespaced_pod(self, namespace, **kwargs):
         FakeCore.calls.append((namespace, kwargs))
-        if FakeCore.error:
-            raise FakeCore.error
+        if FakeCore.error is not None:
+            raise FakeCore.error  # pylint: disable=raising-bad-type
         return self._page([p for p in FakeCore.pods if p["metadata"]["namespace"] == namespace], kwargs)
 
 

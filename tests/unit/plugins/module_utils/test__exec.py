@@ -252,14 +252,14 @@ def test_invalid_hook_is_a_failed_fail_hook_at_its_index():
 
 def test_invalid_hook_after_a_fail_is_not_run_and_keeps_its_message():
     pods = [pod("a", pre=[hook(0, ["fail", "2"])], errors=[invalid(1)])]
-    results, _ = run(pods)
+    results = run(pods)[0]
     assert [r["status"] for r in results] == ["failed", "not_run"]
     assert "also invalid: on-error must be" in results[1]["reason"]
 
 
 def test_errors_of_the_other_phase_are_ignored():
     pods = [pod("a", pre=[hook(0, ["ok"])], errors=[invalid(0, phase="post")])]
-    results, _ = run(pods, phase="pre")
+    results = run(pods, phase="pre")[0]
     assert [r["status"] for r in results] == ["succeeded"]
 
 
@@ -281,7 +281,7 @@ def test_pending_pod_is_attempted():
 
 def test_exec_fn_exception_is_a_failed_hook():
     pods = [pod("a", pre=[hook(0, ["raise"]), hook(1, ["ok"])])]
-    results, _ = run(pods)
+    results = run(pods)[0]
     assert [r["status"] for r in results] == ["failed", "not_run"]
     assert results[0]["error"] == "RuntimeError: kaboom"
 
@@ -301,7 +301,7 @@ def test_parallel_across_pods_sequential_within_pod_one_client_per_thread():
     start = time.monotonic()
     results = run_phase(pods, "pre", factory, parallelism=4, exec_fn=fake)
     elapsed = time.monotonic() - start
-    assert [r["pod"] for r in results] == [p["name"] for p in pods for _ in (0, 1)]
+    assert [r["pod"] for r in results] == [p["name"] for p in pods for repeat in (0, 1)]
     assert all(r["status"] == "succeeded" for r in results)
     assert fake.max_running == 4
     assert 1 <= len(factory.made) <= 4
@@ -342,7 +342,7 @@ def test_on_result_called_once_per_hook_serialised():
         inside.pop()
 
     pods = [pod("p%d" % i, pre=[hook(0, ["ok"]), hook(1, ["fail", "1"]), hook(2, ["ok"])]) for i in range(6)]
-    results, _ = run(pods, on_result=on_result)
+    results = run(pods, on_result=on_result)[0]
     assert sorted(seen) == sorted((r["pod"], r["index"], r["status"]) for r in results)
     assert len(seen) == 18
 
