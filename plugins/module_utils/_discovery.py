@@ -13,22 +13,17 @@ plain dicts in the API's JSON shape.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import re
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
+    ApiRequestError,
+    api_getter,
+    list_pages,
+    pods_path,
+)
 from ansible_collections.kubehooks.backup.plugins.module_utils._client import raise_for_api_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
-
-try:
-    import kubernetes
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3HTTPError
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as exc:  # reported by the module through missing_required_lib
-    kubernetes = None
-    ApiException = Urllib3HTTPError = None
-    KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_PAGE_SIZE = 500
 # A namespace name is a DNS label; anything else in an include entry is a pattern.
@@ -60,34 +55,17 @@ def list_pods(api_client, included_namespaces, excluded_namespaces, label_select
 
     Raises AuthorizationError (403/401, naming the missing permission), ScopeError or KubehooksError.
     """
-    if KUBERNETES_IMPORT_ERROR is not None:
-        raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
     included = list(included_namespaces or [])
     excluded = list(excluded_namespaces or [])
     scope = validate_namespace_scope(included, excluded)
-    core = kubernetes.client.CoreV1Api(api_client)
+    get_json = api_getter(api_client)
     for namespace in plan_list_calls(included, excluded):
-        token = None
-        while True:
-            kwargs = dict(label_selector=label_selector_string or None, limit=int(page_size),
-                          _continue=token, _preload_content=False)
-            try:
-                if namespace is None:
-                    response = core.list_pod_for_all_namespaces(**kwargs)
-                else:
-                    response = core.list_namespaced_pod(namespace, **kwargs)
-                page = json.loads(response.data)
-            except ApiException as exc:
-                raise_for_api_error(exc, _action(namespace))
-            except (Urllib3HTTPError, OSError) as exc:
-                raise KubehooksError("Could not %s: %s" % (_action(namespace), exc))
-            except ValueError as exc:
-                raise KubehooksError("Could not %s: the response is not JSON: %s" % (_action(namespace), exc))
-            for pod in page.get("items") or []:
-                pod_namespace = (pod.get("metadata") or {}).get("namespace")
-                if namespace is None and not scope.matches(pod_namespace or ""):
+        try:
+            for pod in list_pages(get_json, pods_path(namespace), label_selector_string or None, page_size):
+                if namespace is None and not scope.matches((pod.get("metadata") or {}).get("namespace") or ""):
                     continue
                 yield pod
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                break
+        except ApiRequestError as err:
+            if err.status:
+                raise_for_api_error(err, _action(namespace))
+            raise KubehooksError("Could not %s: %s" % (_action(namespace), err))

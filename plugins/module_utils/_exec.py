@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, open_exec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     ExecError,
     KubehooksError,
@@ -33,15 +34,10 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
 )
 
 try:
-    import kubernetes
-    from kubernetes.client.rest import ApiException
-    from kubernetes.stream import stream as k8s_stream
     from websocket import WebSocketConnectionClosedException, WebSocketException
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
-    kubernetes = None
-    ApiException = WebSocketException = WebSocketConnectionClosedException = None
-    k8s_stream = None
+    WebSocketException = WebSocketConnectionClosedException = None
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_OUTPUT_CAP = 65536
@@ -50,7 +46,6 @@ ERROR_CHANNEL = 3
 # Longest single wait on the socket: bounds how late a deadline is noticed.
 _POLL_SECONDS = 0.5
 FINISHED_POD_PHASES = ("Succeeded", "Failed")
-_HANDSHAKE_RE = re.compile(r"Handshake status (\d{3})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,16 +96,6 @@ def parse_exec_status(raw):
 # ---------------------------------------------------------------------------------------------
 # One exec
 
-class _Discard(object):
-    """Stands in for WSClient's capture-everything buffer, which would hold all output twice."""
-
-    def write(self, data):
-        pass
-
-    def getvalue(self):
-        return b""
-
-
 class _CappedBuffer(object):
     """Keep the first ``cap`` bytes written; remember whether anything was dropped."""
 
@@ -137,33 +122,11 @@ class _CappedBuffer(object):
         return b"".join(self.parts).decode("utf-8", "replace")
 
 
-def _api_message(exc):
-    """Status code and message of an ApiException, including websocket handshake failures."""
-    status = getattr(exc, "status", None)
-    text = getattr(exc, "reason", None) or str(exc)
-    body = getattr(exc, "body", None)
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    match = _HANDSHAKE_RE.search(text or "")
-    if match:  # "Handshake status 403 Forbidden -+-+- {headers} -+-+- {body}"
-        status = int(match.group(1))
-        body = text.rsplit("-+-+-", 1)[-1].strip() if "-+-+-" in text else None
-    message = None
-    if body:
-        try:
-            message = json.loads(body).get("message")
-        except (ValueError, AttributeError):
-            message = None
-        if not message and body != "None":
-            message = body[:500]
-    return status, message or text
-
-
 def exec_error_message(exc, namespace, pod, container):
     """A user-facing message for an exception raised while opening or reading an exec stream."""
     where = "pod %s/%s" % (namespace, pod)
-    if ApiException is not None and isinstance(exc, ApiException):
-        status, message = _api_message(exc)
+    if isinstance(exc, ApiRequestError):  # the websocket handshake's HTTP answer
+        status, message = exc.status, str(exc)
         if status == 403:
             return ("Forbidden: the credentials may not exec into %s (RBAC needs the verbs get AND "
                     "create on the pods/exec subresource in namespace %s): %s" % (where, namespace, message))
@@ -193,12 +156,7 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
                   duration=0.0, error=None)
     ws = None
     try:
-        core = kubernetes.client.CoreV1Api(api_client)
-        ws = k8s_stream(core.connect_get_namespaced_pod_exec, pod, namespace, container=container,
-                        command=list(argv), stdin=False, stdout=True, stderr=True, tty=False,
-                        binary=True, _preload_content=False)
-        if hasattr(ws, "_all"):
-            ws._all = _Discard()  # pylint: disable=protected-access  # no public switch in stream()
+        ws = open_exec(api_client, namespace, pod, container, list(argv))
         timed_out = False
         while ws.is_open():
             remaining = deadline - time.monotonic()

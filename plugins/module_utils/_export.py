@@ -57,10 +57,15 @@ import os
 import tarfile
 import time
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
+    DEFAULT_PAGE_SIZE,
+    ApiRequestError,
+    api_getter,
+    list_pages,
+)
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     AuthorizationError,
     ExportError,
-    KubehooksError,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
     label_selector_query,
@@ -69,13 +74,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
     validate_namespace_scope,
 )
 
-try:
-    from kubernetes.client.rest import ApiException
-    from urllib3.exceptions import HTTPError as Urllib3HTTPError
-    KUBERNETES_IMPORT_ERROR = None
-except ImportError as exc:  # reported by the module through missing_required_lib
-    ApiException = Urllib3HTTPError = None
-    KUBERNETES_IMPORT_ERROR = exc
 
 FORMAT_VERSION = "1.1.0"
 METADATA_VERSION_PATH = "metadata/version"
@@ -87,7 +85,6 @@ REQUIRED_VERBS = ("list", "create", "get", "delete")
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 NAMESPACES = "namespaces"
 PODS = "pods"
-DEFAULT_PAGE_SIZE = 500
 PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
 
 # The same objects served under two groups: only the first one met is exported (Velero).
@@ -570,99 +567,12 @@ def write_archive(writer, items, exclude_pods=(), progress=None, state=None):
 # API access: raw GETs through the kubernetes client, paginated LISTs
 # --------------------------------------------------------------------------------------------
 
-class ApiRequestError(Exception):
-    """A GET failed: ``status`` (HTTP status, 0 when there was no answer), ``body`` (bytes or None)."""
-
-    def __init__(self, status, message, body=None):
-        super(ApiRequestError, self).__init__(message)
-        self.status = status
-        self.body = body
-
-
-def _status_message(body, fallback):
-    try:
-        return json.loads(body).get("message") or fallback
-    except (ValueError, TypeError, AttributeError):
-        return fallback
-
-
-def api_getter(api_client, request_timeout=None):
-    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes>=24.2)."""
-    if KUBERNETES_IMPORT_ERROR is not None:
-        raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
-    headers = {"Accept": "application/json"}
-
-    def get_json(path, query=None):
-        query = list(query or [])
-        try:
-            if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
-                request = api_client.param_serialize("GET", path, query_params=query, header_params=dict(headers),
-                                                     auth_settings=["BearerToken"])
-                response = api_client.call_api(*request, _request_timeout=request_timeout)
-                data = response.read()
-                if not 200 <= response.status <= 299:
-                    raise ApiRequestError(response.status, _status_message(data, response.reason), data)
-            else:
-                response = api_client.call_api(path, "GET", query_params=query, header_params=dict(headers),
-                                               auth_settings=["BearerToken"], _preload_content=False,
-                                               _return_http_data_only=True, _request_timeout=request_timeout)
-                data = response.data
-        except ApiException as exc:
-            body = getattr(exc, "body", None)
-            raise ApiRequestError(exc.status or 0, _status_message(body, exc.reason or str(exc)), body)
-        except (Urllib3HTTPError, OSError) as exc:
-            raise ApiRequestError(0, str(exc))
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ApiRequestError(0, "the response of GET %s is not JSON: %s" % (path, exc))
-
-    return get_json
-
-
 def _describe(err, action):
     if err.status in (401, 403):
         return "Forbidden (HTTP %s): the credentials may not %s: %s" % (err.status, action, err)
     if err.status:
         return "could not %s: HTTP %s: %s" % (action, err.status, err)
     return "could not %s: %s" % (action, err)
-
-
-def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE, warnings=None):
-    """Yield the ``items`` of a paginated LIST, page by page (one page in memory at a time).
-
-    A 410 "continue token expired" answer that carries a fresh token is continued with it (the rest
-    of the list is then not from the same snapshot; a warning says so), as the API server offers.
-    """
-    token = None
-    while True:
-        query = [("limit", int(page_size))]
-        if label_selector:
-            query.append(("labelSelector", label_selector))
-        if token:
-            query.append(("continue", token))
-        try:
-            page = get_json(path, query)
-        except ApiRequestError as err:
-            fresh = None
-            if err.status == 410 and token:
-                try:
-                    fresh = (json.loads(err.body).get("metadata") or {}).get("continue")
-                except (ValueError, TypeError, AttributeError):
-                    fresh = None
-            if not fresh:
-                raise
-            if warnings is not None:
-                warnings.append("the list %s took too long and was continued from a newer snapshot" % path)
-            token = fresh
-            continue
-        items = page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        page = None
-        yield from items
-        items = None
-        if not token:
-            return
 
 
 def discover(get_json, warnings):

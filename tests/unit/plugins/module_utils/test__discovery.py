@@ -9,11 +9,11 @@ cluster, RBAC refusals included, is covered by the integration tests.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _discovery
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods, plan_list_calls
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError
 
@@ -41,86 +41,71 @@ def pod(namespace, name):
     return {"metadata": {"namespace": namespace, "name": name}, "status": {"phase": "Running"}}
 
 
-class FakeResponse(object):
-    def __init__(self, payload):
-        self.data = json.dumps(payload).encode()
+class FakeApi(object):
+    """Stands in for ``_api.api_getter``: serves LIST pages of pods and records each request.
 
+    Discovery's own logic (which calls, which pages, which filter) is what is tested here; the
+    real GETs are covered by the integration tests against the local cluster.
+    """
 
-class FakeCore(object):
-    """Serves pages of 2 items from ``pods``; records every call's target and arguments."""
+    def __init__(self):
+        self.calls = []
+        self.error = None
+        self.pods = [pod("db", "a"), pod("team-1", "b"), pod("db", "c"), pod("web", "d"), pod("team-2", "e")]
 
-    calls = []
-    pods = []
-    error = None
+    def getter(self, api_client, request_timeout=None):
+        return self.get_json
 
-    def __init__(self, api_client):
-        pass
-
-    def _page(self, pods, kwargs):
-        assert kwargs["_preload_content"] is False
-        start = int(kwargs["_continue"] or 0)
-        items = pods[start:start + kwargs["limit"]]
-        more = start + kwargs["limit"] < len(pods)
-        return FakeResponse({"items": items, "metadata": {"continue": str(start + kwargs["limit"]) if more else ""}})
-
-    def list_pod_for_all_namespaces(self, **kwargs):
-        FakeCore.calls.append((None, kwargs))
-        if FakeCore.error is not None:
-            raise FakeCore.error  # pylint: disable=raising-bad-type
-        return self._page(FakeCore.pods, kwargs)
-
-    def list_namespaced_pod(self, namespace, **kwargs):
-        FakeCore.calls.append((namespace, kwargs))
-        if FakeCore.error is not None:
-            raise FakeCore.error  # pylint: disable=raising-bad-type
-        return self._page([p for p in FakeCore.pods if p["metadata"]["namespace"] == namespace], kwargs)
-
-
-class FakeApiException(Exception):
-    def __init__(self, status, body):
-        Exception.__init__(self, body)
-        self.status, self.body, self.reason = status, body, "Forbidden"
+    def get_json(self, path, query):
+        query = dict(query)
+        self.calls.append((path, query))
+        if self.error is not None:
+            raise self.error  # pylint: disable=raising-bad-type
+        namespace = path.split("/")[4] if path.startswith("/api/v1/namespaces/") else None
+        pods = [p for p in self.pods if namespace in (None, p["metadata"]["namespace"])]
+        start = int(query.get("continue") or 0)
+        limit = query["limit"]
+        more = start + limit < len(pods)
+        return {"items": pods[start:start + limit], "metadata": {"continue": str(start + limit) if more else ""}}
 
 
 @pytest.fixture
-def fake_core(monkeypatch):
-    monkeypatch.setattr(_discovery.kubernetes.client, "CoreV1Api", FakeCore)
-    monkeypatch.setattr(_discovery, "ApiException", FakeApiException)
-    FakeCore.calls, FakeCore.error = [], None
-    FakeCore.pods = [pod("db", "a"), pod("team-1", "b"), pod("db", "c"), pod("web", "d"), pod("team-2", "e")]
-    return FakeCore
+def fake_api(monkeypatch):
+    api = FakeApi()
+    monkeypatch.setattr(_discovery, "api_getter", api.getter)
+    return api
 
 
 def names(pods):
     return [p["metadata"]["name"] for p in pods]
 
 
-def test_cluster_wide_list_is_paged_and_filtered(fake_core):
+def test_cluster_wide_list_is_paged_and_filtered(fake_api):
     got = list(list_pods(None, ["team-*", "db"], ["team-2"], "app=x", page_size=2))
     assert names(got) == ["a", "b", "c"]
-    assert [c[0] for c in fake_core.calls] == [None, None, None]
-    assert [c[1]["_continue"] for c in fake_core.calls] == [None, "2", "4"]
-    assert all(c[1]["label_selector"] == "app=x" and c[1]["limit"] == 2 for c in fake_core.calls)
+    assert [c[0] for c in fake_api.calls] == ["/api/v1/pods"] * 3
+    assert [c[1].get("continue") for c in fake_api.calls] == [None, "2", "4"]
+    assert all(c[1]["labelSelector"] == "app=x" and c[1]["limit"] == 2 for c in fake_api.calls)
 
 
-def test_per_namespace_lists(fake_core):
+def test_per_namespace_lists(fake_api):
     got = list(list_pods(None, ["web", "db"], [], "", page_size=500))
     assert names(got) == ["a", "c", "d"]
-    assert [c[0] for c in fake_core.calls] == ["db", "web"]
-    assert fake_core.calls[0][1]["label_selector"] is None
+    assert [c[0] for c in fake_api.calls] == ["/api/v1/namespaces/db/pods", "/api/v1/namespaces/web/pods"]
+    assert "labelSelector" not in fake_api.calls[0][1]
 
 
-def test_forbidden_names_the_permission(fake_core):
-    fake_core.error = FakeApiException(403, json.dumps({"message": 'pods is forbidden: User "x" cannot list'}))
+def test_forbidden_names_the_permission(fake_api):
+    fake_api.error = ApiRequestError(403, 'pods is forbidden: User "x" cannot list')
     with pytest.raises(AuthorizationError, match="list pods in namespace db"):
         list(list_pods(None, ["db"], [], None))
     with pytest.raises(AuthorizationError, match="list pods cluster-wide"):
         list(list_pods(None, [], [], None))
 
 
-def test_garbled_response_is_clear(fake_core, monkeypatch):
-    monkeypatch.setattr(FakeCore, "_page", lambda self, pods, kwargs: type("R", (), {"data": b"<html>"})())
-    with pytest.raises(KubehooksError, match="not JSON"):
+def test_unreachable_or_garbled_answers_are_clear(fake_api):
+    fake_api.error = ApiRequestError(0, "the response of GET /api/v1/namespaces/db/pods is not JSON: x")
+    with pytest.raises(KubehooksError, match="Could not list pods in namespace db: .*not JSON"):
         list(list_pods(None, ["db"], [], None))
 
 

@@ -21,6 +21,7 @@ import time
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _exec
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, status_message
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import ExecError, KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     append_jsonl,
@@ -96,37 +97,24 @@ def test_parse_exec_status(raw, status, code, message_part):
 
 # --- exec error messages ------------------------------------------------------------------
 
-class FakeApiException(Exception):
-    def __init__(self, status=0, reason=None, body=None):
-        Exception.__init__(self, reason)
-        self.status, self.reason, self.body = status, reason, body
-
-
-@pytest.fixture
-def fake_api_exception(monkeypatch):
-    monkeypatch.setattr(_exec, "ApiException", FakeApiException)
-    return FakeApiException
-
-
-def test_exec_error_handshake_403_names_both_verbs(fake_api_exception):
+def test_exec_error_handshake_403_names_both_verbs():
     body = json.dumps({"kind": "Status", "message": 'pods "p" is forbidden: User "x" cannot get '
                                                     'resource "pods/exec"', "code": 403})
-    exc = fake_api_exception(0, "Handshake status 403 Forbidden -+-+- {'a': 'b'} -+-+- " + body)
+    exc = ApiRequestError(403, status_message(body, "Forbidden"), body)
     message = exec_error_message(exc, "db", "p", "c")
     assert "get AND create" in message and "pods/exec" in message and "namespace db" in message
     assert 'cannot get resource "pods/exec"' in message
 
 
-def test_exec_error_404_is_pod_deleted(fake_api_exception):
-    exc = fake_api_exception(0, "Handshake status 404 Not Found -+-+- {} -+-+- None")
-    assert exec_error_message(exc, "db", "p", "c").startswith("pod db/p not found (deleted since discovery?)")
-    exc = fake_api_exception(404, "Not Found", body='{"message":"pods \\"p\\" not found"}')
-    assert 'pods "p" not found' in exec_error_message(exc, "db", "p", "c")
+def test_exec_error_404_is_pod_deleted():
+    exc = ApiRequestError(404, 'pods "p" not found')
+    message = exec_error_message(exc, "db", "p", "c")
+    assert message.startswith("pod db/p not found (deleted since discovery?)")
+    assert 'pods "p" not found' in message
 
 
-def test_exec_error_other(fake_api_exception):
-    exc = fake_api_exception(0, "Handshake status 400 Bad Request -+-+- {} -+-+- "
-                                '{"message":"container c is not valid for pod p"}')
+def test_exec_error_other():
+    exc = ApiRequestError(400, status_message('{"message":"container c is not valid for pod p"}', "Bad Request"))
     message = exec_error_message(exc, "db", "p", "c")
     assert "API status 400" in message and "container c is not valid" in message
     assert "ConnectionRefusedError: refused" in exec_error_message(ConnectionRefusedError("refused"), "db", "p", "c")

@@ -1,0 +1,162 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: raw Kubernetes API access (GET/LIST as JSON, exec websockets). Not a public API.
+
+The generated API classes of the Python client (``CoreV1Api`` and its models) cost about a second
+to import; a module that lists pods and execs hooks needs none of them.  Everything here goes
+through ``ApiClient.call_api`` and the client's ``WSClient`` with plain paths and plain dicts, so
+a module starts in a fraction of that time, and objects stay in the API's JSON shape.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+
+try:
+    from ansible.module_utils.six.moves.urllib.parse import quote
+except ImportError:  # pragma: no cover - only outside Ansible
+    from urllib.parse import quote
+
+try:
+    from kubernetes.client.rest import ApiException
+    from kubernetes.stream.ws_client import WSClient, get_websocket_url
+    from urllib3.exceptions import HTTPError as Urllib3HTTPError
+    from websocket import WebSocketBadStatusException
+    KUBERNETES_IMPORT_ERROR = None
+except ImportError as exc:  # reported by the module through missing_required_lib
+    ApiException = Urllib3HTTPError = WebSocketBadStatusException = WSClient = get_websocket_url = None
+    KUBERNETES_IMPORT_ERROR = exc
+
+DEFAULT_PAGE_SIZE = 500
+
+
+class ApiRequestError(Exception):
+    """A request failed: ``status`` (HTTP status, 0 when there was no answer), ``body`` (bytes or None)."""
+
+    def __init__(self, status, message, body=None):
+        super(ApiRequestError, self).__init__(message)
+        self.status = status
+        self.body = body
+
+
+def status_message(body, fallback):
+    """The ``message`` of a ``metav1.Status`` body, else ``fallback``."""
+    try:
+        return json.loads(body).get("message") or fallback
+    except (ValueError, TypeError, AttributeError):
+        return fallback
+
+
+def _require_client():
+    if KUBERNETES_IMPORT_ERROR is not None:
+        raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
+
+
+def api_getter(api_client, request_timeout=None):
+    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes>=24.2)."""
+    _require_client()
+    headers = {"Accept": "application/json"}
+
+    def get_json(path, query=None):
+        query = list(query or [])
+        try:
+            if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
+                request = api_client.param_serialize("GET", path, query_params=query, header_params=dict(headers),
+                                                     auth_settings=["BearerToken"])
+                response = api_client.call_api(*request, _request_timeout=request_timeout)
+                data = response.read()
+                if not 200 <= response.status <= 299:
+                    raise ApiRequestError(response.status, status_message(data, response.reason), data)
+            else:
+                response = api_client.call_api(path, "GET", query_params=query, header_params=dict(headers),
+                                               auth_settings=["BearerToken"], _preload_content=False,
+                                               _return_http_data_only=True, _request_timeout=request_timeout)
+                data = response.data
+        except ApiException as exc:
+            body = getattr(exc, "body", None)
+            raise ApiRequestError(exc.status or 0, status_message(body, exc.reason or str(exc)), body)
+        except (Urllib3HTTPError, OSError) as exc:
+            raise ApiRequestError(0, str(exc))
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ApiRequestError(0, "the response of GET %s is not JSON: %s" % (path, exc))
+
+    return get_json
+
+
+def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE, warnings=None):
+    """Yield the ``items`` of a paginated LIST, page by page (one page in memory at a time).
+
+    A 410 "continue token expired" answer that carries a fresh token is continued with it (the rest
+    of the list is then not from the same snapshot; a warning says so), as the API server offers.
+    """
+    token = None
+    while True:
+        query = [("limit", int(page_size))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if token:
+            query.append(("continue", token))
+        try:
+            page = get_json(path, query)
+        except ApiRequestError as err:
+            fresh = None
+            if err.status == 410 and token:
+                try:
+                    fresh = (json.loads(err.body).get("metadata") or {}).get("continue")
+                except (ValueError, TypeError, AttributeError):
+                    fresh = None
+            if not fresh:
+                raise
+            if warnings is not None:
+                warnings.append("the list %s took too long and was continued from a newer snapshot" % path)
+            token = fresh
+            continue
+        items = page.get("items") or []
+        token = (page.get("metadata") or {}).get("continue")
+        page = None
+        for item in items:
+            yield item
+        items = None
+        if not token:
+            return
+
+
+def pods_path(namespace=None):
+    """The LIST path for pods, cluster-wide (``namespace`` None) or in one namespace."""
+    if namespace is None:
+        return "/api/v1/pods"
+    return "/api/v1/namespaces/%s/pods" % quote(namespace, safe="")
+
+
+def exec_url(host, namespace, pod, container, argv):
+    """The websocket URL of ``pods/exec`` for ``argv`` (one ``command`` parameter per argument)."""
+    path = "/api/v1/namespaces/%s/pods/%s/exec" % (quote(namespace, safe=""), quote(pod, safe=""))
+    query = [("command", arg) for arg in argv]
+    query += [("container", container), ("stdin", "false"), ("stdout", "true"), ("stderr", "true"),
+              ("tty", "false")]
+    return get_websocket_url(host.rstrip("/") + path, query)
+
+
+def open_exec(api_client, namespace, pod, container, argv):
+    """Open an exec websocket (binary channels, nothing captured twice); raise ApiRequestError.
+
+    The handshake's HTTP status (403 without ``pods/exec`` get+create, 404 for a deleted pod, 400
+    for a missing container) is kept in ``ApiRequestError.status``.
+    """
+    _require_client()
+    configuration = api_client.configuration
+    headers = {}
+    for setting in (configuration.auth_settings() or {}).values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"].lower()] = setting["value"]
+    url = exec_url(configuration.host, namespace, pod, container, argv)
+    try:
+        return WSClient(configuration, url, headers, False, binary=True)
+    except WebSocketBadStatusException as exc:
+        body = getattr(exc, "resp_body", None)
+        raise ApiRequestError(exc.status_code, status_message(body, str(exc)), body)
