@@ -14,7 +14,7 @@ SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_i
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint sanity units integration demo cluster-up cluster-down cluster-status build clean
+.PHONY: help venv test lint sanity units integration demo bench cluster-up cluster-down cluster-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -48,9 +48,21 @@ units: venv ## Unit tests (pure logic, no cluster)
 integration: venv ## Integration tests on the local cluster (started when it is not running)
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
-demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster
-	@echo "make demo: the nginx fsfreeze walkthrough arrives with the backup role (kubehooks.backup.create); not available yet." >&2
-	@exit 1
+demo: DEMO_LOCK := /tmp/kubehooks-nginx-example.lock
+demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster (builds it the first time)
+	@echo "== local cluster: python3 -m localcluster up (the first run builds it; progress below)"
+	@up=$$($(PY) -m localcluster up) && eval "$$up" && \
+	  demo_vars=$$($(PY) -m localcluster info | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	    print(json.dumps({"kubectl": i["kubectl"], "nginx_image": i["node_image"], "fsfreeze_image": i["node_image"], \
+	                      "report_path": sys.argv[1]}))' "$(BUILD_DIR)/demo-report.txt") && \
+	  $(PY) tests/utils/collection_tree.py $(BUILD_DIR)/demo >/dev/null && rm -f "$(BUILD_DIR)/demo-report.txt" && \
+	  exec 9>"$(DEMO_LOCK)" && { flock -n 9 || { echo "== waiting: another run is using namespace nginx-example"; flock 9; }; } && \
+	  echo "== ansible-playbook kubehooks.backup.nginx_fsfreeze (KUBECONFIG=$$KUBECONFIG)" && \
+	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
+	  echo && cat "$(BUILD_DIR)/demo-report.txt"
+
+bench: venv ## Benchmarks on the local cluster; each prints its ratio to the baseline it measures in the same run
+	$(PY) bench/bench_hooks.py $(BENCH_ARGS)
 
 cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
 	$(PY) -m localcluster up

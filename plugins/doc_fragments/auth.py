@@ -104,6 +104,9 @@ options:
   impersonate_user:
     description:
       - User name to impersonate for every request.
+      - The Python client cannot send impersonation headers when it opens an exec websocket, so
+        M(kubehooks.backup.pod_hooks) refuses to run hooks with impersonation rather than run them with
+        the credentials' own identity; listing and reading honour it.
       - Can also be set with the E(K8S_AUTH_IMPERSONATE_USER) environment variable.
     type: str
   impersonate_groups:

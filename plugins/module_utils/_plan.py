@@ -80,6 +80,11 @@ def run_hooks(client_factory, pods, params, check_mode=False):
         results = planned_results(pods, phase)
         return dict(changed=bool(results), hooks=results, hooks_attempted=0, hooks_failed=0)
 
+    if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
+        # The client's exec websocket carries only the Authorization header: the hooks would run
+        # with the credentials' own identity, not the impersonated one.  Refuse before anything runs.
+        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
+                             "kubernetes Python client; run the hooks with credentials of that identity instead")
     log_path, backup = params.get("log_path"), params.get("backup")
 
     def log(result):

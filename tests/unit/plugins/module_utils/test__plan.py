@@ -60,3 +60,14 @@ def test_check_mode_executes_nothing():
     result = _plan.run_hooks(factory, [POD], {"phase": "pre"}, check_mode=True)
     assert result["hooks_attempted"] == 0 and result["hooks"][0]["status"] == "planned"
     assert result["changed"] is True
+
+
+def test_impersonation_is_refused_before_any_hook_runs():
+    class Factory(object):
+        impersonate_user = "bob"
+        impersonate_groups = []
+
+        def __call__(self):
+            raise AssertionError("no client may be made")
+    with pytest.raises(KubehooksError, match="impersonate_user/impersonate_groups cannot be applied to pods/exec"):
+        _plan.run_hooks(Factory(), [POD], {"phase": "pre"})
