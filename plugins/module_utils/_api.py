@@ -119,8 +119,7 @@ def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE,
         items = page.get("items") or []
         token = (page.get("metadata") or {}).get("continue")
         page = None
-        for item in items:
-            yield item
+        yield from items
         items = None
         if not token:
             return
