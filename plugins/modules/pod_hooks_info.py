@@ -183,6 +183,13 @@ errors:
     index:
       description: The hook's position in its phase.
       type: int
+api_host:
+  description:
+    - The API server URL the module talked to (from the connection options, the kubeconfig or the
+      environment); the role C(kubehooks.backup.create) derives its default cluster name from it.
+  returned: always
+  type: str
+  sample: https://10.0.0.1:6443
 query_result:
   description: The value of O(query) applied to the result.
   returned: when O(query) is set
@@ -195,8 +202,9 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._plan import disc
 
 
 def execute(km):
-    plan = discover_plan(km.client_factory(), km.params)
-    return dict(changed=False, pods=plan["pods"], errors=plan["errors"])
+    factory = km.client_factory()
+    plan = discover_plan(factory, km.params)
+    return dict(changed=False, pods=plan["pods"], errors=plan["errors"], api_host=factory.host)
 
 
 def main():

@@ -1,0 +1,325 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: backup_info
+short_description: List backups in a backup storage directory, or show one with its logs
+version_added: 0.1.0
+description:
+  - Without O(name), lists the backups in the storage directory - every cluster's, or one O(cluster)'s -
+    with the columns of C(velero backup get) (RV(backups), and the same as text in RV(table)).
+  - With O(name), returns that backup - its status, its Velero C(Backup) object, its error and warning
+    messages, its hook plan - and, with O(logs=true), its log entries, like C(velero backup logs)
+    (O(hooks_only=true) keeps only the hook entries, the lines C(grep hookCommand) finds).
+  - Reads files only; it never contacts the cluster.
+author:
+  - kubehooks.backup maintainers (@kubehooks)
+extends_documentation_fragment:
+  - kubehooks.backup.auth
+attributes:
+  check_mode:
+    support: full
+    description: The module only reads; it runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is no diff.
+options:
+  storage_dir:
+    description:
+      - The backup storage directory. Default C($XDG_DATA_HOME/kubehooks/storage), else
+        C(~/.local/share/kubehooks/storage).
+    type: path
+  cluster:
+    description:
+      - Only this cluster's backups (C(<storage_dir>/<cluster>/backups)). When O(name) is given without
+        it, the backup is looked up in every cluster of the storage directory; a name found in several
+        clusters is an error that lists them.
+    type: str
+  name:
+    description:
+      - One backup to show.
+    type: str
+  backup_dir:
+    description:
+      - The directory of one backup, instead of O(storage_dir), O(cluster) and O(name).
+    type: path
+  logs:
+    description:
+      - Return the backup's log entries (RV(logs) and RV(log_lines)).
+    type: bool
+    default: false
+  hooks_only:
+    description:
+      - Return only the hook entries of the log (those carrying C(hookCommand)). Implies O(logs=true).
+    type: bool
+    default: false
+  query:
+    description:
+      - A JMESPath expression applied to the module's result; its value is returned as RV(query_result),
+        for example V(backups[?status=='PartiallyFailed'].name) or V(logs[?hookPhase=='pre'].hookCommand).
+      - An invalid expression fails the task with a message naming it.
+    type: str
+requirements:
+  - jmespath (only for O(query))
+notes:
+  - The connection options are accepted, and ignored, so that one C(module_defaults) entry for
+    C(group/kubehooks.backup.k8s) covers every module of the collection.
+  - Expiration is shown as Velero shows it; nothing in this collection deletes backups.
+seealso:
+  - module: kubehooks.backup.backup_record
+  - name: velero backup get / logs
+    description: The Velero commands this module mirrors.
+    link: https://velero.io/docs/main/backup-reference/
+"""
+
+EXAMPLES = r"""
+- name: Like velero backup get
+  kubehooks.backup.backup_info:
+  register: backups
+
+- name: Show the table
+  ansible.builtin.debug:
+    msg: "{{ backups.table }}"
+
+- name: Like velero backup logs nginx-hook-test | grep hookCommand
+  kubehooks.backup.backup_info:
+    name: nginx-hook-test
+    hooks_only: true
+  register: backup
+
+- name: The commands of the pre hooks that failed
+  kubehooks.backup.backup_info:
+    name: nginx-hook-test
+    hooks_only: true
+    query: "logs[?hookPhase=='pre' && status=='failed'].hookCommand"
+  register: failed_freezes
+"""
+
+RETURN = r"""
+backups:
+  description: One row per backup (sorted by cluster, then as C(velero backup get) sorts); without O(name) every backup, with O(name) that one.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The backup name.
+      type: str
+    status:
+      description: The phase (C(New), C(InProgress), C(Completed), C(PartiallyFailed), C(Failed)), or C(Unknown) when the record cannot be read.
+      type: str
+    errors:
+      description: C(status.errors).
+      type: int
+    warnings:
+      description: C(status.warnings).
+      type: int
+    created:
+      description: The start time (RFC 3339).
+      type: str
+    expires:
+      description: As Velero's EXPIRES column (V(29d), V(3h ago), V(n/a)).
+      type: str
+    storage_location:
+      description: The cluster name, or V(default).
+      type: str
+    selector:
+      description: The label selector, or V(<none>).
+      type: str
+    cluster:
+      description: The cluster directory, or null.
+      type: str
+    hooks_attempted:
+      description: C(status.hookStatus.hooksAttempted).
+      type: int
+    hooks_failed:
+      description: C(status.hookStatus.hooksFailed).
+      type: int
+    items_backed_up:
+      description: C(status.progress.itemsBackedUp).
+      type: int
+    total_items:
+      description: C(status.progress.totalItems).
+      type: int
+    completed:
+      description: The completion time, or null.
+      type: str
+    path:
+      description: The backup directory.
+      type: str
+table:
+  description: RV(backups) as the text lines C(velero backup get) prints (a header line first).
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "NAME              STATUS      ERRORS   WARNINGS   CREATED                         EXPIRES   STORAGE LOCATION   SELECTOR"
+    - "nginx-hook-test   Completed   0        0          2026-11-25 09:10:02 +0000 UTC   n/a       default            <none>"
+backup:
+  description: The backup's row (see RV(backups)) plus C(freeze_window_seconds), C(frozen_pods), C(thawed), C(failure_reason).
+  returned: when O(name) or O(backup_dir) is given
+  type: dict
+record:
+  description: The Velero C(Backup) object (C(velero-backup.json)).
+  returned: when O(name) or O(backup_dir) is given
+  type: dict
+results:
+  description: The error and warning messages (C(<name>-results.gz), Velero's results format).
+  returned: when O(name) or O(backup_dir) is given
+  type: dict
+hook_plan:
+  description: The saved hook plan (the pods with hooks), usable as the C(plan) of M(kubehooks.backup.pod_hooks); empty when none was saved.
+  returned: when O(name) or O(backup_dir) is given
+  type: list
+  elements: dict
+files:
+  description: The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log)).
+  returned: when O(name) or O(backup_dir) is given
+  type: dict
+logs:
+  description: The log entries (one dict per JSON line of C(<name>-logs.gz)), with Velero's field names for the hook entries.
+  returned: when O(logs) or O(hooks_only)
+  type: list
+  elements: dict
+log_lines:
+  description: The same entries as the JSON lines of the file, for display.
+  returned: when O(logs) or O(hooks_only)
+  type: list
+  elements: str
+query_result:
+  description: The value of O(query) applied to the result.
+  returned: when O(query) is set
+  type: raw
+"""
+
+import json
+import os
+import time
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
+
+COLUMNS = (("NAME", "name"), ("STATUS", "status"), ("ERRORS", "errors"), ("WARNINGS", "warnings"),
+           ("CREATED", "created"), ("EXPIRES", "expires"), ("STORAGE LOCATION", "storage_location"),
+           ("SELECTOR", "selector"))
+
+
+def velero_time(text):
+    """``2026-11-25T09:10:02Z`` -> ``2026-11-25 09:10:02 +0000 UTC`` (how velero prints times)."""
+    if not text:
+        return "<nil>"
+    seconds = _record.parse_timestamp(text)
+    if seconds is None:
+        return str(text)
+    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(seconds))
+
+
+def table(rows):
+    """``velero backup get``'s table: columns padded to the widest cell plus three spaces."""
+    cells = [[title for title, _key in COLUMNS]]
+    for row in rows:
+        line = []
+        for _title, key in COLUMNS:
+            value = row.get(key)
+            line.append(velero_time(value) if key == "created" else ("" if value is None else str(value)))
+        cells.append(line)
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    return [("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line))).rstrip() for line in cells]
+
+
+def find_backup(storage, name, cluster=None):
+    """The directory of backup ``name``: in ``cluster``, or in the only location root that has it."""
+    _record.check_backup_name(name)
+    if cluster is not None:
+        bdir = _record.backup_dir(storage, name, cluster)
+        if not os.path.isdir(bdir):
+            raise KubehooksError("no backup %s for cluster %s in %s" % (name, cluster, storage))
+        return bdir
+    found = [row for row in _record.list_records(storage) if row.get("name") == name]
+    if not found:
+        raise KubehooksError("no backup %s in %s" % (name, storage))
+    if len(found) > 1:
+        raise KubehooksError("backup %s exists for several clusters (%s): give cluster"
+                             % (name, ", ".join(str(row.get("cluster")) for row in found)))
+    return found[0]["path"]
+
+
+def read_plan(path):
+    try:
+        with open(path) as handle:
+            plan = json.load(handle)
+    except (IOError, OSError):
+        return []
+    except ValueError as exc:
+        raise KubehooksError("the hook plan %s is not valid JSON: %s" % (path, exc))
+    return plan if isinstance(plan, list) else []
+
+
+def one_backup(bdir, logs=False, hooks_only=False):
+    record = _record.load_record(bdir)
+    name = (record.get("metadata") or {}).get("name") or os.path.basename(bdir)
+    row = _record.summarize(record, bdir)
+    annotations = (record.get("metadata") or {}).get("annotations") or {}
+    window = annotations.get(_record.ANNOTATION_FREEZE_WINDOW)
+    thawed = annotations.get(_record.ANNOTATION_THAWED)
+    backup = dict(row, freeze_window_seconds=float(window) if window is not None else None,
+                  frozen_pods=_record.frozen_pods(record),
+                  thawed=json.loads(thawed) if thawed and thawed.startswith("{") else thawed,
+                  failure_reason=(record.get("status") or {}).get("failureReason"))
+    files = {
+        "record": _record.record_path(bdir),
+        "archive": _record.archive_path(bdir, name),
+        "logs": _record.log_path(bdir, name),
+        "resource_list": _record.resource_list_path(bdir, name),
+        "results": _record.results_path(bdir, name),
+        "hook_plan": os.path.join(bdir, "%s-hook-plan.json" % name),
+        "hook_log": os.path.join(bdir, "%s-hooks.jsonl" % name),
+    }
+    result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
+                  results=_record.read_results(bdir, name), hook_plan=read_plan(files["hook_plan"]),
+                  files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
+    if logs or hooks_only:
+        entries = _record.read_log(files["logs"], hooks_only=hooks_only)
+        result["logs"] = entries
+        result["log_lines"] = [json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entries]
+    return result
+
+
+def execute(km):
+    params = km.params
+    storage = params.get("storage_dir") or _record.default_storage_dir()
+    if params.get("backup_dir"):
+        return one_backup(params["backup_dir"], params["logs"], params["hooks_only"])
+    if params.get("name"):
+        bdir = find_backup(storage, params["name"], params.get("cluster"))
+        return one_backup(bdir, params["logs"], params["hooks_only"])
+    if params.get("cluster") is not None:
+        _record.check_cluster_name(params["cluster"])
+    rows = _record.list_records(storage, params.get("cluster"))
+    return dict(changed=False, backups=rows, table=table(rows))
+
+
+def main():
+    spec = dict(
+        storage_dir=dict(type="path"),
+        cluster=dict(type="str"),
+        name=dict(type="str"),
+        backup_dir=dict(type="path"),
+        logs=dict(type="bool", default=False),
+        hooks_only=dict(type="bool", default=False),
+    )
+    spec.update(QUERY_SPEC)
+    KubehooksModule(
+        argument_spec(spec), needs_client=False,
+        mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster"), ("backup_dir", "name")],
+    ).run(execute)
+
+
+if __name__ == "__main__":
+    main()

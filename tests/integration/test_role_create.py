@@ -1,0 +1,423 @@
+"""The kubehooks.backup.create role through ansible-playbook on the local cluster, with REAL frozen filesystems.
+
+What is proven here (issue 6, item 6; the playbooks, AWX and SIGKILL parts live in test_playbooks.py):
+- the freeze is real: a privileged pod on the real node runs ``/sbin/fsfreeze --freeze /data`` on a
+  loop-mounted ext4 PV as its pre hook; a host-side prober (a SEPARATE process with its own time limit,
+  whose writes run in child processes it never waits on) sees writes block, and the pod's own probe,
+  run as the first post hook - after the export, before the unfreeze - sees the filesystem frozen;
+  after the run the filesystem is writable again;
+- the archive's content matches the API objects;
+- an export that fails half-way (a storage directory on a tiny tmpfs: ENOSPC in the middle of the
+  archive) still thaws every pod and records the backup as Failed; the play fails;
+- a pre hook failure with on-error Fail leaves that pod out of the archive (PartiallyFailed; the play
+  goes on unless create_fail_on_partial);
+- two pods on separate volumes are frozen together and thawed together.
+
+SAFETY: only the PV mounts the ``pvc`` fixture hands out are frozen (checked to be under the cluster's
+PV directory); the test process never writes to a filesystem that may be frozen; every test that
+freezes thaws in its cleanup with a time limit.
+"""
+import contextlib
+import glob
+import gzip
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+
+import pytest
+
+from localcluster import config as lc_config
+from modrun import ROOT, run_module, run_playbook
+
+PLAYBOOK = os.path.join(ROOT, "tests", "integration", "playbooks", "create.yml")
+PRE = "pre.hook.backup.velero.io/"
+FREEZE = ["/sbin/fsfreeze", "--freeze", "/data"]
+UNFREEZE = ["/sbin/fsfreeze", "--unfreeze", "/data"]
+# Run inside the pod as the first post hook, i.e. after the export and before the unfreeze: a file
+# creation in the background; if it has not happened a second later, the filesystem is frozen.
+# Reads (test -e) never block on a frozen filesystem; the blocked touch finishes after the thaw.
+# The file name is unique per test session: a PV of the pool may still hold an earlier run's files.
+PROBE = ["/bin/sh", "-c", "f=/data/probe-%s-$$; (touch $f </dev/null >/dev/null 2>&1 &); sleep 1; "
+                          "if [ -e $f ]; then echo writable; else echo frozen; fi" % uuid.uuid4().hex]
+
+# The host-side prober: a separate process with its own time limit.  Each round starts one `touch`
+# child per path and looks 0.3 s later whether it is done; it never waits on a child, so it cannot
+# block on a frozen filesystem itself.  Samples go to a JSON file in /tmp (never frozen).
+PROBER = r"""
+import json, os, subprocess, sys, time
+paths, out, stop, limit = sys.argv[1].split(","), sys.argv[2], sys.argv[3], float(sys.argv[4])
+deadline, samples, n = time.monotonic() + limit, [], 0
+while time.monotonic() < deadline and not os.path.exists(stop):
+    n += 1
+    started = time.time()
+    children = [(p, subprocess.Popen(["touch", os.path.join(p, ".hostprobe-%d-%d" % (os.getpid(), n))], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)) for p in paths]
+    time.sleep(0.3)
+    samples.append({"t": started, "blocked": [p for p, child in children if child.poll() is None]})
+    with open(out + ".tmp", "w") as handle:
+        json.dump(samples, handle)
+    os.replace(out + ".tmp", out)
+"""
+
+
+def pv_path(path):
+    pv_dir = str(lc_config.load().pv_dir) + "/"
+    assert path.startswith(pv_dir), f"{path} is not one of the local cluster's PV mounts ({pv_dir})"
+    return path
+
+
+@pytest.fixture
+def thaw_guard():
+    """Register PV host paths that a test may freeze; cleanup unfreezes each with a time limit."""
+    paths = []
+    yield lambda path: paths.append(pv_path(path)) or path
+    for path in paths:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            # "Invalid argument" when it is not frozen: that is the good case.
+            subprocess.run(["fsfreeze", "--unfreeze", path], capture_output=True, timeout=10, check=False)
+
+
+def writable(path, timeout=10):
+    """Create a file under ``path`` from a separate process with a time limit: False if it blocks."""
+    target = os.path.join(path, "after-%s" % uuid.uuid4().hex[:6])
+    child = subprocess.Popen([sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write('x')", target],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        return child.wait(timeout=timeout) == 0
+    except subprocess.TimeoutExpired:
+        return False  # left running: it finishes by itself once the filesystem is thawed
+
+
+@contextlib.contextmanager
+def host_prober(paths, tmp_path, limit=240):
+    out, stop = str(tmp_path / "prober.json"), str(tmp_path / "prober.stop")
+    proc = subprocess.Popen([sys.executable, "-c", PROBER, ",".join(paths), out, stop, str(limit)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = []
+    try:
+        yield samples
+    finally:
+        open(stop, "w").close()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        if os.path.exists(out):
+            with open(out) as handle:
+                samples.extend(json.load(handle))
+
+
+def freezer_pod(pods, name, claim, labels=None, annotations=None):
+    return pods.real_pod(name, privileged=True, pvc=claim, mount_path="/data", labels=labels or {"app": name},
+                         annotations=annotations)
+
+
+def rule(name, pre=None, post=None, **extra):
+    body = {"name": name}
+    body.update(extra)
+    if pre is not None:
+        body["pre"] = [{"exec": dict(spec)} for spec in pre]
+    if post is not None:
+        body["post"] = [{"exec": dict(spec)} for spec in post]
+    return body
+
+
+def run_create(cluster, storage, name, env=None, **variables):
+    extra = {"create_name": name, "create_storage_dir": str(storage),
+             "create_auth": {"kubeconfig": cluster.kubeconfig}}
+    extra.update(("create_" + key, value) for key, value in variables.items())
+    if env and "K8S_AUTH_KUBECONFIG" in env:
+        extra.pop("create_auth")
+    started = time.monotonic()
+    proc = run_playbook(PLAYBOOK, extra_vars=extra, env=env, timeout=600)
+    proc.elapsed = time.monotonic() - started
+    return proc
+
+
+def backup_dir_of(storage, name):
+    found = glob.glob(os.path.join(str(storage), "*", "backups", name)) + \
+        glob.glob(os.path.join(str(storage), "backups", name))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def load(bdir):
+    with open(os.path.join(bdir, "velero-backup.json")) as handle:
+        return json.load(handle)
+
+
+def log_entries(bdir, name):
+    with gzip.open(os.path.join(bdir, name + "-logs.gz"), "rt") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def archive_members(bdir, name):
+    with tarfile.open(os.path.join(bdir, name + ".tar.gz"), "r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def output(proc):
+    return "rc=%s\n--- stdout\n%s\n--- stderr\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:])
+
+
+def hooks_by(entries, **match):
+    return [e for e in entries if "hookCommand" in e and all(e.get(k) == v for k, v in match.items())]
+
+
+@pytest.mark.real_node
+def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespace, pods, pvc, thaw_guard,
+                                                                core_v1, tmp_path):
+    claim, host_path = pvc("data")
+    thaw_guard(host_path)
+    core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "settings"}, "data": {"k": "v"}})
+    # The walkthrough's shape: the freeze comes from the pod annotation, the rest from a rule (per phase).
+    freezer_pod(pods, "app", claim, annotations={PRE + "command": json.dumps(FREEZE), PRE + "container": "main"})
+    pods.real_pod("bystander", labels={"app": "other"})
+    name = "freeze-" + uuid.uuid4().hex[:6]
+    hooks = [rule("thaw-after-probe", post=[{"command": PROBE, "onError": "Continue"}, {"command": UNFREEZE}],
+                  labelSelector={"matchLabels": {"app": "app"}})]
+    storage = tmp_path / "storage"
+    with host_prober([host_path], tmp_path) as samples:
+        proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
+    assert proc.returncode == 0, output(proc)
+    assert writable(host_path), "the filesystem is still frozen after the run"
+
+    # The host saw writes block during the run, and not at the end.
+    assert any(s["blocked"] for s in samples), samples
+    assert not samples[-1]["blocked"], samples[-3:]
+
+    bdir = backup_dir_of(storage, name)
+    record = load(bdir)
+    status, annotations = record["status"], record["metadata"]["annotations"]
+    assert status["phase"] == "Completed", (status, output(proc))
+    assert status["hookStatus"] == {"hooksAttempted": 3, "hooksFailed": 0}
+    assert json.loads(annotations["backup.kubehooks.io/frozen-pods"]) == [f"{namespace}/app"]
+    window = float(annotations["backup.kubehooks.io/freeze-window-seconds"])
+    assert 0 < window < proc.elapsed
+    assert record["spec"]["includedNamespaces"] == [namespace]
+    assert record["spec"]["hooks"]["resources"][0]["name"] == "thaw-after-probe"
+    assert status["startTimestamp"] <= status["completionTimestamp"]
+
+    entries = log_entries(bdir, name)
+    pre, post = hooks_by(entries, hookPhase="pre"), hooks_by(entries, hookPhase="post")
+    assert [e["hookCommand"] for e in pre] == [FREEZE]
+    assert pre[0]["hookName"] == "<from-annotation>" and pre[0]["hookSource"] == "annotation"
+    assert [e["hookCommand"] for e in post] == [PROBE, UNFREEZE]
+    assert all(e["status"] == "succeeded" and e["backup"] == "velero/" + name for e in pre + post)
+    # The pod's own probe ran after the export and before the unfreeze: the filesystem was frozen.
+    assert post[0]["stdout"].strip() == "frozen", post[0]
+    messages = [e["msg"] for e in entries]
+    assert messages[-1] == "Backup completed"
+    export_at = next(i for i, m in enumerate(messages) if m.startswith("Export finished"))
+    assert entries.index(pre[0]) < export_at < entries.index(post[0])
+
+    # The archive against the API objects.
+    members = archive_members(bdir, name)
+    assert members["metadata/version"] == b"1.1.0\n"
+    for resource, kind_path, api_path in [
+            ("pods", "pods", f"/api/v1/namespaces/{namespace}/pods"),
+            ("configmaps", "configmaps", f"/api/v1/namespaces/{namespace}/configmaps"),
+            ("persistentvolumeclaims", "persistentvolumeclaims",
+             f"/api/v1/namespaces/{namespace}/persistentvolumeclaims")]:
+        live = json.loads(cluster.kubectl_run("get", "--raw", api_path).stdout)["items"]
+        assert live, resource
+        for obj in live:
+            meta = obj["metadata"]
+            plain = f"resources/{kind_path}/namespaces/{namespace}/{meta['name']}.json"
+            preferred = f"resources/{kind_path}/v1-preferredversion/namespaces/{namespace}/{meta['name']}.json"
+            assert plain in members and preferred in members, (plain, sorted(members)[:20])
+            item = json.loads(members[plain])
+            assert members[plain] == members[preferred]
+            assert item["apiVersion"] == "v1" and item["metadata"]["uid"] == meta["uid"]
+            assert item["metadata"]["name"] == meta["name"]
+    assert f"resources/namespaces/cluster/{namespace}.json" in members
+    assert not any(k.startswith("resources/nodes/") for k in members)  # namespaced scope: no cluster resources
+    with gzip.open(os.path.join(bdir, name + "-resource-list.json.gz"), "rt") as handle:
+        resource_list = json.load(handle)
+    assert sorted(resource_list["v1/Pod"]) == sorted([f"{namespace}/app", f"{namespace}/bystander"])
+    assert status["progress"]["itemsBackedUp"] == status["progress"]["totalItems"] == \
+        sum(len(v) for v in resource_list.values())
+
+    # The files sit where they are announced, owner-only; the plan was saved.
+    for suffix in (".tar.gz", "-logs.gz", "-resource-list.json.gz", "-results.gz", "-hook-plan.json",
+                   "-hooks.jsonl", "-progress.json"):
+        path = os.path.join(bdir, name + suffix)
+        assert os.stat(path).st_mode & 0o077 == 0, path
+    with open(os.path.join(bdir, name + "-hook-plan.json")) as handle:
+        assert [p["name"] for p in json.load(handle)] == ["app"]  # the bystander has no hooks
+
+    # The readable summary.
+    assert f"Backup {name}: Completed" in proc.stdout
+    assert "Hooks: 3 attempted, 0 failed" in proc.stdout
+    assert "Freeze window: " in proc.stdout and bdir in proc.stdout
+
+    # backup_info: like velero backup get / velero backup logs | grep hookCommand.
+    listing = run_module("backup_info", {"storage_dir": str(storage)})
+    assert [row["name"] for row in listing["backups"]] == [name]
+    assert listing["table"][0].startswith("NAME") and name in listing["table"][1] and "Completed" in listing["table"][1]
+    one = run_module("backup_info", {"storage_dir": str(storage), "name": name, "hooks_only": True,
+                                     "query": "logs[?hookPhase=='post'].hookCommand"})
+    assert one["backup"]["status"] == "Completed" and len(one["logs"]) == 3
+    assert one["query_result"] == [PROBE, UNFREEZE]
+    assert one["hook_plan"][0]["name"] == "app"
+
+
+@pytest.mark.real_node
+def test_two_pods_on_separate_volumes_are_frozen_together_and_thawed_together(cluster, namespace, pods, pvc,
+                                                                              thaw_guard, tmp_path):
+    claims = [pvc("data-a"), pvc("data-b")]
+    for _claim, host_path in claims:
+        thaw_guard(host_path)
+    assert claims[0][1] != claims[1][1]
+    for pod_name, (claim, _path) in zip(("db-a", "db-b"), claims):
+        freezer_pod(pods, pod_name, claim, labels={"tier": "db"})
+    hooks = [rule("freeze-db", pre=[{"command": FREEZE}],
+                  post=[{"command": PROBE, "onError": "Continue"}, {"command": UNFREEZE}],
+                  labelSelector={"matchLabels": {"tier": "db"}})]
+    name = "together-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    paths = [path for _claim, path in claims]
+    with host_prober(paths, tmp_path) as samples:
+        proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
+    assert proc.returncode == 0, output(proc)
+    assert all(writable(path) for path in paths), "a filesystem is still frozen after the run"
+
+    # Together: a moment where writes to BOTH volumes were blocked at once; nothing blocked at the end.
+    assert any(set(s["blocked"]) == set(paths) for s in samples), samples
+    assert not samples[-1]["blocked"]
+    bdir = backup_dir_of(storage, name)
+    record = load(bdir)
+    assert record["status"]["phase"] == "Completed", output(proc)
+    assert json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"]) == \
+        [f"{namespace}/db-a", f"{namespace}/db-b"]
+    entries = log_entries(bdir, name)
+    # Every freeze ended before the first post hook started; both probes saw their volume frozen.
+    freezes, probes = hooks_by(entries, hookPhase="pre"), hooks_by(entries, hookCommand=PROBE)
+    assert sorted(e["pod"] for e in freezes) == ["db-a", "db-b"]
+    timeline = [(e.get("time"), e["pod"], e["hookPhase"], e["status"], e["duration"], e.get("stdout")) for e in
+                hooks_by(entries)]
+    assert sorted((e["pod"], e["stdout"].strip()) for e in probes) == [("db-a", "frozen"), ("db-b", "frozen")], \
+        (timeline, samples)
+    assert sorted(e["pod"] for e in hooks_by(entries, hookCommand=UNFREEZE, status="succeeded")) == ["db-a", "db-b"]
+    pods_in_archive = [k for k in archive_members(bdir, name) if k.startswith(f"resources/pods/namespaces/{namespace}/")]
+    assert sorted(pods_in_archive) == [f"resources/pods/namespaces/{namespace}/db-a.json",
+                                       f"resources/pods/namespaces/{namespace}/db-b.json"]
+
+
+@pytest.mark.real_node
+def test_a_failed_pre_hook_with_fail_leaves_the_pod_out_and_still_thaws_it(cluster, namespace, pods, tmp_path):
+    pods.real_pod("good", labels={"role": "good"})
+    pods.real_pod("bad", labels={"role": "bad"})
+    hooks = [rule("check", pre=[{"command": ["/bin/true"]}], post=[{"command": ["/bin/echo", "thawed"]}],
+                  labelSelector={"matchLabels": {"role": "good"}}),
+             rule("broken", pre=[{"command": ["/bin/false"], "onError": "Fail"}, {"command": ["/bin/true"]}],
+                  post=[{"command": ["/bin/echo", "thawed"]}], labelSelector={"matchLabels": {"role": "bad"}})]
+    name = "partial-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
+    # PartiallyFailed is reported clearly, and does not fail the play by default.
+    assert proc.returncode == 0, output(proc)
+    assert f"Backup {name}: PartiallyFailed" in proc.stdout
+    assert "bad" in proc.stdout and "/bin/false" in proc.stdout  # the error line names the pod and hook
+
+    bdir = backup_dir_of(storage, name)
+    record = load(bdir)
+    status = record["status"]
+    assert status["phase"] == "PartiallyFailed"
+    # bad: false (failed) + true (not run); good: true; post: 2 echo.
+    assert status["hookStatus"] == {"hooksAttempted": 5, "hooksFailed": 1}
+    assert status["errors"] >= 1
+    assert json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/excluded-pods"]) == [f"{namespace}/bad"]
+    members = archive_members(bdir, name)
+    assert f"resources/pods/namespaces/{namespace}/good.json" in members
+    assert not any(k.endswith("/bad.json") for k in members)
+    with gzip.open(os.path.join(bdir, name + "-resource-list.json.gz"), "rt") as handle:
+        assert json.load(handle)["v1/Pod"] == [f"{namespace}/good"]
+    assert status["progress"]["totalItems"] == status["progress"]["itemsBackedUp"] + 1
+    entries = log_entries(bdir, name)
+    # The thaw is guaranteed: the pod whose freeze failed still ran its post hook.
+    assert sorted(e["pod"] for e in hooks_by(entries, hookPhase="post", status="succeeded")) == ["bad", "good"]
+    assert [e["status"] for e in hooks_by(entries, pod="bad", hookPhase="pre")] == ["failed", "not_run"]
+    with gzip.open(os.path.join(bdir, name + "-results.gz"), "rt") as handle:
+        results = json.load(handle)
+    assert any("bad" in m for m in results["errors"]["namespaces"][namespace])
+
+    # With create_fail_on_partial the same outcome fails the play (after recording it).
+    strict = "strict-" + uuid.uuid4().hex[:6]
+    proc = run_create(cluster, storage, strict, included_namespaces=[namespace], hooks=hooks, fail_on_partial=True)
+    assert proc.returncode != 0, output(proc)
+    assert "PartiallyFailed" in proc.stdout
+    assert load(backup_dir_of(storage, strict))["status"]["phase"] == "PartiallyFailed"
+
+
+@pytest.fixture
+def tiny_storage(tmp_path):
+    """A 256 KiB tmpfs as storage directory: the record fits, a large archive does not (ENOSPC half-way)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(mount)], check=True,
+                   capture_output=True, timeout=30)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False, capture_output=True, timeout=30)
+
+
+@pytest.mark.real_node
+def test_an_export_failing_half_way_still_thaws_and_records_failed(cluster, namespace, pods, pvc, thaw_guard,
+                                                                   core_v1, tiny_storage):
+    claim, host_path = pvc("data")
+    thaw_guard(host_path)
+    freezer_pod(pods, "app", claim, annotations={PRE + "command": json.dumps(FREEZE),
+                                                 "post.hook.backup.velero.io/command": json.dumps(UNFREEZE)})
+    # About 1.4 MB of incompressible data (two copies in the archive): far more than the tmpfs holds.
+    noise = os.urandom(512 * 1024).hex()[:700 * 1024]
+    core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "big"}, "data": {"noise": noise}})
+    name = "halfway-" + uuid.uuid4().hex[:6]
+    proc = run_create(cluster, tiny_storage, name, included_namespaces=[namespace])
+    assert proc.returncode != 0, output(proc)
+    assert writable(host_path), "the filesystem is still frozen after the failed export"
+
+    bdir = backup_dir_of(tiny_storage, name)
+    record = load(bdir)
+    status = record["status"]
+    assert status["phase"] == "Failed", output(proc)
+    assert "space" in status["failureReason"].lower(), status
+    assert status["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    assert status["completionTimestamp"]
+    assert not os.path.exists(os.path.join(bdir, name + ".tar.gz"))
+    assert not glob.glob(os.path.join(bdir, "*.partial"))
+    entries = log_entries(bdir, name)
+    assert [(e["hookPhase"], e["status"]) for e in hooks_by(entries)] == [("pre", "succeeded"), ("post", "succeeded")]
+    assert any(e["msg"].startswith("Export failed") for e in entries)
+    assert entries[-1]["msg"] == "Backup failed"
+    assert f"Backup {name}: Failed" in proc.stdout and f"Backup {name} Failed" in proc.stdout
+
+
+@pytest.mark.real_node
+def test_credentials_from_the_environment_and_the_cluster_directory(cluster, namespace, pods, tmp_path):
+    names = pods.fake_pods(3, annotations={PRE + "command": json.dumps(["/bin/echo", "pre"]),
+                                           "post.hook.backup.velero.io/command": json.dumps(["/bin/echo", "post"])})
+    name = "env-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    proc = run_create(cluster, storage, name, env={"K8S_AUTH_KUBECONFIG": cluster.kubeconfig},
+                      included_namespaces=[namespace], excluded_resources=["events"])
+    assert proc.returncode == 0, output(proc)
+    bdir = backup_dir_of(storage, name)
+    # <storage>/<cluster derived from the API URL>/backups/<name>
+    host = cluster.host.split("://", 1)[1].rstrip("/").replace(":", "_")
+    assert bdir == os.path.join(str(storage), host, "backups", name)
+    record = load(bdir)
+    assert record["status"]["phase"] == "Completed"
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 6, "hooksFailed": 0}
+    assert record["spec"]["storageLocation"] == host
+    assert sorted(p.split("/")[1] for p in json.loads(
+        record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"])) == sorted(names)
+    # The same name again: refused, and the first record is untouched.
+    again = run_create(cluster, storage, name, env={"K8S_AUTH_KUBECONFIG": cluster.kubeconfig},
+                       included_namespaces=[namespace])
+    assert again.returncode != 0 and "already exists" in again.stdout, output(again)
+    assert load(bdir) == record
