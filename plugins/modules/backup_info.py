@@ -45,7 +45,8 @@ options:
     type: str
   backup_dir:
     description:
-      - The directory of one backup, instead of O(storage_dir), O(cluster) and O(name).
+      - The directory of one backup, instead of O(storage_dir) and O(cluster). With O(name) as well, the
+        record there must be that backup's.
     type: path
   logs:
     description:
@@ -261,9 +262,11 @@ def read_plan(path):
     return plan if isinstance(plan, list) else []
 
 
-def one_backup(bdir, logs=False, hooks_only=False):
+def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
     record = _record.load_record(bdir)
     name = (record.get("metadata") or {}).get("name") or os.path.basename(bdir)
+    if expected_name and expected_name != name:
+        raise KubehooksError("%s holds backup %s, not %s" % (bdir, name, expected_name))
     row = _record.summarize(record, bdir)
     annotations = (record.get("metadata") or {}).get("annotations") or {}
     window = annotations.get(_record.ANNOTATION_FREEZE_WINDOW)
@@ -295,7 +298,7 @@ def execute(km):
     params = km.params
     storage = params.get("storage_dir") or _record.default_storage_dir()
     if params.get("backup_dir"):
-        return one_backup(params["backup_dir"], params["logs"], params["hooks_only"])
+        return one_backup(params["backup_dir"], params["logs"], params["hooks_only"], params.get("name"))
     if params.get("name"):
         bdir = find_backup(storage, params["name"], params.get("cluster"))
         return one_backup(bdir, params["logs"], params["hooks_only"])
@@ -317,7 +320,7 @@ def main():
     spec.update(QUERY_SPEC)
     KubehooksModule(
         argument_spec(spec), needs_client=False,
-        mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster"), ("backup_dir", "name")],
+        mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")],
     ).run(execute)
 
 

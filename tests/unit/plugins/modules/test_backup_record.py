@@ -1,0 +1,244 @@
+"""backup_record: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
+import gzip
+import json
+import os
+
+import pytest
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.modules import backup_record as br
+
+FREEZE = ["/sbin/fsfreeze", "--freeze", "/data"]
+UNFREEZE = ["/sbin/fsfreeze", "--unfreeze", "/data"]
+
+
+def hook(command, **extra):
+    body = {"source": "annotation", "name": "<from-annotation>", "container": "fsfreeze", "command": command,
+            "on_error": "Fail", "timeout": 30, "index": 0}
+    body.update(extra)
+    return body
+
+
+def pod(name, pre=(), post=(), errors=(), phase="Running", namespace="ns"):
+    return {"namespace": namespace, "name": name, "phase": phase, "pre": list(pre), "post": list(post),
+            "errors": list(errors)}
+
+
+def result(pod_name, phase, status, command, on_error="Fail", **extra):
+    body = {"namespace": "ns", "pod": pod_name, "container": "fsfreeze", "command": command, "source": "annotation",
+            "name": "<from-annotation>", "phase": phase, "on_error": on_error, "timeout": 30, "status": status,
+            "exit_code": 0 if status == "succeeded" else (1 if status == "failed" else None), "stdout": "",
+            "stderr": "", "truncated": False, "duration": 0.1, "error": "exit code 1" if status == "failed" else None,
+            "reason": None}
+    body.update(extra)
+    return body
+
+
+def params(state, storage, **extra):
+    base = dict(state=state, name="b1", backup_dir=None, storage_dir=str(storage), cluster=None, api_host=None,
+                plan=[], included_namespaces=[], excluded_namespaces=[], included_resources=[], excluded_resources=[],
+                label_selectors=[], include_cluster_resources=None, hooks=[], ttl=None, run_id=None, hook_results=[],
+                hook_log=None, export=None, pre_result=None, post_result=None, failure_reason=None, errors=[],
+                freeze_window=None)
+    base.update(extra)
+    return base
+
+
+def export_result(bdir, name="b1", **extra):
+    body = {"path": os.path.join(bdir, name + ".tar.gz"),
+            "resource_list_path": os.path.join(bdir, name + "-resource-list.json.gz"),
+            "counts": {"pods": 2, "configmaps": 1}, "items_backed_up": 3, "total_items": 3, "excluded_pods": [],
+            "skipped": {}, "errors": [], "warning_messages": [], "finished_at": 1795597000.0}
+    body.update(extra)
+    return body
+
+
+def read_log(bdir, name="b1"):
+    return _record.read_log(_record.log_path(bdir, name))
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("host,expected", [
+    ("https://10.250.0.2:6443", "10.250.0.2_6443"),
+    ("https://k8s.example.com/", "k8s.example.com"),
+    ("http://localhost:8080/prefix", "localhost_8080_prefix"),
+    ("", "cluster"),
+])
+def test_cluster_from_host(host, expected):
+    assert br.cluster_from_host(host) == expected
+
+
+def test_plan_keeps_pods_with_hooks_and_frozen_pods_are_those_with_pre_hooks():
+    plan = [pod("none"), pod("pre", pre=[hook(FREEZE)]), pod("post", post=[hook(UNFREEZE)]),
+            pod("bad", errors=[{"phase": "pre", "message": "x"}]), pod("done", pre=[hook(FREEZE)], phase="Succeeded")]
+    assert [p["name"] for p in br.hooked_pods(plan)] == ["pre", "post", "bad", "done"]
+    assert br.frozen_pod_names(plan) == ["ns/pre"]
+
+
+def test_task_hooks_from_registered_results():
+    assert br.task_hooks("pre", None) == ([], None)
+    assert br.task_hooks("pre", {"skipped": True, "changed": False}) == ([], None)
+    hooks = [result("a", "pre", "failed", FREEZE)]
+    assert br.task_hooks("pre", {"failed": False, "msg": "1 hook(s) failed", "hooks": hooks}) == (hooks, None)
+    hooks_, error = br.task_hooks("post", {"failed": True, "msg": "connection refused"})
+    assert hooks_ == [] and "post hooks could not run: connection refused" in error and "thaw playbook" in error
+
+
+@pytest.mark.parametrize("totals,export,errors,phase", [
+    ({"hooks_failed": 0}, {"path": "x"}, [], "Completed"),
+    ({"hooks_failed": 1}, {"path": "x"}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "excluded_pods": ["ns/a"]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "errors": [{"message": "m"}]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x"}, ["post hooks could not run"], "PartiallyFailed"),
+    ({"hooks_failed": 5}, None, [], "Failed"),
+    ({"hooks_failed": 0}, {"msg": "no space"}, [], "Failed"),
+])
+def test_decide_phase(totals, export, errors, phase):
+    assert br.decide_phase(totals, export, errors) == phase
+
+
+def test_export_log_entries():
+    entries = br.export_log_entries({"counts": {"pods": 2}, "excluded_pods": ["ns/bad"],
+                                     "errors": [{"resource": "secrets", "namespace": "ns", "message": "Forbidden"}],
+                                     "warning_messages": ["group skipped"], "items_backed_up": 2, "total_items": 3},
+                                    when=0)
+    assert [e["level"] for e in entries] == ["info", "warning", "error", "warning", "info"]
+    assert entries[0]["msg"] == "Backed up 2 items of resource pods"
+    assert entries[1]["pod"] == "bad" and entries[1]["namespace"] == "ns"
+    assert entries[-1]["itemsBackedUp"] == 2 and entries[-1]["totalItems"] == 3
+    assert all(e["time"] == "1970-01-01T00:00:00Z" for e in entries)
+    assert br.export_log_entries(None, "disk full") == [{"level": "error", "msg": "Export failed: disk full"}]
+
+
+def test_totals_from_entries_count_like_velero():
+    entries = [{"hookCommand": ["a"], "status": s} for s in ("succeeded", "failed", "not_run", "skipped")]
+    entries.append({"msg": "not a hook", "status": "failed"})
+    assert br.totals_from_entries(entries) == {"hooks_attempted": 3, "hooks_failed": 1}
+
+
+def test_split_thaw_entries_drops_the_thaws_own_lines_once():
+    from ansible_collections.kubehooks.backup.plugins.module_utils._exec import velero_log_entry
+    pre = velero_log_entry(result("a", "pre", "succeeded", FREEZE))
+    thaw = [result("a", "post", "succeeded", UNFREEZE)]
+    logged = velero_log_entry(thaw[0])
+    earlier, entries = br.split_thaw_entries([pre, logged], thaw, "b1")
+    assert earlier == [pre] and len(entries) == 1 and entries[0]["hookCommand"] == UNFREEZE
+    earlier, entries = br.split_thaw_entries([pre, logged], [], "b1")
+    assert earlier == [pre] and entries == [logged]
+
+
+# --- the steps on disk ------------------------------------------------------------------------
+
+def test_started_writes_the_plan_and_an_in_progress_record_before_anything_runs(tmp_path):
+    plan = [pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)]), pod("idle")]
+    out = br.start(params("started", tmp_path, api_host="https://10.0.0.1:6443", plan=plan,
+                          included_namespaces=["ns"], label_selectors=["app=db"], ttl="1h"), False)
+    bdir = out["backup_dir"]
+    assert bdir == str(tmp_path / "10.0.0.1_6443" / "backups" / "b1")
+    assert out["plan"] == plan[:1] and out["frozen_pods"] == ["ns/a"] and out["phase"] == "InProgress"
+    with open(os.path.join(bdir, "b1-hook-plan.json")) as handle:
+        assert json.load(handle) == plan[:1]
+    record = _record.load_record(bdir)
+    assert record["status"]["phase"] == "InProgress" and record["spec"]["includedNamespaces"] == ["ns"]
+    assert record["spec"]["labelSelector"] == {"matchLabels": {"app": "db"}} and record["spec"]["ttl"] == "1h0m0s"
+    assert record["metadata"]["annotations"][br.ANNOTATION_RUN_ID] == out["run_id"]
+    assert out["hook_log"] == os.path.join(bdir, "b1-hooks.jsonl")
+    assert os.stat(bdir).st_mode & 0o777 == 0o700
+    with pytest.raises(KubehooksError, match="already exists"):
+        br.start(params("started", tmp_path, api_host="https://10.0.0.1:6443"), False)
+
+
+def test_started_in_check_mode_writes_nothing(tmp_path):
+    out = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)])]), True)
+    assert out["frozen_pods"] == ["ns/a"] and not os.path.exists(str(tmp_path / "backups"))
+
+
+def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
+    bdir = started["backup_dir"]
+    from ansible_collections.kubehooks.backup.plugins.module_utils._exec import append_jsonl, velero_log_entry
+    pre, post = [result("a", "pre", "succeeded", FREEZE)], [result("a", "post", "succeeded", UNFREEZE)]
+    append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre + post])
+    with gzip.open(os.path.join(bdir, "b1-resource-list.json.gz"), "wt") as handle:
+        json.dump({"v1/Pod": ["ns/a"]}, handle)
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], pre_result={"hooks": pre},
+                            post_result={"hooks": post}, export=export_result(bdir), freeze_window=1.25), False)
+    assert done["phase"] == "Completed" and done["changed"]
+    assert (done["hooks_attempted"], done["hooks_failed"], done["items_backed_up"]) == (2, 0, 3)
+    assert done["freeze_window_seconds"] == 1.25
+    record = _record.load_record(bdir)
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    assert record["status"]["completionTimestamp"] and record["status"]["errors"] == 0
+    entries = read_log(bdir)
+    phases = [e.get("hookPhase") or e["msg"].split(" ")[0] for e in entries]
+    assert phases == ["pre", "Backed", "Backed", "Export", "post", "Backup"]
+    assert entries[0]["hookCommand"] == FREEZE and entries[0]["backup"] == "velero/b1"
+    assert entries[-1]["msg"] == "Backup completed" and entries[-1]["freezeWindowSeconds"] == 1.25
+    assert _record.read_results(bdir, "b1") == {"errors": {}, "warnings": {}}
+    # Again: nothing changes, the log is not appended twice.
+    again = br.finish(params("finished", tmp_path, run_id=started["run_id"], export=export_result(bdir)), False)
+    assert not again["changed"] and len(read_log(bdir)) == len(entries)
+    with pytest.raises(KubehooksError, match="another run"):
+        br.finish(params("finished", tmp_path, run_id="someone-else"), False)
+    with pytest.raises(KubehooksError, match="already exists"):
+        br.finish(params("finished", tmp_path), False)
+
+
+def test_finished_after_a_failed_export_is_failed_with_the_reason(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
+    pre, post = [result("a", "pre", "succeeded", FREEZE)], [result("a", "post", "succeeded", UNFREEZE)]
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=pre + post,
+                            export={"failed": True, "msg": "cannot write the backup archive: No space left on device"}),
+                     False)
+    record = _record.load_record(done["backup_dir"])
+    assert done["phase"] == "Failed" and "No space left" in record["status"]["failureReason"]
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    entries = read_log(done["backup_dir"])
+    assert [e.get("hookPhase") for e in entries if "hookCommand" in e] == ["pre", "post"]
+    assert any(e["msg"].startswith("Export failed") for e in entries) and entries[-1]["msg"] == "Backup failed"
+
+
+def test_finished_with_hook_failures_and_a_post_task_that_could_not_run(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)])]), False)
+    pre = [result("a", "pre", "failed", FREEZE)]
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], pre_result={"hooks": pre, "msg": "x"},
+                            post_result={"failed": True, "msg": "Unauthorized"},
+                            export=export_result(started["backup_dir"], excluded_pods=["ns/a"])), False)
+    assert done["phase"] == "PartiallyFailed"
+    assert any("ns/a" in m and "pre hook" in m for m in done["error_messages"])
+    assert any("post hooks could not run: Unauthorized" in m for m in done["error_messages"])
+    record = _record.load_record(done["backup_dir"])
+    assert json.loads(record["metadata"]["annotations"][_record.ANNOTATION_EXCLUDED_PODS]) == ["ns/a"]
+    assert record["status"]["errors"] == 2
+    results = _record.read_results(done["backup_dir"], "b1")
+    assert results["errors"]["namespaces"]["ns"] and results["errors"]["velero"]
+
+
+def test_finished_without_a_started_record_records_the_failure(tmp_path):
+    done = br.finish(params("finished", tmp_path, cluster="c1", failure_reason="Discover: invalid rule",
+                            included_namespaces=["ns"]), False)
+    record = _record.load_record(done["backup_dir"])
+    assert done["backup_dir"] == str(tmp_path / "c1" / "backups" / "b1")
+    assert record["status"]["phase"] == "Failed" and record["status"]["failureReason"] == "Discover: invalid rule"
+    assert record["spec"]["includedNamespaces"] == ["ns"]
+
+
+def test_thawed_marks_an_interrupted_run_failed_and_logs_both_phases(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
+    from ansible_collections.kubehooks.backup.plugins.module_utils._exec import append_jsonl, velero_log_entry
+    pre = [result("a", "pre", "succeeded", FREEZE)]
+    append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre])  # then the run was killed
+    thaw = [result("a", "post", "succeeded", UNFREEZE)]
+    append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in thaw])  # the thaw logs there too
+    out = br.thaw(params("thawed", tmp_path, hook_results=thaw), False)
+    record = _record.load_record(out["backup_dir"])
+    assert out["phase"] == "Failed" and "thawed afterwards" in record["status"]["failureReason"]
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    thawed = json.loads(record["metadata"]["annotations"][_record.ANNOTATION_THAWED])
+    assert thawed["hooksAttempted"] == 1 and thawed["hooksFailed"] == 0
+    entries = read_log(out["backup_dir"])
+    assert [(e.get("hookPhase"), e.get("status")) for e in entries if "hookCommand" in e] == \
+        [("pre", "succeeded"), ("post", "succeeded")]
+    assert entries[-1]["msg"] == "Backup failed"
