@@ -71,11 +71,26 @@ def planned_results(pods, phase):
     return results
 
 
-def run_hooks(client_factory, pods, params, check_mode=False):
-    """Run ``params["phase"]`` for ``pods``; the result of the pod_hooks module."""
+def _positive(params, key, default):
+    value = params.get(key)
+    value = default if value is None else value
+    if not isinstance(value, int) or value < 1:
+        raise KubehooksError("%s must be a whole number of at least 1, got %r" % (key, value))
+    return value
+
+
+def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
+    """Run ``params["phase"]`` for ``pods``; the result of the pod_hooks module.
+
+    Everything that can be refused is refused before the first hook: the plan, the numbers, the
+    impersonation that exec cannot carry, a log file that cannot be written.  Once hooks run, a
+    log write that fails later is reported with every hook's result, never instead of them.
+    """
     pods = list(pods)
     check_plan(pods)
     phase = params["phase"]
+    parallelism = _positive(params, "parallelism", _exec.DEFAULT_PARALLELISM)
+    output_cap = _positive(params, "output_limit", _exec.DEFAULT_OUTPUT_CAP)
     if check_mode:
         results = planned_results(pods, phase)
         return dict(changed=bool(results), hooks=results, hooks_attempted=0, hooks_failed=0)
@@ -86,16 +101,23 @@ def run_hooks(client_factory, pods, params, check_mode=False):
         raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
                              "kubernetes Python client; run the hooks with credentials of that identity instead")
     log_path, backup = params.get("log_path"), params.get("backup")
+    log_errors = []
+    if log_path:
+        _exec.append_jsonl(log_path, [])  # creates it (0600) or fails now, before any hook runs
 
     def log(result):
-        if log_path:
-            _exec.append_jsonl(log_path, [_exec.velero_log_entry(result, backup=backup)])
+        if log_path and not log_errors:
+            try:
+                _exec.append_jsonl(log_path, [_exec.velero_log_entry(result, backup=backup)])
+            except KubehooksError as exc:
+                log_errors.append(str(exc))
 
-    results = _exec.run_phase(pods, phase, client_factory, parallelism=params.get("parallelism") or 8,
-                              on_result=log, output_cap=params.get("output_limit") or _exec.DEFAULT_OUTPUT_CAP)
+    kwargs = {} if exec_fn is None else {"exec_fn": exec_fn}
+    results = _exec.run_phase(pods, phase, client_factory, parallelism=parallelism, on_result=log,
+                              output_cap=output_cap, **kwargs)
     result = dict(hooks=results, changed=any(r["status"] in ("succeeded", "failed") for r in results))
     result.update(_exec.totals(results))
-    message = _exec.fail_summary(results)
-    if message:
-        result.update(failed=True, msg=message)
+    messages = [m for m in [_exec.fail_summary(results)] + log_errors if m]
+    if messages:
+        result.update(failed=True, msg="; ".join(messages))
     return result

@@ -75,7 +75,7 @@ options:
 notes:
   - "RBAC: C(list) on C(pods) (unless O(plan) is given) and both C(get) and C(create) on C(pods/exec)
     in the namespaces in scope. A Role for one namespace:
-    C(rules: [{apiGroups: [''], resources: [pods], verbs: [get, list]}, {apiGroups: [''], resources: [pods/exec], verbs: [get, create]}])."
+    C(rules: [{apiGroups: [''], resources: [pods], verbs: [list]}, {apiGroups: [''], resources: [pods/exec], verbs: [get, create]}])."
   - When a hook times out, the stream is closed and the hook fails with C(timed out after <duration>);
     the process inside the container may keep running (Velero behaves the same).
   - A hook that cannot be validated (see M(kubehooks.backup.pod_hooks_info)) is reported as a failed hook with

@@ -1,5 +1,6 @@
 """check_plan (a plan handed back by the user) and check mode's planned results."""
 import copy
+import json
 
 import pytest
 
@@ -71,3 +72,76 @@ def test_impersonation_is_refused_before_any_hook_runs():
             raise AssertionError("no client may be made")
     with pytest.raises(KubehooksError, match="impersonate_user/impersonate_groups cannot be applied to pods/exec"):
         _plan.run_hooks(Factory(), [POD], {"phase": "pre"})
+
+
+# --- run_hooks: logging, numbers, refusal before anything runs ---------------------------------
+# A fake exec stands in for the websocket: what is tested is run_hooks' own bookkeeping; the real
+# exec is covered by tests/integration/test_pod_hooks.py.
+
+def fake_exec(api_client, namespace, pod, container, argv, timeout, output_cap=None):
+    ok = argv[0] != "/bin/false"
+    return dict(status="succeeded" if ok else "failed", exit_code=0 if ok else 1, stdout="", stderr="",
+                truncated=False, duration=0.01, error=None if ok else "command exited with code 1")
+
+
+def mixed_plan():
+    hooks = [dict(HOOK, command=["/bin/false"], index=0), dict(HOOK, command=["/bin/true"], index=1)]
+    invalid = {"namespace": "nginx-example", "pod": "bad", "phase": "pre", "source": "annotation",
+               "name": "<from-annotation>", "key": "pre.hook.backup.velero.io/on-error", "value": "fail",
+               "message": "on-error must be exactly Fail or Continue", "index": 0}
+    return [dict(POD, name="a", pre=hooks), dict(POD, name="bad", pre=[], errors=[invalid]),
+            dict(POD, name="done", phase="Succeeded", pre=[dict(HOOK)])]
+
+
+def test_every_hook_of_any_status_is_logged_with_veleros_fields(tmp_path):
+    log = tmp_path / "hooks.jsonl"
+    result = _plan.run_hooks(lambda: object(), mixed_plan(), {"phase": "pre", "log_path": str(log)},
+                             exec_fn=fake_exec)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted((e["pod"], e["status"]) for e in lines) == [
+        ("a", "failed"), ("a", "not_run"), ("bad", "failed"), ("done", "skipped")]
+    assert all(e["hookType"] == "exec" and e["hookPhase"] == "pre" for e in lines)
+    assert (result["hooks_attempted"], result["hooks_failed"]) == (3, 2)  # invalid hooks are counted
+    assert result["failed"] and "nginx-example/a" in result["msg"] and "nginx-example/bad" in result["msg"]
+
+
+def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    ran = []
+    with pytest.raises(KubehooksError, match="could not append to the hook log"):
+        _plan.run_hooks(lambda: object(), [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
+                        exec_fn=lambda *a, **k: ran.append(a))
+    assert ran == []
+
+
+def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch):
+    calls = []
+    real_append = _plan._exec.append_jsonl
+
+    def flaky(path, entries):
+        calls.append(len(entries))
+        if len(calls) > 2:
+            raise KubehooksError("could not append to the hook log %s: disk full" % path)
+        return real_append(path, entries)
+    monkeypatch.setattr(_plan._exec, "append_jsonl", flaky)
+    pods = [dict(POD, name="p%d" % i) for i in range(4)]
+    result = _plan.run_hooks(lambda: object(), pods, {"phase": "pre", "log_path": str(tmp_path / "l"),
+                                                      "parallelism": 1}, exec_fn=fake_exec)
+    assert [h["status"] for h in result["hooks"]] == ["succeeded"] * 4  # every pod still ran and is reported
+    assert result["failed"] and "disk full" in result["msg"]
+
+
+@pytest.mark.parametrize("key,value", [("parallelism", 0), ("parallelism", -2), ("output_limit", 0)])
+def test_numbers_below_one_are_refused(key, value):
+    with pytest.raises(KubehooksError, match="%s must be a whole number of at least 1" % key):
+        _plan.run_hooks(lambda: object(), [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
+
+
+def test_rule_errors_stop_discovery_before_any_api_client_exists():
+    def factory():
+        raise AssertionError("no API call may happen before the rules are valid")
+    params = {"hooks": [{"name": "ok", "pre": [{"exec": {"command": ["/bin/true"]}}]},
+                        {"name": "bad", "excludedNamespaces": ["*"]}]}
+    with pytest.raises(KubehooksError, match="bad"):
+        _plan.discover_plan(factory, params)
