@@ -34,10 +34,11 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
 )
 
 try:
+    import websocket
     from websocket import WebSocketConnectionClosedException, WebSocketException
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
-    WebSocketException = WebSocketConnectionClosedException = None
+    websocket = WebSocketException = WebSocketConnectionClosedException = None
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_OUTPUT_CAP = 65536
@@ -260,6 +261,20 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
     return results
 
 
+def _bound_socket_waits(pods, phase):
+    """Give the websocket connect (which the client opens without a timeout) a bound.
+
+    The client's ``create_websocket`` passes no timeout, so an API server that accepts the TCP
+    connection but never answers the upgrade would hold a worker past its hook's timeout.
+    websocket-client only offers a process-wide default; a module process runs one phase, so the
+    longest hook timeout of the phase (plus a margin) bounds every connect and every read.
+    """
+    timeouts = [item.get("timeout") for pod in pods for item in phase_sequence(pod, phase)
+                if isinstance(item.get("timeout"), (int, float))]
+    if websocket is not None and timeouts:
+        websocket.setdefaulttimeout(max(timeouts) + _POLL_SECONDS + 5)
+
+
 def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_result=None,
               exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP):
     """Run ``phase`` (``pre``/``post``) for every pod entry of a plan; return the hook results.
@@ -273,6 +288,7 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     if int(parallelism) < 1:
         raise ExecError("parallelism must be at least 1, got %s" % parallelism)
     pods = list(pods)
+    _bound_socket_waits(pods, phase)
     local = threading.local()
     clients = []
     lock = threading.Lock()
