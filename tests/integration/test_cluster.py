@@ -2,6 +2,7 @@
 the tool's lifecycle (down leaves nothing behind; up after down and after a crash)."""
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -80,6 +81,7 @@ def test_exec_missing_program_is_a_failure(core_v1, namespace, real_pod):
 
 WRITER = textwrap.dedent("""
     import os, sys
+    print("writing", flush=True)
     with open(sys.argv[1], "w") as f:
         f.write("written from the host\\n")
         f.flush()
@@ -105,8 +107,11 @@ def test_fsfreeze_in_privileged_container_blocks_host_write(core_v1, namespace, 
         status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--freeze", "/data"])
         assert status["status"] == "Success", (status, err)
         # The writer is a separate process: a write to a frozen fs sleeps uninterruptibly until the thaw.
-        writer = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(host_path, "host-write.txt")])
-        time.sleep(3)
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(host_path, "host-write.txt")],
+                                  stdout=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([writer.stdout], [], [], 30)
+        assert ready and writer.stdout.readline() == "writing\n", "the writer did not start"
+        time.sleep(2)
         assert writer.poll() is None, "the host write finished although the filesystem was frozen"
         status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--unfreeze", "/data"])
         assert status["status"] == "Success", (status, err)
