@@ -83,7 +83,7 @@ def ensure_cluster_up():
     cfg = lc_config.load()
     if not lc_cluster.healthy(cfg):
         proc = subprocess.run([sys.executable, "-m", "localcluster", "up"], cwd=REPO, capture_output=True,
-                              text=True)
+                              text=True, check=False)
         if proc.returncode != 0:
             pytest.fail(f"python3 -m localcluster up failed:\n{proc.stderr[-4000:]}", pytrace=False)
     return cfg
@@ -137,7 +137,7 @@ def _exists(api, path):
     try:
         api.get(path)
         return True
-    except Exception:  # noqa: BLE001 - 404 or not reachable yet: keep polling
+    except Exception:  # noqa: BLE001 - not found or not reachable yet: keep polling
         return False
 
 

@@ -56,14 +56,14 @@ def real_pod(pods):
 
 @pytest.mark.real_node
 def test_exec_exit_zero_is_success(core_v1, namespace, real_pod):
-    status, out, _ = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo hello"])
+    status, out, unused_err = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo hello"])
     assert status == {"metadata": {}, "status": "Success"}
     assert out == "hello\n"
 
 
 @pytest.mark.real_node
 def test_exec_exit_seven_is_nonzero_exit_code(core_v1, namespace, real_pod):
-    status, _, err = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo oops >&2; exit 7"])
+    status, unused_out, err = exec_status(core_v1, namespace, real_pod, ["sh", "-c", "echo oops >&2; exit 7"])
     assert status["status"] == "Failure"
     assert status["reason"] == "NonZeroExitCode"
     assert status["details"]["causes"][0] == {"reason": "ExitCode", "message": "7"}
@@ -72,7 +72,7 @@ def test_exec_exit_seven_is_nonzero_exit_code(core_v1, namespace, real_pod):
 
 @pytest.mark.real_node
 def test_exec_missing_program_is_a_failure(core_v1, namespace, real_pod):
-    status, _, _ = exec_status(core_v1, namespace, real_pod, ["/no/such/program"])
+    status, unused_out, unused_err = exec_status(core_v1, namespace, real_pod, ["/no/such/program"])
     # runc reports it as an exec failure (code 500), not as exit code 127
     assert status["status"] == "Failure"
     assert status["reason"] == "InternalError"
@@ -92,7 +92,7 @@ WRITER = textwrap.dedent("""
 def _thaw_from_host(path):
     """Best-effort thaw of our PV mount with a time limit (EINVAL when already thawed is fine)."""
     try:
-        subprocess.run(["fsfreeze", "--unfreeze", path], capture_output=True, timeout=10)
+        subprocess.run(["fsfreeze", "--unfreeze", path], capture_output=True, timeout=10, check=False)
     except subprocess.TimeoutExpired:
         pass
 
@@ -104,19 +104,19 @@ def test_fsfreeze_in_privileged_container_blocks_host_write(core_v1, namespace, 
     pod = pods.real_pod("freezer", privileged=True, pvc=claim, mount_path="/data")["metadata"]["name"]
     writer = None
     try:
-        status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--freeze", "/data"])
+        status, unused_out, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--freeze", "/data"])
         assert status["status"] == "Success", (status, err)
         # The writer is a separate process: a write to a frozen fs sleeps uninterruptibly until the thaw.
         writer = subprocess.Popen([sys.executable, "-c", WRITER, os.path.join(host_path, "host-write.txt")],
                                   stdout=subprocess.PIPE, text=True)
-        ready, _, _ = select.select([writer.stdout], [], [], 30)
+        ready, unused_w, unused_x = select.select([writer.stdout], [], [], 30)
         assert ready and writer.stdout.readline() == "writing\n", "the writer did not start"
         time.sleep(2)
         assert writer.poll() is None, "the host write finished although the filesystem was frozen"
-        status, _, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--unfreeze", "/data"])
+        status, unused_out, err = exec_status(core_v1, namespace, pod, ["fsfreeze", "--unfreeze", "/data"])
         assert status["status"] == "Success", (status, err)
         assert writer.wait(timeout=30) == 0
-        status, out, _ = exec_status(core_v1, namespace, pod, ["cat", "/data/host-write.txt"])
+        status, out, unused_err = exec_status(core_v1, namespace, pod, ["cat", "/data/host-write.txt"])
         assert out == "written from the host\n"
     finally:
         _thaw_from_host(host_path)
@@ -138,7 +138,7 @@ def test_200_pods_on_fake_nodes_reach_running(pods, core_v1, namespace, cluster)
 
 def test_fake_exec_runs(pods, core_v1, namespace):
     name = pods.fake_pods(1, prefix="fake-exec")[0]
-    status, out, _ = exec_status(core_v1, namespace, name, ["echo", "fake"])
+    status, out, unused_err = exec_status(core_v1, namespace, name, ["echo", "fake"])
     assert status["status"] == "Success"
     assert out == "fake\n"
 
@@ -167,7 +167,7 @@ def test_cli_token_prints_a_working_token(cluster, namespace):
     rules = json.dumps([{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}])
     proc = subprocess.run([sys.executable, "-m", "localcluster", "token", "--namespace", namespace,
                            "--name", "reader", "--rules-json", rules], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     conf = client.Configuration()
     conf.host, conf.ssl_ca_cert = cluster.host, cluster.ca_cert
@@ -212,7 +212,7 @@ def _eventually(check, what, timeout=120):
 
 def _tool(*args, timeout=600):
     proc = subprocess.run([sys.executable, "-m", "localcluster", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     assert proc.returncode == 0, f"localcluster {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
     return proc
 
@@ -232,7 +232,7 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
     assert _leftovers(cfg, records) == []
     _tool("down")
     assert subprocess.run([sys.executable, "-m", "localcluster", "status"], cwd=REPO, capture_output=True,
-                          timeout=60).returncode == 1
+                          timeout=60, check=False).returncode == 1
 
     # up after down: a healthy cluster; the last line of stdout is the export; a second up reuses it
     proc = _tool("up")
