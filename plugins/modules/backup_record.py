@@ -25,7 +25,7 @@ description:
     C(PartiallyFailed) or C(Failed), C(hookStatus), C(progress), completion time, error and warning
     counts, and the measured freeze window in the annotation C(backup.kubehooks.io/freeze-window-seconds).
     Calling it again for the same run (same O(run_id)) changes nothing.
-  - O(state=thawed) is for a run that was killed after freezing: it appends the post hook entries of
+  - O(state=thawed) is for a run that was killed after freezing. It appends the post hook entries of
     the thaw to the log, adds the annotation C(backup.kubehooks.io/thawed), and marks a record still in
     C(InProgress) as C(Failed) (Velero marks such backups C(Failed) too).
 author:

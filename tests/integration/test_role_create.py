@@ -127,9 +127,10 @@ def rule(name, pre=None, post=None, **extra):
     return body
 
 
-def run_create(cluster, storage, name, env=None, **variables):
+def run_create(k8s, storage, name, env=None, **variables):
+    """Run the role through ansible-playbook; ``variables`` are create_* without the prefix."""
     extra = {"create_name": name, "create_storage_dir": str(storage),
-             "create_auth": {"kubeconfig": cluster.kubeconfig}}
+             "create_auth": {"kubeconfig": k8s.kubeconfig}}
     extra.update(("create_" + key, value) for key, value in variables.items())
     if env and "K8S_AUTH_KUBECONFIG" in env:
         extra.pop("create_auth")
@@ -421,3 +422,35 @@ def test_credentials_from_the_environment_and_the_cluster_directory(cluster, nam
                        included_namespaces=[namespace])
     assert again.returncode != 0 and "already exists" in again.stdout, output(again)
     assert load(bdir) == record
+
+
+def test_invalid_rules_fail_before_anything_runs_and_are_recorded(cluster, namespace, tmp_path):
+    name = "badrule-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    hooks = [rule("broken", pre=[{"command": ["/bin/true"], "onError": "Sometimes"}])]
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks, cluster="local")
+    assert proc.returncode != 0, output(proc)
+    assert "onError" in proc.stdout and f"Backup {name}: Failed" in proc.stdout
+    bdir = backup_dir_of(storage, name)
+    assert bdir == os.path.join(str(storage), "local", "backups", name)
+    record = load(bdir)
+    assert record["status"]["phase"] == "Failed" and "onError" in record["status"]["failureReason"]
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 0, "hooksFailed": 0}
+    assert not os.path.exists(os.path.join(bdir, name + ".tar.gz"))
+
+
+def test_two_hundred_hook_pods(cluster, namespace, pods, tmp_path):
+    """Velero's scale reference: 200 pods with pre and post hooks (kwok pods: the hooks are `true`)."""
+    pods.fake_pods(200, annotations={PRE + "command": json.dumps(["/bin/true"]),
+                                     "post.hook.backup.velero.io/command": json.dumps(["/bin/true"])}, timeout=300)
+    name = "scale-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace], parallelism=16)
+    assert proc.returncode == 0, output(proc)
+    record = load(backup_dir_of(storage, name))
+    assert record["status"]["phase"] == "Completed"
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 400, "hooksFailed": 0}
+    assert len(json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"])) == 200
+    print("200 hook pods: whole role %.1f s, freeze window %s s" % (
+        proc.elapsed, record["metadata"]["annotations"]["backup.kubehooks.io/freeze-window-seconds"]))
+    assert proc.elapsed < 120
