@@ -250,6 +250,23 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     finally:
         writers.cleanup()
 
+    # The thaw playbook without an inventory finds the record by name and leaves a finished run alone.
+    thaw = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"),
+                        {"thaw_backup": "nginx-hook-test", "kubehooks_storage_dir": storage},
+                        env={"KUBECONFIG": cluster.kubeconfig})
+    assert thaw.returncode == 0, run_detail(thaw)
+    assert "is Completed, not InProgress" in thaw.stdout and "Run the post hooks" not in thaw.stdout, thaw.stdout
+    assert load_record(bdir) == record
+
+
+@pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw"])
+def test_playbooks_resolve_by_their_collection_name(name):
+    """`ansible-playbook kubehooks.backup.<name>` as with an installed collection (syntax check only)."""
+    bindir = os.path.dirname(sys.executable)
+    proc = subprocess.run([os.path.join(bindir, "ansible-playbook"), "--syntax-check", f"kubehooks.backup.{name}"],
+                          capture_output=True, text=True, env=playbook_env(), cwd="/", timeout=120, check=False)
+    assert proc.returncode == 0, run_detail(proc)
+
 
 # --------------------------------------------------------------------------------------------------
 # a run killed while frozen, then the thaw playbook
