@@ -316,7 +316,6 @@ import uuid
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._exec import totals, velero_log_entry
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 
 ANNOTATION_RUN_ID = _record.ANNOTATION_PREFIX + "run-id"
@@ -329,6 +328,19 @@ ATTEMPTED = ("succeeded", "failed", "not_run")
 # --------------------------------------------------------------------------------------------
 # Pure helpers
 # --------------------------------------------------------------------------------------------
+
+def velero_log_entry(result, backup=None):
+    """_exec.velero_log_entry, imported only when needed: _exec pulls in the kubernetes client,
+    and this module starts without it (it runs twice per backup, before and after the freeze)."""
+    from ansible_collections.kubehooks.backup.plugins.module_utils._exec import velero_log_entry as entry
+    return entry(result, backup=backup)
+
+
+def totals(results):
+    """Hook totals of results, counted as _exec.totals counts them (attempted: succeeded, failed, not_run)."""
+    return dict(hooks_attempted=sum(1 for r in results if r.get("status") in ATTEMPTED),
+                hooks_failed=sum(1 for r in results if r.get("status") == "failed"))
+
 
 def cluster_from_host(host):
     """A cluster directory name from an API server URL: ``https://10.0.0.1:6443`` -> ``10.0.0.1_6443``."""

@@ -242,3 +242,19 @@ def test_thawed_marks_an_interrupted_run_failed_and_logs_both_phases(tmp_path):
     assert [(e.get("hookPhase"), e.get("status")) for e in entries if "hookCommand" in e] == \
         [("pre", "succeeded"), ("post", "succeeded")]
     assert entries[-1]["msg"] == "Backup failed"
+
+
+def test_totals_count_as_the_executor_counts():
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _exec
+    results = [result("a", "pre", s, FREEZE) for s in ("succeeded", "failed", "not_run", "skipped", "succeeded")]
+    assert br.totals(results) == _exec.totals(results) == {"hooks_attempted": 4, "hooks_failed": 1}
+
+
+def test_the_module_starts_without_the_kubernetes_client():
+    import subprocess
+    import sys
+    code = ("import sys; from ansible_collections.kubehooks.backup.plugins.modules import backup_record, backup_info; "
+            "print('kubernetes' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert out.stdout.strip() == "False"
