@@ -658,6 +658,11 @@ def finish(params, check_mode):
                                  % (_record.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
         if (record.get("status") or {}).get("phase") in FINAL_PHASES:
             return describe(bdir, name, record, changed=False, error_messages=[])
+    elif run_id and check_mode:
+        # The started step ran in check mode too: nothing was frozen, exported or written.
+        record = spec_record(params, cluster)
+        return describe(bdir, name, record, changed=False, error_messages=[],
+                        msg="check mode: nothing was frozen, exported or written")
     elif run_id:
         raise KubehooksError("no backup record at %s for run %s" % (_record.record_path(bdir), run_id))
     else:
