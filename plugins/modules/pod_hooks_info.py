@@ -187,7 +187,7 @@ api_host:
   description:
     - The API server URL the module talked to (from the connection options, the kubeconfig or the
       environment); the role C(kubehooks.backup.create) derives its default cluster name from it.
-  returned: always
+  returned: always (also when listing the pods failed, once the connection options were understood)
   type: str
   sample: https://10.0.0.1:6443
 query_result:
@@ -197,13 +197,18 @@ query_result:
 """
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import SCOPE_ARG_SPEC
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 from ansible_collections.kubehooks.backup.plugins.module_utils._plan import discover_plan
 
 
 def execute(km):
     factory = km.client_factory()
-    plan = discover_plan(factory, km.params)
+    try:
+        plan = discover_plan(factory, km.params)
+    except KubehooksError as exc:
+        exc.result = dict(getattr(exc, "result", None) or {}, api_host=factory.host)  # where the failure happened
+        raise
     return dict(changed=False, pods=plan["pods"], errors=plan["errors"], api_host=factory.host)
 
 

@@ -428,11 +428,13 @@ def test_invalid_rules_fail_before_anything_runs_and_are_recorded(cluster, names
     name = "badrule-" + uuid.uuid4().hex[:6]
     storage = tmp_path / "storage"
     hooks = [rule("broken", pre=[{"command": ["/bin/true"], "onError": "Sometimes"}])]
-    proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks, cluster="local")
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
     assert proc.returncode != 0, output(proc)
     assert "onError" in proc.stdout and f"Backup {name}: Failed" in proc.stdout
     bdir = backup_dir_of(storage, name)
-    assert bdir == os.path.join(str(storage), "local", "backups", name)
+    # Where a started backup would have been: the cluster directory comes from the API URL.
+    host = cluster.host.split("://", 1)[1].rstrip("/").replace(":", "_")
+    assert bdir == os.path.join(str(storage), host, "backups", name)
     record = load(bdir)
     assert record["status"]["phase"] == "Failed" and "onError" in record["status"]["failureReason"]
     assert record["status"]["hookStatus"] == {"hooksAttempted": 0, "hooksFailed": 0}
