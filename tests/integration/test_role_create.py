@@ -405,9 +405,14 @@ def test_credentials_from_the_environment_and_the_cluster_directory(cluster, nam
     name = "env-" + uuid.uuid4().hex[:6]
     storage = tmp_path / "storage"
     proc = run_create(cluster, storage, name, env={"K8S_AUTH_KUBECONFIG": cluster.kubeconfig},
-                      included_namespaces=[namespace], excluded_resources=["events"])
+                      included_namespaces=[namespace], excluded_resources=["events"], include_cluster_resources=False)
     assert proc.returncode == 0, output(proc)
     bdir = backup_dir_of(storage, name)
+    # include_cluster_resources false: not even the Namespace object (Velero's semantics); events excluded.
+    members = archive_members(bdir, name)
+    # (events.events.k8s.io is another resource type: as in Velero, excluding "events" leaves it in.)
+    assert not any("/cluster/" in k for k in members) and not any(k.startswith("resources/events/") for k in members)
+    assert sum(1 for k in members if k.startswith(f"resources/pods/namespaces/{namespace}/")) == 3
     # <storage>/<cluster derived from the API URL>/backups/<name>
     host = cluster.host.split("://", 1)[1].rstrip("/").replace(":", "_")
     assert bdir == os.path.join(str(storage), host, "backups", name)
@@ -415,6 +420,7 @@ def test_credentials_from_the_environment_and_the_cluster_directory(cluster, nam
     assert record["status"]["phase"] == "Completed"
     assert record["status"]["hookStatus"] == {"hooksAttempted": 6, "hooksFailed": 0}
     assert record["spec"]["storageLocation"] == host
+    assert record["spec"]["includeClusterResources"] is False and record["spec"]["excludedResources"] == ["events"]
     assert sorted(p.split("/")[1] for p in json.loads(
         record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"])) == sorted(names)
     # The same name again: refused, and the first record is untouched.
