@@ -17,6 +17,7 @@ import glob
 import gzip
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -39,7 +40,9 @@ WALKTHROUGH_NS = "nginx-example"
 # `make demo` takes the same lock (Makefile, demo target): one walkthrough at a time per machine.
 WALKTHROUGH_LOCK = "/tmp/kubehooks-nginx-example.lock"
 
+# Says "ready" once the interpreter is up, then writes: the time a write takes is measured from there.
 WRITER = ("import os, sys\n"
+          "print('ready', flush=True)\n"
           "with open(sys.argv[1], 'w') as f:\n"
           "    f.write('written from the host\\n'); f.flush(); os.fsync(f.fileno())\n")
 
@@ -69,7 +72,7 @@ def check_pv_path(path):
 def thaw_from_host(path):
     """Best-effort thaw with a time limit (EINVAL when it is not frozen is fine)."""
     try:
-        subprocess.run(["fsfreeze", "--unfreeze", check_pv_path(path)], capture_output=True, timeout=10)
+        subprocess.run(["fsfreeze", "--unfreeze", check_pv_path(path)], capture_output=True, timeout=10, check=False)
     except subprocess.TimeoutExpired:
         pass
 
@@ -82,9 +85,12 @@ class Writers:
         self.procs = []
 
     def start(self):
+        """Start a writer and return it once it is about to write."""
         name = os.path.join(self.path, f"host-write-{uuid.uuid4().hex[:8]}.txt")
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, name])
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, name], stdout=subprocess.PIPE, text=True)
         self.procs.append(proc)
+        ready = select.select([proc.stdout], [], [], 30)[0]
+        assert ready and proc.stdout.readline() == "ready\n", "the writer process did not start"
         return proc
 
     def blocks(self, seconds=3.0):
@@ -123,6 +129,7 @@ class Writers:
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+            proc.stdout.close()
 
 
 def pv_host_path(namespace, claim):
@@ -321,18 +328,19 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
               "post": [{"exec": {"command": ["/sbin/fsfreeze", "--unfreeze", "/data"], "timeout": "30s"}}]}]
     writers = Writers(host_path)
     proc = None
+    output = tmp_path / "killed-run.log"
     try:
-        proc = subprocess.Popen(
-            playbook_cmd("backup.yml", inventory, {"backup_name": name, "backup_included_namespaces": namespace,
-                                                   "backup_hooks": json.dumps(rules)}),
-            env=playbook_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True)
+        with open(output, "w") as log:  # a file, not a pipe: the run never blocks on its own output
+            proc = subprocess.Popen(
+                playbook_cmd("backup.yml", inventory, {"backup_name": name, "backup_included_namespaces": namespace,
+                                                       "backup_hooks": json.dumps(rules)}),
+                env=playbook_env(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         bdir = os.path.join(storage, "local", "backups", name)
         wait_for(lambda: proc.poll() is not None or os.path.exists(os.path.join(bdir, f"{name}-hook-plan.json")),
                  180, "the hook plan to be recorded")
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, output.read_text()
         wait_for(lambda: proc.poll() is not None or writers.blocks(2.0), 120, "the filesystem to be frozen", 1)
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, output.read_text()
 
         kill_group(proc)
         record = load_record(bdir)
@@ -351,8 +359,6 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
     finally:
         if proc is not None:
             kill_group(proc)
-            if proc.stdout:
-                proc.stdout.close()
         writers.cleanup()
 
 
@@ -434,8 +440,8 @@ def wait_running(core_v1, namespace, names, timeout=180):
     wait_for(running, timeout, f"pods {names} in {namespace} to run")
 
 
-def test_backup_playbook_through_ansible_runner_two_clusters_at_once(cluster, core_v1, namespace, second_namespace,
-                                                                       sa_token, namespace_reader, tmp_path):
+def test_backup_playbook_through_ansible_runner_two_clusters_at_once(
+        cluster, core_v1, namespace, second_namespace, sa_token, namespace_reader, tmp_path):
     import ansible_runner
 
     first = make_fake_pods(core_v1, namespace, 3, "a")
