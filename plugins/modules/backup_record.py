@@ -301,6 +301,11 @@ freeze_window_seconds:
   description: The measured freeze window, or null.
   returned: always
   type: float
+excluded_pods:
+  description: The pods left out of the archive because a pre hook with on-error C(Fail) failed (C(namespace/name)).
+  returned: always
+  type: list
+  elements: str
 error_messages:
   description: The errors recorded in C(<name>-results.gz) by O(state=finished), as text.
   returned: when O(state=finished)
@@ -599,6 +604,7 @@ def describe(bdir, name, record, **extra):
         items_backed_up=int((status.get("progress") or {}).get("itemsBackedUp") or 0),
         total_items=int((status.get("progress") or {}).get("totalItems") or 0),
         freeze_window_seconds=float(window) if window is not None else None,
+        excluded_pods=json.loads(annotation(record, _record.ANNOTATION_EXCLUDED_PODS, "[]")),
     )
     result.update(extra)
     return result

@@ -325,6 +325,7 @@ def test_a_failed_pre_hook_with_fail_leaves_the_pod_out_and_still_thaws_it(clust
     assert proc.returncode == 0, output(proc)
     assert f"Backup {name}: PartiallyFailed" in proc.stdout
     assert "bad" in proc.stdout and "/bin/false" in proc.stdout  # the error line names the pod and hook
+    assert f"Not in the archive (a pre hook with on-error Fail failed): {namespace}/bad" in proc.stdout
 
     bdir = backup_dir_of(storage, name)
     record = load(bdir)
