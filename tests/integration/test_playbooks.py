@@ -264,6 +264,15 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     assert thaw.returncode == 0, run_detail(thaw)
     assert "is Completed, not InProgress" in thaw.stdout and "Run the post hooks" not in thaw.stdout, thaw.stdout
     assert load_record(bdir) == record
+    # Forced: the unfreeze of a filesystem that is not frozen fails harmlessly; shown, recorded, not fatal.
+    thaw = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"),
+                        {"thaw_backup": "nginx-hook-test", "kubehooks_storage_dir": storage, "thaw_force": "true"},
+                        env={"KUBECONFIG": cluster.kubeconfig})
+    assert thaw.returncode == 0, run_detail(thaw)
+    assert "Failed: nginx-example/nginx-deployment-" in thaw.stdout and "--unfreeze" in thaw.stdout, thaw.stdout
+    after = load_record(bdir)
+    assert after["status"]["phase"] == "Completed" and "backup.kubehooks.io/thawed" in after["metadata"]["annotations"]
+    assert len(hook_lines(bdir, "nginx-hook-test")) == 3
 
 
 @pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw"])
