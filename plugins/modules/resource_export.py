@@ -257,6 +257,7 @@ class ProgressFile(object):
         self.last = None
         self.warning = None
         self.state = {"backup": name, "phase": "export", "started": _record.timestamp(self.started),
+                      "started_at": self.started,
                       "resource": None, "resource_items": 0, "items_backed_up": 0, "resource_types_done": 0,
                       "done": False}
         self.write(self.started)
@@ -279,6 +280,7 @@ class ProgressFile(object):
     def write(self, now):
         self.last = now
         self.state["updated"] = _record.timestamp(now)
+        self.state["updated_at"] = now
         self.state["elapsed"] = round(now - self.started, 3)
         tmp = "%s.%d.tmp" % (self.path, os.getpid())
         try:

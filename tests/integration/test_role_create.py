@@ -112,6 +112,24 @@ def host_prober(paths, tmp_path, limit=240):
                 samples.extend(json.load(handle))
 
 
+def assert_frozen_throughout_the_export(samples, bdir, name, paths):
+    """The host's writes to every path blocked from before the export started until after it ended.
+
+    The export's own start and end times (epoch seconds) are in its progress file.  A sample taken
+    before the start and one taken after the end both blocked on every path, and so did every sample
+    in between: nothing thawed the filesystems while the export ran.
+    """
+    with open(os.path.join(bdir, name + "-progress.json")) as handle:
+        progress = json.load(handle)
+    assert progress["done"] and not progress.get("error"), progress
+    start, end = progress["started_at"], progress["updated_at"]
+    before = [s for s in samples if s["t"] < start]
+    after = [s for s in samples if s["t"] > end]
+    assert before and after, (start, end, samples)
+    window = [before[-1]] + [s for s in samples if start <= s["t"] <= end] + [after[0]]
+    assert all(set(s["blocked"]) == set(paths) for s in window), (start, end, window)
+
+
 def freezer_pod(pods, name, claim, labels=None, annotations=None):
     return pods.real_pod(name, privileged=True, pvc=claim, mount_path="/data", labels=labels or {"app": name},
                          annotations=annotations)
@@ -193,6 +211,7 @@ def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespa
     assert not samples[-1]["blocked"], samples[-3:]
 
     bdir = backup_dir_of(storage, name)
+    assert_frozen_throughout_the_export(samples, bdir, name, [host_path])
     record = load(bdir)
     status, annotations = record["status"], record["metadata"]["annotations"]
     assert status["phase"] == "Completed", (status, output(proc))
@@ -292,6 +311,7 @@ def test_two_pods_on_separate_volumes_are_frozen_together_and_thawed_together(cl
     assert any(set(s["blocked"]) == set(paths) for s in samples), samples
     assert not samples[-1]["blocked"]
     bdir = backup_dir_of(storage, name)
+    assert_frozen_throughout_the_export(samples, bdir, name, paths)
     record = load(bdir)
     assert record["status"]["phase"] == "Completed", output(proc)
     assert json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"]) == \
