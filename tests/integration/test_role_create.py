@@ -483,3 +483,16 @@ def test_two_hundred_hook_pods(cluster, namespace, pods, tmp_path):
     print("200 hook pods: whole role %.1f s, freeze window %s s" % (
         proc.elapsed, record["metadata"]["annotations"]["backup.kubehooks.io/freeze-window-seconds"]))
     assert proc.elapsed < 120
+
+
+@pytest.mark.real_node
+def test_an_unusable_storage_dir_stops_the_run_before_anything_is_frozen(cluster, namespace, pods, tmp_path):
+    pods.real_pod("app", annotations={PRE + "command": json.dumps(["/bin/touch", "/tmp/pre-hook-ran"])})
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the storage directory should be\n")
+    name = "nodir-" + uuid.uuid4().hex[:6]
+    proc = run_create(cluster, blocker / "storage", name, included_namespaces=[namespace])
+    assert proc.returncode != 0, output(proc)
+    assert "cannot create the backup directory" in proc.stdout and f"Backup {name}: Failed" in proc.stdout
+    ran = cluster.kubectl_run("exec", "-n", namespace, "app", "--", "/bin/test", "-e", "/tmp/pre-hook-ran", check=False)
+    assert ran.returncode == 1, (ran.returncode, ran.stderr)  # the pre hook never ran
