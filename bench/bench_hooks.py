@@ -19,11 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
-import conftest  # noqa: E402  (makes ansible_collections.kubehooks.backup importable)
-from localcluster import config as lc_config, fake as lc_fake  # noqa: E402
+from _common import ROOT, core_api, hook_pods, kubeconfig, module_env  # noqa: E402
 
 import kubernetes  # noqa: E402
 from kubernetes.stream import stream  # noqa: E402
@@ -32,33 +28,14 @@ PRE = ["/bin/true"]
 POST = ["/bin/true"]
 
 
-def make_pods(core, namespace, count):
-    core.create_namespace({"metadata": {"name": namespace}})
-    annotations = {"pre.hook.backup.velero.io/command": json.dumps(PRE),
-                   "post.hook.backup.velero.io/command": json.dumps(POST)}
-    for i in range(count):
-        core.create_namespaced_pod(namespace, {
-            "metadata": {"name": "bench-%d" % i, "annotations": annotations},
-            "spec": {"nodeSelector": dict(lc_fake.NODE_SELECTOR), "tolerations": [dict(lc_fake.TOLERATION)],
-                     "containers": [{"name": "main", "image": "fake-image"}]}})
-    deadline = time.monotonic() + 300
-    while True:
-        items = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)["items"]
-        if sum(1 for p in items if p.get("status", {}).get("phase") == "Running") == count:
-            return [p["metadata"]["name"] for p in items]
-        if time.monotonic() > deadline:
-            raise SystemExit("pods did not reach Running")
-        time.sleep(0.5)
-
-
-def raw_client_phase(kubeconfig, namespace, names, command, workers):
+def raw_client_phase(config_path, namespace, names, command, workers):
     local = threading.local()
 
     def one(name):
         client = getattr(local, "client", None)
         if client is None:
             cfg = kubernetes.client.Configuration()
-            kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+            kubernetes.config.load_kube_config(config_file=config_path, client_configuration=cfg)
             client = local.client = kubernetes.client.ApiClient(cfg)
         core = kubernetes.client.CoreV1Api(client)
         ws = stream(core.connect_get_namespaced_pod_exec, name, namespace, container="main", command=command,
@@ -73,15 +50,15 @@ def raw_client_phase(kubeconfig, namespace, names, command, workers):
         list(pool.map(one, names))
 
 
-def module_phase(kubeconfig, namespace, phase, parallelism):
-    args = {"ANSIBLE_MODULE_ARGS": {"kubeconfig": kubeconfig, "included_namespaces": [namespace],
+def module_phase(config_path, namespace, phase, parallelism):
+    args = {"ANSIBLE_MODULE_ARGS": {"kubeconfig": config_path, "included_namespaces": [namespace],
                                     "phase": phase, "parallelism": parallelism}}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(args, handle)
     try:
         proc = subprocess.run([sys.executable, os.path.join(ROOT, "plugins", "modules", "pod_hooks.py"), handle.name],
                               capture_output=True, text=True, check=False,
-                              env=dict(os.environ, PYTHONPATH=os.environ["ANSIBLE_COLLECTIONS_PATH"]))
+                              env=module_env())
     finally:
         os.unlink(handle.name)
     result = json.loads(proc.stdout)
@@ -96,22 +73,20 @@ def main():
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="best of N rounds for each side")
     opts = parser.parse_args()
-    kubeconfig = str(lc_config.load().kubeconfig)
-    cfg = kubernetes.client.Configuration()
-    kubernetes.config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
-    core = kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg))
+    config_path = kubeconfig()
+    core = core_api()
     namespace = "bench-hooks-%d" % os.getpid()
     try:
-        names = make_pods(core, namespace, opts.pods)
+        names = hook_pods(core, namespace, opts.pods)
         raw, ours = [], []
         for _ in range(opts.rounds):
             start = time.monotonic()
-            raw_client_phase(kubeconfig, namespace, names, PRE, opts.parallelism)
-            raw_client_phase(kubeconfig, namespace, names, POST, opts.parallelism)
+            raw_client_phase(config_path, namespace, names, PRE, opts.parallelism)
+            raw_client_phase(config_path, namespace, names, POST, opts.parallelism)
             raw.append(time.monotonic() - start)
             start = time.monotonic()
-            attempted = module_phase(kubeconfig, namespace, "pre", opts.parallelism)
-            attempted += module_phase(kubeconfig, namespace, "post", opts.parallelism)
+            attempted = module_phase(config_path, namespace, "pre", opts.parallelism)
+            attempted += module_phase(config_path, namespace, "post", opts.parallelism)
             ours.append(time.monotonic() - start)
             assert attempted == 2 * opts.pods, attempted
         best_raw, best_ours = min(raw), min(ours)
