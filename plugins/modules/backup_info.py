@@ -50,7 +50,8 @@ options:
     type: path
   logs:
     description:
-      - Return the backup's log entries (RV(logs) and RV(log_lines)).
+      - Return the backup's log entries (RV(logs) and RV(log_lines)) - those of C(<name>-logs.gz), then the hook
+        entries of C(<name>-hooks.jsonl) not copied there yet (a run in progress, or killed).
     type: bool
     default: false
   hooks_only:
@@ -206,6 +207,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._args import argu
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 
+# backup_record's count of hook log lines already copied into <name>-logs.gz.
+LOG_COPIED_ANNOTATION = _record.ANNOTATION_PREFIX + "hook-log-entries-copied"
 COLUMNS = (("NAME", "name"), ("STATUS", "status"), ("ERRORS", "errors"), ("WARNINGS", "warnings"),
            ("CREATED", "created"), ("EXPIRES", "expires"), ("STORAGE LOCATION", "storage_location"),
            ("SELECTOR", "selector"))
@@ -251,6 +254,28 @@ def find_backup(storage, name, cluster=None):
     return found[0]["path"]
 
 
+def pending_hook_entries(path, copied):
+    """Entries of the JSON-lines hook log after its first ``copied`` lines: the hooks of a run still in
+    progress (or killed) that are not in ``<name>-logs.gz`` yet.  Only complete lines count."""
+    entries = []
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, 1):
+                if not raw.endswith(b"\n"):
+                    break
+                if number <= copied or not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw.decode("utf-8", "replace"))
+                except ValueError:
+                    entry = None
+                entries.append(entry if isinstance(entry, dict)
+                               else {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True})
+    except (IOError, OSError):
+        return []
+    return entries
+
+
 def read_plan(path):
     try:
         with open(path) as handle:
@@ -289,6 +314,9 @@ def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
     if logs or hooks_only:
         entries = _record.read_log(files["logs"], hooks_only=hooks_only)
+        copied = int(annotations.get(LOG_COPIED_ANNOTATION) or 0)
+        entries.extend(e for e in pending_hook_entries(files["hook_log"], copied)
+                       if not hooks_only or _record.is_hook_entry(e))
         result["logs"] = entries
         result["log_lines"] = [json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entries]
     return result

@@ -127,3 +127,22 @@ def test_planned_types_from_discovery_only():
     params.update(included_namespaces=[], excluded_resources=["deploy"])
     types, _warnings = rx.planned_types(lambda path, query=None: documents[path], params)
     assert types == ["pods", "nodes", "namespaces"]
+
+
+def test_logs_of_a_run_in_progress_include_the_pending_hook_lines(tmp_path):
+    bdir = make_backup(tmp_path, "b2", phase="InProgress")
+    with open(os.path.join(bdir, "b2-hooks.jsonl"), "w") as handle:
+        handle.write(json.dumps({"hookCommand": ["/sbin/fsfreeze", "--freeze", "/data"], "hookPhase": "pre"}) + "\n")
+        handle.write('{"hookCommand": ["cut')  # a line still being written: ignored
+    out = bi.one_backup(bdir, hooks_only=True)
+    assert out["backup"]["status"] == "InProgress"
+    assert [e["hookCommand"][1] for e in out["logs"]] == ["--freeze"]
+    record = _record.load_record(bdir)
+    _record.set_annotation(record, bi.LOG_COPIED_ANNOTATION, "1")  # what backup_record does once it copied it
+    _record.write_record(bdir, record)
+    assert bi.one_backup(bdir, hooks_only=True)["logs"] == []
+
+
+def test_both_modules_name_the_copied_lines_annotation_alike():
+    from ansible_collections.kubehooks.backup.plugins.modules import backup_record
+    assert bi.LOG_COPIED_ANNOTATION == backup_record.ANNOTATION_LOG_COPIED
