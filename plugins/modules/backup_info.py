@@ -169,8 +169,10 @@ record:
   description: The Velero C(Backup) object (C(velero-backup.json)).
   returned: when O(name) or O(backup_dir) is given
   type: dict
-results:
-  description: The error and warning messages (C(<name>-results.gz), Velero's results format).
+messages:
+  description:
+    - The error and warning messages (C(<name>-results.gz), Velero's results format).
+    - Not named C(results), which Ansible reserves for loop results and would rename.
   returned: when O(name) or O(backup_dir) is given
   type: dict
 hook_plan:
@@ -310,7 +312,7 @@ def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
         "hook_log": os.path.join(bdir, "%s-hooks.jsonl" % name),
     }
     result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
-                  results=_record.read_results(bdir, name), hook_plan=read_plan(files["hook_plan"]),
+                  messages=_record.read_results(bdir, name), hook_plan=read_plan(files["hook_plan"]),
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
     if logs or hooks_only:
         entries = _record.read_log(files["logs"], hooks_only=hooks_only)

@@ -95,7 +95,7 @@ def mixed_plan():
 
 def test_every_hook_of_any_status_is_logged_with_veleros_fields(tmp_path):
     log = tmp_path / "hooks.jsonl"
-    result = _plan.run_hooks(lambda: object(), mixed_plan(), {"phase": "pre", "log_path": str(log)},
+    result = _plan.run_hooks(object, mixed_plan(), {"phase": "pre", "log_path": str(log)},
                              exec_fn=fake_exec)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted((e["pod"], e["status"]) for e in lines) == [
@@ -110,7 +110,7 @@ def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
     blocker.write_text("x")
     ran = []
     with pytest.raises(KubehooksError, match="could not append to the hook log"):
-        _plan.run_hooks(lambda: object(), [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
+        _plan.run_hooks(object, [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
                         exec_fn=lambda *a, **k: ran.append(a))
     assert ran == []
 
@@ -126,7 +126,7 @@ def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch)
         return real_append(path, entries)
     monkeypatch.setattr(_plan._exec, "append_jsonl", flaky)
     pods = [dict(POD, name="p%d" % i) for i in range(4)]
-    result = _plan.run_hooks(lambda: object(), pods, {"phase": "pre", "log_path": str(tmp_path / "l"),
+    result = _plan.run_hooks(object, pods, {"phase": "pre", "log_path": str(tmp_path / "l"),
                                                       "parallelism": 1}, exec_fn=fake_exec)
     assert [h["status"] for h in result["hooks"]] == ["succeeded"] * 4  # every pod still ran and is reported
     assert result["failed"] and "disk full" in result["msg"]
@@ -135,7 +135,7 @@ def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch)
 @pytest.mark.parametrize("key,value", [("parallelism", 0), ("parallelism", -2), ("output_limit", 0)])
 def test_numbers_below_one_are_refused(key, value):
     with pytest.raises(KubehooksError, match="%s must be a whole number of at least 1" % key):
-        _plan.run_hooks(lambda: object(), [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
+        _plan.run_hooks(object, [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
 
 
 def test_rule_errors_stop_discovery_before_any_api_client_exists():
