@@ -6,8 +6,8 @@
 stdout and stderr captured and capped, no stdin, no TTY, no shell) and parses the exit status
 from the error channel itself: ``WSClient.returncode`` re-reads that channel and raises on real
 payloads.  ``run_phase`` runs one phase of a plan (``_hooks.phase_sequence``): pods in parallel,
-the hooks of one pod in order, with Velero's on-error semantics.  The remaining functions are
-pure: totals, the failure summary and Velero-shaped JSON log entries.
+the hooks of one pod in order, with Velero's on-error semantics.  What is recorded about the
+results (totals, the failure message, Velero-shaped log entries) is in _tracker.
 
 A timeout closes the stream; the process inside the container may keep running (Velero too).
 """
@@ -15,9 +15,7 @@ A timeout closes the stream; the process inside the container may keep running (
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import json
-import os
 import re
 import threading
 import time
@@ -32,6 +30,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
     format_duration,
     phase_sequence,
 )
+from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import describe_hook
 
 try:
     import websocket
@@ -221,10 +220,6 @@ def result_for(pod, item, phase):
     )
 
 
-def _describe(result):
-    return "%s hook %s #%s" % (result["phase"], json.dumps(result["name"]), result["index"])
-
-
 def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
     """Results for one pod's hooks of ``phase``, in order; calls ``report`` per finished hook."""
     results = []
@@ -255,7 +250,7 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
         if invalid and result["status"] in ("skipped", "not_run"):
             result["reason"] += " (this hook is also invalid: %s)" % item["message"]
         if result["status"] == "failed" and result["on_error"] == "Fail" and not stop_reason:
-            stop_reason = "not run: %s failed with on-error Fail" % _describe(result)
+            stop_reason = "not run: %s failed with on-error Fail" % describe_hook(result)
         results.append(result)
         report(result)
     return results
@@ -325,99 +320,3 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
                 except Exception:  # pylint: disable=broad-except
                     pass
     return results
-
-
-# ---------------------------------------------------------------------------------------------
-# Totals, summary and log entries (pure, except append_jsonl)
-
-def totals(results):
-    """``{hooks_attempted, hooks_failed}``: attempted = succeeded + failed + not_run (never skipped)."""
-    attempted = sum(1 for r in results if r.get("status") in ("succeeded", "failed", "not_run"))
-    failed = sum(1 for r in results if r.get("status") == "failed")
-    return dict(hooks_attempted=attempted, hooks_failed=failed)
-
-
-def fail_summary(results):
-    """A message naming each pod and hook that failed with on-error Fail; None when there is none."""
-    lines = ["%s/%s: %s%s: %s" % (r["namespace"], r["pod"], _describe(r),
-                                  " in container %s" % r["container"] if r.get("container") else "",
-                                  r.get("error") or "failed")
-             for r in results if r.get("status") == "failed" and r.get("on_error") == "Fail"]
-    if not lines:
-        return None
-    return "%d hook(s) with on-error Fail failed: %s" % (len(lines), "; ".join(lines))
-
-
-_LEVELS = {"succeeded": "info", "skipped": "info", "not_run": "warning", "failed": "error"}
-
-
-def _rfc3339(now):
-    if now is None:
-        now = datetime.datetime.now(datetime.timezone.utc)
-    elif isinstance(now, (int, float)):
-        now = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=datetime.timezone.utc)
-    return now.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def velero_log_entry(result, backup=None, now=None):
-    """One log object for one hook result, with the field names Velero's JSON log uses.
-
-    ``backup`` is written as Velero writes it, ``<backup namespace>/<backup name>``; a bare name
-    gets Velero's default namespace: ``nginx-hook-test`` -> ``velero/nginx-hook-test``.
-    ``now`` is a datetime or epoch seconds (default: the current time); ``time`` is RFC 3339 UTC.
-    """
-    status = result.get("status")
-    detail = result.get("error") or result.get("reason")
-    entry = {
-        "time": _rfc3339(now),
-        "level": _LEVELS.get(status, "error"),
-        "msg": "exec hook %s%s" % (status, ": %s" % detail if detail else ""),
-    }
-    if backup:
-        entry["backup"] = backup if "/" in backup else "velero/" + backup
-    timeout = result.get("timeout")
-    entry.update({
-        "namespace": result.get("namespace"),
-        "pod": result.get("pod"),
-        "status": status,
-        "hookCommand": result.get("command"),
-        "hookContainer": result.get("container"),
-        "hookName": result.get("name"),
-        "hookPhase": result.get("phase"),
-        "hookSource": result.get("source"),
-        "hookType": "exec",
-        "hookOnError": result.get("on_error"),
-        "hookTimeout": format_duration(timeout) if timeout is not None else None,
-        "exitCode": result.get("exit_code"),
-        "duration": result.get("duration"),
-    })
-    for key in ("error", "reason", "stdout", "stderr"):
-        if result.get(key):
-            entry[key] = result[key]
-    if result.get("truncated"):
-        entry["truncated"] = True
-    return entry
-
-
-def append_jsonl(path, entries):
-    """Append one JSON object per line to ``path`` (created 0600, parent directories 0700).
-
-    The file is made owner-only even when it already existed: hook output may hold secrets.
-    """
-    data = "".join(json.dumps(entry) + "\n" for entry in entries).encode("utf-8")
-    try:
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(parent):
-            os.makedirs(parent, 0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise KubehooksError("could not append to the hook log %s: %s" % (path, exc))

@@ -319,6 +319,7 @@ import time
 import uuid
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals, velero_log_entry
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
@@ -327,25 +328,11 @@ ANNOTATION_RUN_ID = _record.ANNOTATION_PREFIX + "run-id"
 ANNOTATION_LOG_COPIED = _record.ANNOTATION_PREFIX + "hook-log-entries-copied"
 FINAL_PHASES = (_record.PHASE_COMPLETED, _record.PHASE_PARTIALLY_FAILED, _record.PHASE_FAILED)
 FINISHED_POD_PHASES = ("Succeeded", "Failed")
-ATTEMPTED = ("succeeded", "failed", "not_run")
 
 
 # --------------------------------------------------------------------------------------------
 # Pure helpers
 # --------------------------------------------------------------------------------------------
-
-def velero_log_entry(result, backup=None):
-    """_exec.velero_log_entry, imported only when needed: _exec pulls in the kubernetes client,
-    and this module starts without it (it runs twice per backup, before and after the freeze)."""
-    from ansible_collections.kubehooks.backup.plugins.module_utils._exec import velero_log_entry as entry
-    return entry(result, backup=backup)
-
-
-def totals(results):
-    """Hook totals of results, counted as _exec.totals counts them (attempted: succeeded, failed, not_run)."""
-    return dict(hooks_attempted=sum(1 for r in results if r.get("status") in ATTEMPTED),
-                hooks_failed=sum(1 for r in results if r.get("status") == "failed"))
-
 
 def cluster_from_host(host):
     """A cluster directory name from an API server URL: ``https://10.0.0.1:6443`` -> ``10.0.0.1_6443``."""
@@ -378,10 +365,8 @@ def frozen_pod_names(plan):
 
 
 def totals_from_entries(entries):
-    """hook totals from log entries (their ``status``), as _exec.totals counts results."""
-    hooks = [e for e in entries if "hookCommand" in e]
-    return dict(hooks_attempted=sum(1 for e in hooks if e.get("status") in ATTEMPTED),
-                hooks_failed=sum(1 for e in hooks if e.get("status") == "failed"))
+    """hook totals from log entries (their ``status``), counted as hook results are."""
+    return totals([e for e in entries if "hookCommand" in e])
 
 
 def task_hooks(phase, result):

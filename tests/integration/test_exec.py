@@ -12,7 +12,8 @@ from kubernetes import config as k8s_config
 from ansible_collections.kubehooks.backup.plugins.module_utils._client import ClientFactory
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError
-from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook, run_phase, totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook, run_phase
+from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import build_plan
 
 PRE_COMMAND = "pre.hook.backup.velero.io/command"

@@ -117,14 +117,14 @@ def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
 
 def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch):
     calls = []
-    real_append = _plan._exec.append_jsonl
+    real_append = _plan._tracker.append_jsonl
 
     def flaky(path, entries):
         calls.append(len(entries))
         if len(calls) > 2:
             raise KubehooksError("could not append to the hook log %s: disk full" % path)
         return real_append(path, entries)
-    monkeypatch.setattr(_plan._exec, "append_jsonl", flaky)
+    monkeypatch.setattr(_plan._tracker, "append_jsonl", flaky)
     pods = [dict(POD, name="p%d" % i) for i in range(4)]
     result = _plan.run_hooks(object, pods, {"phase": "pre", "log_path": str(tmp_path / "l"),
                                                       "parallelism": 1}, exec_fn=fake_exec)
