@@ -11,10 +11,7 @@ that cluster's real node and kwok actually send (../shared/reference/local-contr
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import datetime
 import json
-import os
-import stat
 import threading
 import time
 

@@ -126,8 +126,8 @@ def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch)
         return real_append(path, entries)
     monkeypatch.setattr(_plan._tracker, "append_jsonl", flaky)
     pods = [dict(POD, name="p%d" % i) for i in range(4)]
-    result = _plan.run_hooks(object, pods, {"phase": "pre", "log_path": str(tmp_path / "l"),
-                                                      "parallelism": 1}, exec_fn=fake_exec)
+    params = {"phase": "pre", "log_path": str(tmp_path / "l"), "parallelism": 1}
+    result = _plan.run_hooks(object, pods, params, exec_fn=fake_exec)
     assert [h["status"] for h in result["hooks"]] == ["succeeded"] * 4  # every pod still ran and is reported
     assert result["failed"] and "disk full" in result["msg"]
 
