@@ -64,6 +64,8 @@ FORMAT_VERSION = "1.1.0"
 RECORD_FILE = "velero-backup.json"
 STORAGE_LOCATION_LABEL = "velero.io/storage-location"
 ANNOTATION_PREFIX = "backup.kubehooks.io/"
+# How many lines of <name>-hooks.jsonl have been copied into <name>-logs.gz (backup_record, backup_info).
+ANNOTATION_LOG_COPIED = ANNOTATION_PREFIX + "hook-log-entries-copied"
 ANNOTATION_CLUSTER = ANNOTATION_PREFIX + "cluster"
 ANNOTATION_FROZEN_PODS = ANNOTATION_PREFIX + "frozen-pods"
 ANNOTATION_FREEZE_WINDOW = ANNOTATION_PREFIX + "freeze-window-seconds"

@@ -210,7 +210,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import Ku
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 
 # backup_record's count of hook log lines already copied into <name>-logs.gz.
-LOG_COPIED_ANNOTATION = _record.ANNOTATION_PREFIX + "hook-log-entries-copied"
 COLUMNS = (("NAME", "name"), ("STATUS", "status"), ("ERRORS", "errors"), ("WARNINGS", "warnings"),
            ("CREATED", "created"), ("EXPIRES", "expires"), ("STORAGE LOCATION", "storage_location"),
            ("SELECTOR", "selector"))
@@ -316,7 +315,7 @@ def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
     if logs or hooks_only:
         entries = _record.read_log(files["logs"], hooks_only=hooks_only)
-        copied = int(annotations.get(LOG_COPIED_ANNOTATION) or 0)
+        copied = int(annotations.get(_record.ANNOTATION_LOG_COPIED) or 0)
         entries.extend(e for e in pending_hook_entries(files["hook_log"], copied)
                        if not hooks_only or _record.is_hook_entry(e))
         result["logs"] = entries

@@ -138,11 +138,6 @@ def test_logs_of_a_run_in_progress_include_the_pending_hook_lines(tmp_path):
     assert out["backup"]["status"] == "InProgress"
     assert [e["hookCommand"][1] for e in out["logs"]] == ["--freeze"]
     record = _record.load_record(bdir)
-    _record.set_annotation(record, bi.LOG_COPIED_ANNOTATION, "1")  # what backup_record does once it copied it
+    _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED, "1")  # what backup_record does once it copied it
     _record.write_record(bdir, record)
     assert bi.one_backup(bdir, hooks_only=True)["logs"] == []
-
-
-def test_both_modules_name_the_copied_lines_annotation_alike():
-    from ansible_collections.kubehooks.backup.plugins.modules import backup_record
-    assert bi.LOG_COPIED_ANNOTATION == backup_record.ANNOTATION_LOG_COPIED

@@ -1,4 +1,4 @@
-"""backup_record: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
+"""_backup: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
 import gzip
 import json
 import os
@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.modules import backup_record as br
+from ansible_collections.kubehooks.backup.plugins.module_utils import _backup as br
 
 FREEZE = ["/sbin/fsfreeze", "--freeze", "/data"]
 UNFREEZE = ["/sbin/fsfreeze", "--unfreeze", "/data"]
@@ -242,12 +242,6 @@ def test_thawed_marks_an_interrupted_run_failed_and_logs_both_phases(tmp_path):
     assert [(e.get("hookPhase"), e.get("status")) for e in entries if "hookCommand" in e] == \
         [("pre", "succeeded"), ("post", "succeeded")]
     assert entries[-1]["msg"] == "Backup failed"
-
-
-def test_totals_count_as_the_executor_counts():
-    from ansible_collections.kubehooks.backup.plugins.module_utils import _tracker
-    results = [result("a", "pre", s, FREEZE) for s in ("succeeded", "failed", "not_run", "skipped", "succeeded")]
-    assert br.totals(results) == _tracker.totals(results) == {"hooks_attempted": 4, "hooks_failed": 1}
 
 
 def test_the_module_starts_without_the_kubernetes_client():

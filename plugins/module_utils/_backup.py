@@ -1,0 +1,456 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: the backup record's steps, started -> finished (or thawed). Not a public API.
+
+What the role's ``backup_record`` tasks do around the freeze: ``start`` writes the record
+(InProgress) and the hook plan before any hook runs; ``finish`` folds the hook results, the export
+and any failure into the final phase, logs and files; ``thaw`` marks a killed run after the thaw
+playbook ran its post hooks.  No kubernetes import: this runs before and after the freeze.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import json
+import os
+import time
+import uuid
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals, velero_log_entry
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+
+ANNOTATION_RUN_ID = _record.ANNOTATION_PREFIX + "run-id"
+FINAL_PHASES = (_record.PHASE_COMPLETED, _record.PHASE_PARTIALLY_FAILED, _record.PHASE_FAILED)
+FINISHED_POD_PHASES = ("Succeeded", "Failed")
+
+
+# --------------------------------------------------------------------------------------------
+# Pure helpers
+# --------------------------------------------------------------------------------------------
+
+def cluster_from_host(host):
+    """A cluster directory name from an API server URL: ``https://10.0.0.1:6443`` -> ``10.0.0.1_6443``."""
+    text = str(host or "").strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    return _record.cluster_slug(text.rstrip("/"))
+
+
+def resolve_backup_dir(params):
+    name = _record.check_backup_name(params["name"])
+    if params.get("backup_dir"):
+        return params["backup_dir"], None
+    cluster = params.get("cluster")
+    if not cluster and params.get("api_host"):
+        cluster = cluster_from_host(params["api_host"])
+    storage = params.get("storage_dir") or _record.default_storage_dir()
+    return _record.backup_dir(storage, name, cluster or None), cluster or None
+
+
+def hooked_pods(plan):
+    """The plan entries of pods that have any hook (valid or invalid), in plan order."""
+    return [pod for pod in plan or [] if pod.get("pre") or pod.get("post") or pod.get("errors")]
+
+
+def frozen_pod_names(plan):
+    """``ns/name`` of the pods whose pre hooks run (pods already Succeeded/Failed are skipped)."""
+    return sorted(set("%s/%s" % (pod.get("namespace"), pod.get("name")) for pod in plan or []
+                      if pod.get("pre") and pod.get("phase") not in FINISHED_POD_PHASES))
+
+
+def totals_from_entries(entries):
+    """hook totals from log entries (their ``status``), counted as hook results are."""
+    return totals([e for e in entries if "hookCommand" in e])
+
+
+def task_hooks(phase, result):
+    """(hook results, run error or None) from a registered pod_hooks task result."""
+    if not result or result.get("skipped"):
+        return [], None
+    if isinstance(result.get("hooks"), list):
+        return result["hooks"], None
+    if result.get("failed") or result.get("msg"):
+        message = "the %s hooks could not run: %s" % (phase, result.get("msg") or "the task failed")
+        if phase == "post":
+            message += "; pods of the hook plan may still be frozen: run the thaw playbook for this backup"
+        return [], message
+    return [], None
+
+
+def decide_phase(hook_totals, export_result, run_errors=()):
+    """_record.phase_for, plus: any run-level error makes a complete backup PartiallyFailed."""
+    phase = _record.phase_for(hook_totals, export_result)
+    if phase == _record.PHASE_COMPLETED and list(run_errors or []):
+        return _record.PHASE_PARTIALLY_FAILED
+    return phase
+
+
+def hook_error_messages(hook_results, entries=()):
+    """One error dict (namespace, message) per failed hook, from results or else log entries."""
+    errors = []
+    for result in hook_results or []:
+        if result.get("status") == "failed":
+            errors.append({"namespace": result.get("namespace"), "message": "pod %s/%s: %s hook %s in container %s "
+                           "failed: %s" % (result.get("namespace"), result.get("pod"), result.get("phase"),
+                                           json.dumps(result.get("command")), result.get("container"),
+                                           result.get("error") or "exit code %s" % result.get("exit_code"))})
+    if hook_results:
+        return errors
+    for entry in entries:
+        if entry.get("status") == "failed" and "hookCommand" in entry:
+            errors.append({"namespace": entry.get("namespace"), "message": "pod %s/%s: %s hook %s in container %s "
+                           "failed: %s" % (entry.get("namespace"), entry.get("pod"), entry.get("hookPhase"),
+                                           json.dumps(entry.get("hookCommand")), entry.get("hookContainer"),
+                                           entry.get("error") or "exit code %s" % entry.get("exitCode"))})
+    return errors
+
+
+def export_log_entries(export_result, failure_reason=None, when=None):
+    """Log entries for the export: one per resource type, the pods left out, errors, warnings."""
+    stamp = _record.timestamp(when) if when is not None else None
+    entries = []
+    if export_result:
+        for resource, count in sorted((export_result.get("counts") or {}).items()):
+            entries.append({"level": "info", "msg": "Backed up %d items of resource %s" % (count, resource),
+                            "resource": resource, "count": count})
+        for pod in export_result.get("excluded_pods") or []:
+            namespace, _slash, name = pod.partition("/")
+            entries.append({"level": "warning", "msg": "Pod left out of the backup: a pre hook with on-error "
+                            "Fail failed", "namespace": namespace, "pod": name, "resource": "pods"})
+        for error in export_result.get("errors") or []:
+            entries.append({"level": "error", "msg": error.get("message"), "resource": error.get("resource"),
+                            "namespace": error.get("namespace")})
+        for warning in export_result.get("warning_messages") or export_result.get("warnings") or []:
+            entries.append({"level": "warning", "msg": str(warning)})
+        entries.append({"level": "info", "msg": "Export finished: %s of %s items backed up"
+                        % (export_result.get("items_backed_up", 0), export_result.get("total_items", 0)),
+                        "itemsBackedUp": export_result.get("items_backed_up", 0),
+                        "totalItems": export_result.get("total_items", 0)})
+    elif failure_reason:
+        entries.append({"level": "error", "msg": "Export failed: %s" % failure_reason})
+    if stamp:
+        for entry in entries:
+            entry["time"] = stamp
+    return entries
+
+
+def phase_entry(record, phase):
+    status = record.get("status") or {}
+    messages = {
+        _record.PHASE_COMPLETED: "Backup completed",
+        _record.PHASE_PARTIALLY_FAILED: "Backup completed with errors",
+        _record.PHASE_FAILED: "Backup failed",
+    }
+    entry = {"level": "info" if phase == _record.PHASE_COMPLETED else "error",
+             "msg": messages.get(phase, "Backup phase %s" % phase), "phase": phase,
+             "hooksAttempted": (status.get("hookStatus") or {}).get("hooksAttempted", 0),
+             "hooksFailed": (status.get("hookStatus") or {}).get("hooksFailed", 0),
+             "itemsBackedUp": (status.get("progress") or {}).get("itemsBackedUp", 0),
+             "totalItems": (status.get("progress") or {}).get("totalItems", 0)}
+    window = ((record.get("metadata") or {}).get("annotations") or {}).get(_record.ANNOTATION_FREEZE_WINDOW)
+    if window is not None:
+        entry["freezeWindowSeconds"] = float(window)
+    if status.get("failureReason"):
+        entry["failureReason"] = status["failureReason"]
+    return entry
+
+
+def error_text(entry):
+    return entry.get("message") if isinstance(entry, dict) else str(entry)
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+
+def plan_path(bdir, name):
+    return os.path.join(bdir, "%s-hook-plan.json" % name)
+
+
+def hook_log_path(bdir, name):
+    return os.path.join(bdir, "%s-hooks.jsonl" % name)
+
+
+def files_of(bdir, name):
+    return {
+        "record": _record.record_path(bdir),
+        "archive": _record.archive_path(bdir, name),
+        "logs": _record.log_path(bdir, name),
+        "resource_list": _record.resource_list_path(bdir, name),
+        "results": _record.results_path(bdir, name),
+        "hook_plan": plan_path(bdir, name),
+        "hook_log": hook_log_path(bdir, name),
+    }
+
+
+def write_json(path, value):
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(value, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise KubehooksError("cannot write %s: %s" % (path, exc.strerror or exc))
+
+
+def read_jsonl(path, skip=0):
+    """Entries of a JSON-lines file after the first ``skip`` lines; (entries, total lines)."""
+    entries, count = [], 0
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # a line still being written (or cut by a kill)
+                count += 1
+                if count <= skip or not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw.decode("utf-8", "replace"))
+                except ValueError:
+                    entry = {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True}
+                entries.append(entry if isinstance(entry, dict) else {"msg": str(entry), "unparsed": True})
+    except (IOError, OSError) as exc:
+        if os.path.exists(path):
+            raise KubehooksError("cannot read the hook log %s: %s" % (path, exc))
+    return entries, count
+
+
+def annotation(record, key, default=None):
+    return ((record.get("metadata") or {}).get("annotations") or {}).get(key, default)
+
+
+def new_hook_entries(params, bdir, record):
+    """(hook log entries not yet copied into the record's log, the new copied-line count).
+
+    The entries come from the JSON-lines hook log when it has uncopied lines; otherwise from
+    ``hook_results`` (converted with Velero's field names).
+    """
+    name = params["name"]
+    path = params.get("hook_log") or hook_log_path(bdir, name)
+    copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
+    entries, count = read_jsonl(path, skip=copied)
+    if not entries and params.get("hook_results"):
+        entries = [velero_log_entry(r, backup=name) for r in params["hook_results"]]
+    return entries, max(count, copied)
+
+
+def _hook_key(entry):
+    return (entry.get("namespace"), entry.get("pod"), entry.get("hookPhase"), json.dumps(entry.get("hookCommand")),
+            entry.get("hookName"), entry.get("hookContainer"))
+
+
+def split_thaw_entries(uncopied, thaw_results, name):
+    """(entries of the interrupted run, entries of the thaw) for state=thawed.
+
+    With ``thaw_results`` the thaw's entries are built from them, and uncopied log lines that are the
+    same hooks (the thaw also logged to the hook log) are dropped once each.  Without them, the
+    uncopied post entries are the thaw's.
+    """
+    if not thaw_results:
+        return ([e for e in uncopied if e.get("hookPhase") != "post"],
+                [e for e in uncopied if e.get("hookPhase") == "post"])
+    thaw = [velero_log_entry(r, backup=name) for r in thaw_results]
+    pending = {}
+    for entry in thaw:
+        pending[_hook_key(entry)] = pending.get(_hook_key(entry), 0) + 1
+    earlier = []
+    for entry in uncopied:
+        key = _hook_key(entry)
+        if entry.get("hookPhase") == "post" and pending.get(key):
+            pending[key] -= 1
+            continue
+        earlier.append(entry)
+    return earlier, thaw
+
+
+def describe(bdir, name, record, **extra):
+    status = record.get("status") or {}
+    window = annotation(record, _record.ANNOTATION_FREEZE_WINDOW)
+    result = dict(
+        backup_dir=bdir, record=record, phase=status.get("phase") or _record.PHASE_NEW,
+        run_id=annotation(record, ANNOTATION_RUN_ID), frozen_pods=_record.frozen_pods(record),
+        hook_log=hook_log_path(bdir, name), files=files_of(bdir, name), time=time.time(),
+        hooks_attempted=int((status.get("hookStatus") or {}).get("hooksAttempted") or 0),
+        hooks_failed=int((status.get("hookStatus") or {}).get("hooksFailed") or 0),
+        items_backed_up=int((status.get("progress") or {}).get("itemsBackedUp") or 0),
+        total_items=int((status.get("progress") or {}).get("totalItems") or 0),
+        freeze_window_seconds=float(window) if window is not None else None,
+        excluded_pods=json.loads(annotation(record, _record.ANNOTATION_EXCLUDED_PODS, "[]")),
+    )
+    result.update(extra)
+    return result
+
+
+def spec_record(params, cluster):
+    return _record.new_record(
+        params["name"], included_namespaces=params["included_namespaces"],
+        excluded_namespaces=params["excluded_namespaces"], included_resources=params["included_resources"],
+        excluded_resources=params["excluded_resources"], label_selectors=params["label_selectors"],
+        include_cluster_resources=params["include_cluster_resources"], hooks=params["hooks"],
+        cluster=cluster, ttl=params.get("ttl"))
+
+
+# --------------------------------------------------------------------------------------------
+# States
+# --------------------------------------------------------------------------------------------
+
+def start(params, check_mode):
+    bdir, cluster = resolve_backup_dir(params)
+    name = params["name"]
+    plan = hooked_pods(params["plan"])
+    record = spec_record(params, cluster)
+    _record.set_annotation(record, ANNOTATION_RUN_ID, str(uuid.uuid4()))
+    _record.mark_started(record, frozen_pod_names(plan))
+    if check_mode:
+        if os.path.exists(bdir):
+            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, os.path.dirname(bdir)))
+        return describe(bdir, name, record, changed=True, plan=plan)
+    if params.get("backup_dir"):
+        parent = os.path.dirname(os.path.abspath(bdir))
+        try:
+            os.makedirs(parent, 0o700, exist_ok=True)
+            os.mkdir(bdir, 0o700)
+        except FileExistsError:
+            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, parent))
+        except OSError as exc:
+            raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
+    else:
+        bdir = _record.create_backup_dir(params.get("storage_dir") or _record.default_storage_dir(), name, cluster)
+    write_json(plan_path(bdir, name), plan)  # the plan first: a thaw can always find it
+    _record.write_record(bdir, record)
+    return describe(bdir, name, record, changed=True, plan=plan)
+
+
+def finish(params, check_mode):
+    bdir, cluster = resolve_backup_dir(params)
+    name = params["name"]
+    run_id = params.get("run_id")
+    exists = os.path.exists(_record.record_path(bdir))
+    if exists:
+        record = _record.load_record(bdir)
+        if not run_id:
+            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, os.path.dirname(bdir)))
+        if annotation(record, ANNOTATION_RUN_ID) != run_id:
+            raise KubehooksError("the record %s belongs to another run (run id %s, not %s)"
+                                 % (_record.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
+        if (record.get("status") or {}).get("phase") in FINAL_PHASES:
+            return describe(bdir, name, record, changed=False, error_messages=[])
+    elif run_id and check_mode:
+        # The started step ran in check mode too: nothing was frozen, exported or written.
+        record = spec_record(params, cluster)
+        return describe(bdir, name, record, changed=False, error_messages=[],
+                        msg="check mode: nothing was frozen, exported or written")
+    elif run_id:
+        raise KubehooksError("no backup record at %s for run %s" % (_record.record_path(bdir), run_id))
+    else:
+        record = spec_record(params, cluster)  # the run failed before it could start a record
+        _record.mark_started(record, [])
+
+    export_result = params.get("export") or None
+    failure_reason = params.get("failure_reason")
+    if export_result is not None and not export_result.get("path"):
+        if not failure_reason and export_result.get("msg"):
+            failure_reason = "the export failed: %s" % export_result["msg"]
+        export_result = None  # a failed task's result
+    run_errors = list(params["errors"] or [])
+    hook_results = list(params["hook_results"] or [])
+    for phase_name in ("pre", "post"):
+        results, run_error = task_hooks(phase_name, params.get(phase_name + "_result"))
+        hook_results.extend(results)
+        if run_error:
+            run_errors.append(run_error)
+    params = dict(params, hook_results=hook_results)
+    hook_entries, copied = new_hook_entries(params, bdir, record) if exists else ([], 0)
+    hook_totals = totals(hook_results) if hook_results else totals_from_entries(hook_entries)
+    phase = decide_phase(hook_totals, export_result, run_errors)
+    if phase == _record.PHASE_FAILED and not failure_reason:
+        failure_reason = "nothing was exported"
+
+    errors = hook_error_messages(params["hook_results"], hook_entries)
+    errors.extend((export_result or {}).get("errors") or [])
+    errors.extend(run_errors)
+    if failure_reason and export_result is None:
+        errors.append(failure_reason)
+    warnings = list((export_result or {}).get("warning_messages") or (export_result or {}).get("warnings") or [])
+    _record.finish_record(record, phase, hook_totals, export_result, errors=errors, warnings=warnings,
+                          freeze_window=params.get("freeze_window"),
+                          failure_reason=failure_reason if phase == _record.PHASE_FAILED else None)
+    _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED, str(copied))
+    messages = [error_text(e) for e in errors]
+    if check_mode:
+        return describe(bdir, name, record, changed=True, error_messages=messages)
+
+    if not exists:
+        bdir = _record.create_backup_dir(params.get("storage_dir") or _record.default_storage_dir(), name, cluster) \
+            if not params.get("backup_dir") else _make_dir(bdir, name)
+    pre = [e for e in hook_entries if e.get("hookPhase") != "post"]
+    post = [e for e in hook_entries if e.get("hookPhase") == "post"]
+    when = (export_result or {}).get("finished_at")
+    entries = pre + export_log_entries(export_result, failure_reason, when) + post
+    entries.extend({"level": "error", "msg": text} for text in run_errors)
+    entries.append(phase_entry(record, phase))
+    _record.append_log(_record.log_path(bdir, name), entries, backup=name)
+    if export_result and export_result.get("resource_list_path") and \
+            os.path.exists(export_result["resource_list_path"]):
+        _record.write_resource_list(bdir, name, export_result["resource_list_path"])
+    _record.write_results(bdir, name, errors, warnings)
+    _record.write_record(bdir, record)
+    return describe(bdir, name, record, changed=True, error_messages=messages)
+
+
+def _make_dir(bdir, name):
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(bdir)), 0o700, exist_ok=True)
+        os.mkdir(bdir, 0o700)
+    except FileExistsError:
+        if os.path.exists(_record.record_path(bdir)):
+            raise KubehooksError("backup %s already exists in %s" % (name, bdir))
+    except OSError as exc:
+        raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
+    return bdir
+
+
+def thaw(params, check_mode):
+    bdir, _cluster = resolve_backup_dir(params)
+    name = params["name"]
+    record = _record.load_record(bdir)
+    copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
+    uncopied, count = read_jsonl(params.get("hook_log") or hook_log_path(bdir, name), skip=copied)
+    earlier, thaw_entries = split_thaw_entries(uncopied, params["hook_results"], name)
+    earlier_totals = totals_from_entries(earlier)
+    thaw_totals = totals_from_entries(thaw_entries)
+    now = time.time()
+    status = record.setdefault("status", {})
+    hook_status = status.setdefault("hookStatus", {})
+    for key, field in (("hooksAttempted", "hooks_attempted"), ("hooksFailed", "hooks_failed")):
+        hook_status[key] = int(hook_status.get(key) or 0) + earlier_totals[field] + thaw_totals[field]
+    _record.set_annotation(record, _record.ANNOTATION_THAWED, json.dumps(
+        {"time": _record.timestamp(now), "hooksAttempted": thaw_totals["hooks_attempted"],
+         "hooksFailed": thaw_totals["hooks_failed"]}, sort_keys=True))
+    _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED, str(max(count, copied)))
+    entries = earlier + thaw_entries
+    if status.get("phase") not in FINAL_PHASES:
+        status["phase"] = _record.PHASE_FAILED
+        status["completionTimestamp"] = _record.timestamp(now)
+        status["failureReason"] = ("the backup run stopped before it finished; the pods of its hook plan were "
+                                   "thawed afterwards (%d post hooks attempted, %d failed)"
+                                   % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"]))
+        status["errors"] = int(status.get("errors") or 0) + 1 + earlier_totals["hooks_failed"] \
+            + thaw_totals["hooks_failed"]
+        entries.append(phase_entry(record, _record.PHASE_FAILED))
+    else:
+        entries.append({"level": "info", "msg": "Pods thawed after the backup (%d post hooks attempted, %d failed)"
+                        % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"])})
+    if not check_mode:
+        _record.append_log(_record.log_path(bdir, name), entries, backup=name)
+        _record.write_record(bdir, record)
+    return describe(bdir, name, record, changed=True)
