@@ -251,3 +251,16 @@ def test_without_pods_exec_the_run_fails_clearly_and_runs_nothing(cluster, names
     assert result["failed"] is True and hook["status"] == "failed"
     assert "pods/exec" in hook["error"] and "create" in hook["error"]
     assert hook["stdout"] == "" and hook["exit_code"] is None
+
+
+def test_a_pending_pod_is_attempted_and_its_exec_error_is_the_failure(cluster, namespace, core_v1):
+    core_v1.create_namespaced_pod(namespace, {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "pending", "annotations": {PRE + "command": json.dumps(["/bin/true"])}},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": "no-such-node"},
+                 "containers": [{"name": "main", "image": cluster.node_image}]}})
+    result = hooks_of(cluster, namespace, "pre")
+    hook = result["hooks"][0]
+    assert hook["status"] == "failed" and hook["exit_code"] is None
+    assert "API status 400" in hook["error"], hook["error"]
+    assert (result["hooks_attempted"], result["hooks_failed"]) == (1, 1) and result["failed"] is True
