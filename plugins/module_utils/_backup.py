@@ -338,7 +338,14 @@ def finish(params, check_mode):
     if exists:
         record = _record.load_record(bdir)
         if not run_id:
-            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, os.path.dirname(bdir)))
+            # This run failed before it started its record (bad rules, API unreachable, or this
+            # very name taken): report that, and leave the existing backup as it is.
+            message = ("backup %s already exists in %s (phase %s) and was left untouched; this run did not "
+                       "start: %s" % (name, os.path.dirname(bdir), (record.get("status") or {}).get("phase"),
+                                      params.get("failure_reason") or "see the failed task above"))
+            return dict(changed=False, name=name, phase=_record.PHASE_FAILED, backup_dir=None,
+                        hooks_attempted=0, hooks_failed=0, items_backed_up=0, total_items=0,
+                        error_messages=[message])
         if annotation(record, ANNOTATION_RUN_ID) != run_id:
             raise KubehooksError("the record %s belongs to another run (run id %s, not %s)"
                                  % (_record.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))

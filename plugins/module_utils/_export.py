@@ -695,7 +695,7 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
     ``get_json``: the transport (default: :func:`api_getter` over ``api_client``).
 
     Returns ``{path, resource_list_path, counts: {group-resource: n}, items_backed_up, total_items,
-    excluded_pods: [ns/name], skipped: {being_deleted, exclude_label}, errors: [{resource,
+    excluded_pods: [ns/name], skipped_items: {being_deleted, exclude_label}, errors: [{resource,
     namespace, message}], warnings: [str]}``.  The resource list (Velero's format) is written to
     ``resource_list_path`` (``<name>-resource-list.json.gz``) rather than returned, so memory stays
     flat.  Raises ExportError (archive not writable, API unreachable), AuthorizationError
@@ -739,7 +739,7 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
         "items_backed_up": state["items_backed_up"],
         "total_items": state["total_items"],
         "excluded_pods": sorted(state["excluded_pods"]),
-        "skipped": state["skipped"],
+        "skipped_items": state["skipped"],
         "errors": state["errors"],
         "warnings": state["warnings"],
     }

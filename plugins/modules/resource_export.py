@@ -183,8 +183,10 @@ excluded_pods:
   returned: success, not in check mode
   type: list
   elements: str
-skipped:
-  description: Items skipped because they are being deleted (C(being_deleted)) or carry the exclude label (C(exclude_label)).
+skipped_items:
+  description:
+    - Items skipped because they are being deleted (C(being_deleted)) or carry the exclude label (C(exclude_label)).
+    - Not named C(skipped), which Ansible reads as "the task was skipped".
   returned: success, not in check mode
   type: dict
 errors:

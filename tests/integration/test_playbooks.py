@@ -356,6 +356,15 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
         assert record["status"]["phase"] == "InProgress", record["status"]
         assert writers.blocks(2.0), "the filesystem should still be frozen after the kill"
 
+        # A thaw whose post hooks cannot run at all (API unreachable) fails and leaves the record
+        # InProgress, so that the next thaw still runs.
+        failed = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"),
+                              {"thaw_backup": name, "kubehooks_auth": {"host": "https://127.0.0.1:9", "api_key": "x"}},
+                              inventory=inventory, timeout=300)
+        assert failed.returncode != 0 and "could not run" in failed.stdout, run_detail(failed)
+        assert load_record(bdir)["status"]["phase"] == "InProgress"
+        assert writers.blocks(2.0), "nothing should have thawed the filesystem yet"
+
         thaw = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"), {"thaw_backup": name}, inventory=inventory,
                             timeout=300)
         assert thaw.returncode == 0, run_detail(thaw)
@@ -491,10 +500,13 @@ def test_backup_playbook_through_ansible_runner_two_clusters_at_once(
                                              "ca_cert": cred_b["ca_cert"]}},
         }}}}}))
     result = ansible_runner.run(private_data_dir=str(data), playbook="backup.yml",
-                                forks=5, quiet=True, timeout=600)
+                                forks=5, quiet=True, timeout=600, verbosity=1)
     stdout = result.stdout.read() if result.stdout else ""
     assert result.rc == 0 and result.status == "successful", f"{result.status} rc={result.rc}\n{stdout[-6000:]}"
     assert "K8S_AUTH_API_KEY" not in stdout and cred_a["token"] not in stdout and cred_b["token"] not in stdout
+    # AWX stores every job event: no token in any of them either (at -v, as a job template may run).
+    events = json.dumps(list(result.events))
+    assert cred_a["token"] not in events and cred_b["token"] not in events
 
     for host, ns, expected in (("cluster-a", namespace, first), ("cluster-b", second_namespace, second)):
         bdir = record_dir(storage, name, host)

@@ -480,9 +480,8 @@ def test_two_hundred_hook_pods(cluster, namespace, pods, tmp_path):
     assert record["status"]["phase"] == "Completed"
     assert record["status"]["hookStatus"] == {"hooksAttempted": 400, "hooksFailed": 0}
     assert len(json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"])) == 200
-    print("200 hook pods: whole role %.1f s, freeze window %s s" % (
+    print("200 hook pods: whole role %.1f s, freeze window %s s (timing belongs to bench/bench_role.py)" % (
         proc.elapsed, record["metadata"]["annotations"]["backup.kubehooks.io/freeze-window-seconds"]))
-    assert proc.elapsed < 120
 
 
 @pytest.mark.real_node
@@ -496,3 +495,45 @@ def test_an_unusable_storage_dir_stops_the_run_before_anything_is_frozen(cluster
     assert "cannot create the backup directory" in proc.stdout and f"Backup {name}: Failed" in proc.stdout
     ran = cluster.kubectl_run("exec", "-n", namespace, "app", "--", "/bin/test", "-e", "/tmp/pre-hook-ran", check=False)
     assert ran.returncode == 1, (ran.returncode, ran.stderr)  # the pre hook never ran
+
+
+def test_a_second_run_in_the_same_play_reports_its_own_outcome(cluster, namespace, pods, tmp_path):
+    """Registered results outlive include_role: run 2 must neither reuse run 1's record nor its plan."""
+    pods.fake_pods(1, annotations={PRE + "command": json.dumps(["/bin/echo", "pre"]),
+                                   "post.hook.backup.velero.io/command": json.dumps(["/bin/echo", "post"])})
+    storage = tmp_path / "storage"
+    first, second = "one-" + uuid.uuid4().hex[:6], "two-" + uuid.uuid4().hex[:6]
+    proc = run_playbook(os.path.join(ROOT, "tests", "integration", "playbooks", "create_twice.yml"),
+                        extra_vars={"first_name": first, "second_name": second, "first_namespace": namespace,
+                                    "storage": str(storage), "kubeconfig": cluster.kubeconfig}, timeout=600)
+    assert proc.returncode != 0, output(proc)
+    assert f"Backup {first}: Completed" in proc.stdout, output(proc)
+    assert f"Backup {second}: Failed" in proc.stdout and f"Backup {second}: Completed" not in proc.stdout, output(proc)
+    first_dir = backup_dir_of(storage, first)
+    assert load(first_dir)["status"]["phase"] == "Completed"
+    # Run 1's pod was thawed once, by run 1: run 2 never reached a plan of its own, so it ran no post
+    # hook (with run 1's leftovers it would have thawed run 1's pods again, into run 1's hook log).
+    with open(os.path.join(first_dir, first + "-hooks.jsonl")) as handle:
+        phases = [json.loads(line)["hookPhase"] for line in handle if line.strip()]
+    assert phases == ["pre", "post"]
+    second_record = load(os.path.join(str(storage), "unreachable", "backups", second))
+    assert second_record["status"]["phase"] == "Failed" and second_record["status"]["hookStatus"]["hooksAttempted"] == 0
+
+
+def test_continue_failures_are_exported_fail_failures_are_not(cluster, namespace, pods, tmp_path):
+    """Section 4: a Continue pre-hook failure keeps the pod in the archive; a Fail one leaves it out."""
+    pods.fake_pods(1, prefix="cont", annotations={PRE + "command": json.dumps(["/bin/false"]),
+                                                  PRE + "on-error": "Continue"})
+    pods.fake_pods(1, prefix="fail", annotations={PRE + "command": json.dumps(["/bin/false"]),
+                                                  PRE + "on-error": "Fail"})
+    storage = tmp_path / "storage"
+    name = "onerror-" + uuid.uuid4().hex[:6]
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace])
+    assert proc.returncode == 0 and f"Backup {name}: PartiallyFailed" in proc.stdout, output(proc)
+    bdir = backup_dir_of(storage, name)
+    record = load(bdir)
+    assert record["status"]["phase"] == "PartiallyFailed"
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 2}
+    pods_in_archive = sorted(n for n in archive_members(bdir, name)
+                             if n.startswith("resources/pods/namespaces/") and n.endswith(".json"))
+    assert pods_in_archive == [f"resources/pods/namespaces/{namespace}/cont-0.json"]

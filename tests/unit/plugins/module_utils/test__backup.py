@@ -182,8 +182,13 @@ def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path)
     assert not again["changed"] and len(read_log(bdir)) == len(entries)
     with pytest.raises(KubehooksError, match="another run"):
         br.finish(params("finished", tmp_path, run_id="someone-else"), False)
-    with pytest.raises(KubehooksError, match="already exists"):
-        br.finish(params("finished", tmp_path), False)
+    # A later run that failed before it started (same name): reported Failed, the backup untouched.
+    before = open(_record.record_path(bdir)).read()
+    other = br.finish(params("finished", tmp_path, failure_reason="API unreachable"), False)
+    assert other["phase"] == "Failed" and not other["changed"] and other["backup_dir"] is None
+    assert "already exists" in other["error_messages"][0] and "(phase Completed)" in other["error_messages"][0]
+    assert "API unreachable" in other["error_messages"][0]
+    assert open(_record.record_path(bdir)).read() == before
 
 
 def test_finished_after_a_failed_export_is_failed_with_the_reason(tmp_path):

@@ -634,8 +634,16 @@ def names(files, prefix="resources/"):
     return sorted(n for n in files if n.startswith(prefix) and "-preferredversion" not in n)
 
 
+# Keys Ansible gives a meaning of its own in a task result, which resource_export passes on as they
+# are (a non-empty "skipped" marks the task skipped, "results" is renamed).  The module itself
+# turns "warnings" into "warning_messages".
+ANSIBLE_RESULT_KEYS = {"skipped", "failed", "changed", "results", "invocation", "ansible_facts", "exception"}
+
+
 def test_export_full_cluster(tmp_path):
     api, result, files = run_export(tmp_path)
+    assert not ANSIBLE_RESULT_KEYS & set(result), "the module would pass these keys on to Ansible"
+    assert result["skipped_items"] == {"being_deleted": 0, "exclude_label": 0}
     assert names(files) == sorted([
         "resources/pods/namespaces/shop/web-1.json", "resources/pods/namespaces/shop/web-2.json",
         "resources/pods/namespaces/db/db-0.json", "resources/pods/namespaces/kube-system/coredns.json",

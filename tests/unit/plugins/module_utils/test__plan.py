@@ -18,8 +18,12 @@ def plan_with(**changes):
     return [pod]
 
 
-def test_a_plan_from_pod_hooks_info_is_accepted():
-    _plan.check_plan([POD])
+def test_a_plan_from_pod_hooks_info_is_accepted_as_it_is():
+    plan = copy.deepcopy([POD])
+    _plan.check_plan(plan)
+    assert plan == [POD]  # checked, not rewritten
+    planned = _plan.run_hooks(object, plan, {"phase": "pre"}, check_mode=True)["hooks"]
+    assert [(h["pod"], h["container"], h["command"]) for h in planned] == [("web-1", "fsfreeze", HOOK["command"])]
 
 
 @pytest.mark.parametrize("changes,message", [
