@@ -361,7 +361,7 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
         failed = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"),
                               {"thaw_backup": name, "kubehooks_auth": {"host": "https://127.0.0.1:9", "api_key": "x"}},
                               inventory=inventory, timeout=300)
-        assert failed.returncode != 0 and "could not run" in failed.stdout, run_detail(failed)
+        assert failed.returncode != 0 and "post hooks could not run" in failed.stdout, run_detail(failed)
         assert load_record(bdir)["status"]["phase"] == "InProgress"
         assert writers.blocks(2.0), "nothing should have thawed the filesystem yet"
 
