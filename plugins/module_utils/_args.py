@@ -66,6 +66,24 @@ SCOPE_ARG_SPEC = dict(
     hooks=dict(type="list", elements="dict", default=[]),
 )
 
+# What a backup covers (Velero's Backup spec fields): resource_export reads it, backup_record records it.
+BACKUP_SCOPE_ARG_SPEC = dict(
+    included_namespaces=dict(type="list", elements="str", default=[]),
+    excluded_namespaces=dict(type="list", elements="str", default=[]),
+    included_resources=dict(type="list", elements="str", default=[]),
+    excluded_resources=dict(type="list", elements="str", default=[]),
+    label_selectors=dict(type="list", elements="str", default=[]),
+    include_cluster_resources=dict(type="bool"),
+)
+
+# Where a backup's files are: one backup directory, or the storage layout's parts.
+BACKUP_LOCATION_ARG_SPEC = dict(
+    name=dict(type="str", required=True),
+    backup_dir=dict(type="path"),
+    storage_dir=dict(type="path"),
+    cluster=dict(type="str"),
+)
+
 
 def argument_spec(*specs):
     """Return a deep copy of the authentication spec merged with ``specs``."""

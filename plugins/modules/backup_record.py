@@ -314,7 +314,11 @@ error_messages:
 """
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _backup
-from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
+    BACKUP_LOCATION_ARG_SPEC,
+    BACKUP_SCOPE_ARG_SPEC,
+    argument_spec,
+)
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 
 
@@ -325,20 +329,11 @@ def execute(km):
 
 
 def main():
-    spec = dict(
+    spec = dict(BACKUP_LOCATION_ARG_SPEC, **BACKUP_SCOPE_ARG_SPEC)
+    spec.update(
         state=dict(type="str", required=True, choices=["started", "finished", "thawed"]),
-        name=dict(type="str", required=True),
-        backup_dir=dict(type="path"),
-        storage_dir=dict(type="path"),
-        cluster=dict(type="str"),
         api_host=dict(type="str"),
         plan=dict(type="list", elements="dict", default=[]),
-        included_namespaces=dict(type="list", elements="str", default=[]),
-        excluded_namespaces=dict(type="list", elements="str", default=[]),
-        included_resources=dict(type="list", elements="str", default=[]),
-        excluded_resources=dict(type="list", elements="str", default=[]),
-        label_selectors=dict(type="list", elements="str", default=[]),
-        include_cluster_resources=dict(type="bool"),
         hooks=dict(type="list", elements="dict", default=[]),
         ttl=dict(type="str"),
         run_id=dict(type="str"),

@@ -235,6 +235,7 @@ import os
 import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import BACKUP_LOCATION_ARG_SPEC, BACKUP_SCOPE_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 
@@ -391,17 +392,8 @@ def execute(km):
 
 
 def main():
-    spec = dict(
-        name=dict(type="str", required=True),
-        backup_dir=dict(type="path"),
-        storage_dir=dict(type="path"),
-        cluster=dict(type="str"),
-        included_namespaces=dict(type="list", elements="str", default=[]),
-        excluded_namespaces=dict(type="list", elements="str", default=[]),
-        included_resources=dict(type="list", elements="str", default=[]),
-        excluded_resources=dict(type="list", elements="str", default=[]),
-        label_selectors=dict(type="list", elements="str", default=[]),
-        include_cluster_resources=dict(type="bool"),
+    spec = dict(BACKUP_LOCATION_ARG_SPEC, **BACKUP_SCOPE_ARG_SPEC)
+    spec.update(
         exclude_pods=dict(type="list", elements="str", default=[]),
         page_size=dict(type="int", default=500),
     )
