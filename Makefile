@@ -48,6 +48,8 @@ units: venv ## Unit tests (pure logic, no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 integration: venv ## Integration tests on the local cluster (started when it is not running)
+	@# Start (or reuse) the cluster here, where its progress shows; the first start builds it (~10 min).
+	$(PY) -m localcluster up >/dev/null
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 demo: DEMO_LOCK := /tmp/kubehooks-nginx-example.lock
