@@ -69,6 +69,7 @@ demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster (builds
 bench: venv ## Benchmarks on the local cluster; each prints its ratio to the baseline it measures in the same run
 	$(PY) bench/bench_hooks.py $(BENCH_ARGS)
 	$(PY) bench/bench_role.py $(BENCH_ARGS)
+	$(PY) bench/bench_export_memory.py
 
 cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
 	$(PY) -m localcluster up
