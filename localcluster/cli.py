@@ -1,4 +1,4 @@
-"""Command line: up, down, status, token, info (and install/build, the first stages of up)."""
+"""Command line: up, down, status, token, info, stop/start of one component (and install/build, the first stages of up)."""
 import argparse
 import json
 import os
@@ -44,6 +44,10 @@ def main(argv=None):
     tok.add_argument("--rules-json", required=True,
                      help='Role rules, e.g. \'[{"apiGroups":[""],"resources":["pods"],"verbs":["list"]}]\'')
     tok.add_argument("--expiration-seconds", type=int, default=3600)
+    for verb, text in (("stop", "stop ONE component for a fault test, the rest keeps running"),
+                       ("start", "start ONE stopped component again and wait until it serves")):
+        part = sub.add_parser(verb, help=text)
+        part.add_argument("component", choices=cluster.RESTARTABLE)
     sub.add_parser("install", help="only install missing Debian packages (first stage of 'up')")
     sub.add_parser("build", help="only build missing binaries into the cache (second stage of 'up')")
     args = parser.parse_args(argv)
@@ -59,6 +63,10 @@ def main(argv=None):
             cluster.down(cfg)
         elif args.command == "status":
             return 0 if cluster.status(cfg) else 1
+        elif args.command == "stop":
+            cluster.stop_component(cfg, args.component)
+        elif args.command == "start":
+            cluster.start_component(cfg, args.component)
         elif args.command == "info":
             print(json.dumps(info(cfg), indent=2))
         elif args.command == "token":

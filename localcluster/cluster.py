@@ -191,6 +191,45 @@ def down(cfg):
     say(f"==> cluster down in {time.monotonic() - t0:.1f}s (caches kept in {cfg.cache_dir})")
 
 
+# Components a test may stop and start again (fault tests: an API outage, a dead kubelet). containerd is
+# not among them: stopping it is a teardown (its containers' shims outlive it), not a fault.
+RESTARTABLE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kwok")
+
+
+def _component_argv(cfg, name):
+    if name == "kubelet":
+        return node.kubelet_argv(cfg)
+    if name == "kwok":
+        return fake.kwok_argv(cfg)
+    return control_plane_argv(cfg)[name]
+
+
+def stop_component(cfg, name):
+    """Stop one recorded component (SIGTERM, then SIGKILL), leaving the rest of the cluster running."""
+    if name not in RESTARTABLE:
+        raise Failure(f"cannot stop {name!r} alone; one of: {', '.join(RESTARTABLE)}")
+    t0 = time.monotonic()
+    with locked(cfg):
+        processes.stop(cfg, name)
+    say(f"==> {name} stopped in {time.monotonic() - t0:.1f}s")
+
+
+def start_component(cfg, name):
+    """Start one stopped component with its usual flags; waits until it serves (apiserver /readyz, node Ready)."""
+    if name not in RESTARTABLE:
+        raise Failure(f"cannot start {name!r} alone; one of: {', '.join(RESTARTABLE)}")
+    t0 = time.monotonic()
+    with locked(cfg):
+        if not processes.alive(cfg, name):
+            processes.start(cfg, name, _component_argv(cfg, name))
+    api = Api.admin(cfg, timeout=5)
+    if name in ("etcd", "kube-apiserver"):
+        wait_for("kube-apiserver /readyz", api.healthy, cfg, name, watch=[name])
+    elif name == "kubelet":
+        wait_for(f"node {cfg.node_name} Ready", lambda: _node_ready(api, cfg.node_name), cfg, name, watch=[name])
+    say(f"==> {name} started in {time.monotonic() - t0:.1f}s")
+
+
 def status(cfg):
     ok = True
     for name in COMPONENTS:

@@ -267,3 +267,27 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
         _thaw_from_host(frozen)
     # the cluster stays up for whoever comes next
     assert lc_cluster.healthy(cfg)
+
+
+@pytest.mark.lifecycle
+def test_stop_and_start_one_component_for_fault_tests(cluster):
+    """`localcluster stop kube-apiserver` makes the API refuse connections while the rest runs;
+    `start` brings it back on the same state (what the fault tests rely on)."""
+    cfg = lc_config.load()
+    others = {n: lc_processes.record(cfg, n) for n in lc_cluster.COMPONENTS if n != "kube-apiserver"}
+    _tool("stop", "kube-apiserver")
+    try:
+        assert not lc_processes.alive(cfg, "kube-apiserver")
+        refused = subprocess.run([cluster.kubectl, "--kubeconfig", cluster.kubeconfig, "get", "--raw", "/readyz",
+                                  "--request-timeout=5s"], capture_output=True, text=True, timeout=30)
+        assert refused.returncode != 0 and "refused" in refused.stderr, refused.stderr
+        # the other components were left alone (same pid and start time)
+        assert {n: lc_processes.record(cfg, n) for n in others} == others
+        assert all(lc_processes.alive(cfg, n) for n in others)
+    finally:
+        _tool("start", "kube-apiserver")
+    assert cluster.kubectl_run("get", "--raw", "/readyz").stdout.strip() == "ok"
+    assert lc_cluster.healthy(cfg)
+    wrong = subprocess.run([sys.executable, "-m", "localcluster", "stop", "containerd"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
