@@ -57,6 +57,7 @@ import os
 import tarfile
 import time
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     DEFAULT_PAGE_SIZE,
     ApiRequestError,
@@ -75,7 +76,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
 )
 
 
-FORMAT_VERSION = "1.1.0"
 METADATA_VERSION_PATH = "metadata/version"
 RESOURCES_DIR = "resources"
 NAMESPACED_DIR = "namespaces"
@@ -427,7 +427,7 @@ class ArchiveWriter(object):
             self._tar = tarfile.open(fileobj=self._file, mode="w|gz", format=tarfile.PAX_FORMAT)
             if self._list_partial:
                 self._list = _ResourceListWriter(_open_owner_only(self._list_partial))
-            self._add_file(METADATA_VERSION_PATH, (FORMAT_VERSION + "\n").encode("ascii"))
+            self._add_file(METADATA_VERSION_PATH, (_layout.FORMAT_VERSION + "\n").encode("ascii"))
         except OSError as exc:
             self.abort()
             raise ExportError("cannot write the backup archive %s: %s" % (path, _os_reason(exc)))
@@ -714,11 +714,11 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
     selector = label_selector_query(selectors)
 
     try:
-        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        _layout.ensure_dir(workdir)
     except OSError as exc:
         raise ExportError("cannot create the backup directory %s: %s" % (workdir, _os_reason(exc)))
-    path = os.path.join(workdir, name + ".tar.gz")
-    list_file = os.path.join(workdir, name + "-resource-list.json.gz")
+    path = _layout.archive_path(workdir, name)
+    list_file = _layout.resource_list_path(workdir, name)
     writer = ArchiveWriter(path, list_file)  # fails fast on an unwritable directory
     try:
         get_json = get_json or api_getter(api_client, request_timeout)

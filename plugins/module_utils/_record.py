@@ -2,25 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """PRIVATE module_utils: backup records in a Velero-shaped backup storage directory. Not a public API.
 
-Layout (Velero's ``pkg/persistence/object_store_layout.go`` under a backup storage location root):
-
-    <storage>/<cluster>/backups/<name>/velero-backup.json              the Backup object
-                                       <name>.tar.gz                    the archive (_export)
-                                       <name>-logs.gz                   gzipped JSON lines
-                                       <name>-resource-list.json.gz     {"v1/Pod": ["ns/name"]}
-                                       <name>-results.gz                {"errors": {...}, "warnings": {...}}
-
-``<storage>/<cluster>/`` is one backup storage location root, exactly the shape Velero writes under a
-bucket prefix, so parallel runs against several clusters never share a directory, and a Velero
-user finds the files where ``velero`` would put them.  Without a cluster the root is
-``<storage>/`` itself (``<storage>/backups/<name>/``).  The names Velero uses for the top level of a
-location (backups, restores, metadata, plugins, restic, kopia) are refused as cluster names, so the
-two forms cannot be confused.  The storage location shown (``spec.storageLocation``, label
-``velero.io/storage-location``) is the cluster name, or ``default`` (Velero's default location name).
-
-Default storage: ``$XDG_DATA_HOME/kubehooks/storage`` (``~/.local/share/kubehooks/storage`` when
-XDG_DATA_HOME is unset or not absolute, as the XDG spec asks).  Directories are created 0700 and
-every file 0600: archives hold Secrets.
+The files and directories of a backup (names, resolution, claiming, atomic writes) are
+:mod:`_layout`'s; this module owns what is IN the record's files.
 
 The Backup object follows Velero's ``pkg/apis/velero/v1/backup_types.go``: ``status.errors`` and
 ``status.warnings`` are COUNTS (the messages live in ``<name>-results.gz``, Velero's results file);
@@ -45,10 +28,10 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import zlib
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
@@ -60,8 +43,6 @@ API_VERSION = "velero.io/v1"
 KIND = "Backup"
 VELERO_NAMESPACE = "velero"
 DEFAULT_LOCATION = "default"
-FORMAT_VERSION = "1.1.0"
-RECORD_FILE = "velero-backup.json"
 STORAGE_LOCATION_LABEL = "velero.io/storage-location"
 ANNOTATION_PREFIX = "backup.kubehooks.io/"
 # How many lines of <name>-hooks.jsonl have been copied into <name>-logs.gz (backup_record, backup_info).
@@ -80,103 +61,11 @@ PHASE_PARTIALLY_FAILED = "PartiallyFailed"
 PHASE_FAILED = "Failed"
 PHASES = (PHASE_NEW, PHASE_IN_PROGRESS, PHASE_COMPLETED, PHASE_PARTIALLY_FAILED, PHASE_FAILED)
 
-RESERVED_ROOT_NAMES = ("backups", "restores", "metadata", "plugins", "restic", "kopia")
-_BACKUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
-_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _TIMESTAMP_SUFFIX = re.compile(r"-[0-9]{14}\Z")
-
-
-# --------------------------------------------------------------------------------------------
-# Paths
-# --------------------------------------------------------------------------------------------
-
-def default_storage_dir(environ=None, home=None):
-    """``$XDG_DATA_HOME/kubehooks/storage``, else ``~/.local/share/kubehooks/storage``."""
-    environ = os.environ if environ is None else environ
-    data_home = environ.get("XDG_DATA_HOME") or ""
-    if not os.path.isabs(data_home):
-        data_home = os.path.join(home or os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data_home, "kubehooks", "storage")
-
-
-def check_backup_name(name):
-    """A backup name is a Kubernetes object name (DNS subdomain), as Velero's; KubehooksError if not."""
-    if not isinstance(name, str) or len(name) > 253 or not _BACKUP_NAME.match(name) or ".." in name:
-        raise KubehooksError(
-            "invalid backup name %r: use lowercase letters, digits, '-' and '.', starting and ending with "
-            "a letter or digit, at most 253 characters" % (name,))
-    return name
-
-
-def check_cluster_name(cluster):
-    """A cluster name is one directory name; KubehooksError when it is not usable."""
-    if not isinstance(cluster, str) or len(cluster) > 253 or not _CLUSTER_NAME.match(cluster):
-        raise KubehooksError(
-            "invalid cluster name %r: use letters, digits, '.', '_' and '-', starting with a letter or digit "
-            "(cluster_slug() turns any text into such a name)" % (cluster,))
-    if cluster.lower() in RESERVED_ROOT_NAMES:
-        raise KubehooksError("invalid cluster name %r: it is reserved by the storage layout (%s)"
-                             % (cluster, ", ".join(RESERVED_ROOT_NAMES)))
-    return cluster
-
-
-def cluster_slug(text):
-    """Turn any text (an inventory hostname, an API URL) into a valid cluster name."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text or "")).strip("._-") or "cluster"
-    slug = slug[:253]
-    if slug.lower() in RESERVED_ROOT_NAMES:
-        slug = "cluster_" + slug
-    return slug
-
-
-def location_root(storage, cluster=None):
-    """The backup storage location root: ``<storage>/<cluster>`` or ``<storage>``."""
-    if cluster is None:
-        return storage
-    return os.path.join(storage, check_cluster_name(cluster))
-
-
-def backup_dir(storage, name, cluster=None):
-    """``<storage>/[<cluster>/]backups/<name>``."""
-    return os.path.join(location_root(storage, cluster), "backups", check_backup_name(name))
-
-
-def record_path(bdir):
-    return os.path.join(bdir, RECORD_FILE)
-
-
-def archive_path(bdir, name):
-    return os.path.join(bdir, "%s.tar.gz" % name)
-
-
-def log_path(bdir, name):
-    return os.path.join(bdir, "%s-logs.gz" % name)
-
-
-def resource_list_path(bdir, name):
-    return os.path.join(bdir, "%s-resource-list.json.gz" % name)
-
-
-def results_path(bdir, name):
-    return os.path.join(bdir, "%s-results.gz" % name)
 
 
 def storage_location(cluster=None):
     return cluster if cluster is not None else DEFAULT_LOCATION
-
-
-def create_backup_dir(storage, name, cluster=None):
-    """Create and claim ``backup_dir`` (0700); KubehooksError if that backup already exists."""
-    bdir = backup_dir(storage, name, cluster)
-    try:
-        os.makedirs(os.path.dirname(bdir), mode=0o700, exist_ok=True)
-        os.mkdir(bdir, 0o700)
-    except FileExistsError:
-        raise KubehooksError("backup %s already exists in %s: choose another name"
-                             % (name, os.path.dirname(bdir)))
-    except OSError as exc:
-        raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
-    return bdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -295,9 +184,9 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
     ``hooks``: the rules (Velero's ``spec.hooks.resources`` items), stored as given.
     ``ttl``: optional Go duration or seconds; sets ``spec.ttl`` and ``status.expiration``.
     """
-    check_backup_name(name)
+    _layout.check_backup_name(name)
     if cluster is not None:
-        check_cluster_name(cluster)
+        _layout.check_cluster_name(cluster)
     if isinstance(label_selectors, str):
         label_selectors = [label_selectors]
     now = time.time() if now is None else now
@@ -321,7 +210,7 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
         spec["labelSelector"] = selector
     if include_cluster_resources is not None:
         spec["includeClusterResources"] = bool(include_cluster_resources)
-    status = {"version": 1, "formatVersion": FORMAT_VERSION, "phase": PHASE_NEW}
+    status = {"version": 1, "formatVersion": _layout.FORMAT_VERSION, "phase": PHASE_NEW}
     if ttl is not None:
         from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration, parse_duration
         try:
@@ -438,38 +327,16 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
 # Files
 # --------------------------------------------------------------------------------------------
 
-def _atomic_write(path, data):
-    """Write bytes to ``path`` through a temporary file in the same directory and a rename (0600)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_record(bdir, record):
     """Write ``velero-backup.json`` atomically (owner-only); returns its path."""
-    path = record_path(bdir)
-    try:
-        _atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    except OSError as exc:
-        raise KubehooksError("cannot write the backup record %s: %s" % (path, exc.strerror or exc))
-    return path
+    return _layout.atomic_write(_layout.record_path(bdir),
+                                (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                                what="the backup record")
 
 
 def load_record(bdir):
     """The Backup object in ``bdir``; KubehooksError when missing or unreadable."""
-    path = record_path(bdir)
+    path = _layout.record_path(bdir)
     try:
         with open(path, "rb") as handle:
             record = json.loads(handle.read().decode("utf-8"))
@@ -492,11 +359,12 @@ def write_resource_list(bdir, name, resource_list):
     ``resource_list``: Velero's dict ({"v1/Pod": ["ns/name"]}, entries get sorted) or the path of an
     already written gzip file (what ``_export.export`` returns), moved into place when elsewhere.
     """
-    path = resource_list_path(bdir, name)
+    path = _layout.resource_list_path(bdir, name)
+    if isinstance(resource_list, dict):
+        return _layout.atomic_write(path, _gzip_json({k: sorted(v) for k, v in resource_list.items()}),
+                                    what="the resource list")
     try:
-        if isinstance(resource_list, dict):
-            _atomic_write(path, _gzip_json({k: sorted(v) for k, v in resource_list.items()}))
-        elif os.path.abspath(resource_list) != os.path.abspath(path):
+        if os.path.abspath(resource_list) != os.path.abspath(path):
             shutil.move(resource_list, path)
             os.chmod(path, 0o600)
     except OSError as exc:
@@ -547,17 +415,13 @@ def results_document(errors=None, warnings=None):
 
 def write_results(bdir, name, errors=None, warnings=None):
     """Write ``<name>-results.gz`` (0600); returns its path."""
-    path = results_path(bdir, name)
-    try:
-        _atomic_write(path, _gzip_json(results_document(errors, warnings)))
-    except OSError as exc:
-        raise KubehooksError("cannot write the results %s: %s" % (path, exc.strerror or exc))
-    return path
+    return _layout.atomic_write(_layout.results_path(bdir, name), _gzip_json(results_document(errors, warnings)),
+                                what="the results")
 
 
 def read_results(bdir, name):
     """The results document, or an empty one when the file does not exist."""
-    path = results_path(bdir, name)
+    path = _layout.results_path(bdir, name)
     if not os.path.exists(path):
         return {"errors": {}, "warnings": {}}
     try:
@@ -718,22 +582,6 @@ def summarize(record, bdir=None, now=None):
     }
 
 
-def _location_roots(storage, cluster=None):
-    if cluster is not None:
-        return [(cluster, location_root(storage, cluster))]
-    roots = [(None, storage)]
-    try:
-        children = sorted(os.listdir(storage))
-    except OSError:
-        return roots
-    for child in children:
-        if child.lower() in RESERVED_ROOT_NAMES or not _CLUSTER_NAME.match(child):
-            continue
-        if os.path.isdir(os.path.join(storage, child, "backups")):
-            roots.append((child, os.path.join(storage, child)))
-    return roots
-
-
 def list_records(storage, cluster=None, now=None):
     """Summaries (see :func:`summarize`) of every backup in ``storage`` (or of one cluster's).
 
@@ -741,8 +589,8 @@ def list_records(storage, cluster=None, now=None):
     read is listed with status ``Unknown`` and an ``error``.
     """
     rows = []
-    for cluster_name, root in _location_roots(storage, cluster):
-        backups = os.path.join(root, "backups")
+    for cluster_name, root in _layout.list_location_roots(storage, cluster):
+        backups = os.path.join(root, _layout.BACKUPS_DIR)
         try:
             names = sorted(os.listdir(backups))
         except OSError:

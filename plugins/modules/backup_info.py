@@ -181,9 +181,15 @@ hook_plan:
   type: list
   elements: dict
 files:
-  description: The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log)).
+  description:
+    - The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results),
+      C(hook_plan), C(hook_log), C(progress)).
   returned: when O(name) or O(backup_dir) is given
   type: dict
+hook_log:
+  description: Where the hooks of this backup are logged as they end (C(<name>-hooks.jsonl)), whether or not the file exists yet.
+  returned: when O(name) or O(backup_dir) is given
+  type: str
 logs:
   description: The log entries (one dict per JSON line of C(<name>-logs.gz)), with Velero's field names for the hook entries.
   returned: when O(logs) or O(hooks_only)
@@ -204,7 +210,7 @@ import json
 import os
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
@@ -240,9 +246,9 @@ def table(rows):
 
 def find_backup(storage, name, cluster=None):
     """The directory of backup ``name``: in ``cluster``, or in the only location root that has it."""
-    _record.check_backup_name(name)
+    _layout.check_backup_name(name)
     if cluster is not None:
-        bdir = _record.backup_dir(storage, name, cluster)
+        bdir = _layout.backup_dir(storage, name, cluster)
         if not os.path.isdir(bdir):
             raise KubehooksError("no backup %s for cluster %s in %s" % (name, cluster, storage))
         return bdir
@@ -301,17 +307,10 @@ def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
                   frozen_pods=_record.frozen_pods(record),
                   thawed=json.loads(thawed) if thawed and thawed.startswith("{") else thawed,
                   failure_reason=(record.get("status") or {}).get("failureReason"))
-    files = {
-        "record": _record.record_path(bdir),
-        "archive": _record.archive_path(bdir, name),
-        "logs": _record.log_path(bdir, name),
-        "resource_list": _record.resource_list_path(bdir, name),
-        "results": _record.results_path(bdir, name),
-        "hook_plan": os.path.join(bdir, "%s-hook-plan.json" % name),
-        "hook_log": os.path.join(bdir, "%s-hooks.jsonl" % name),
-    }
+    files = _layout.files_of(bdir, name)
     result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
                   messages=_record.read_results(bdir, name), hook_plan=read_plan(files["hook_plan"]),
+                  hook_log=files["hook_log"],
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
     if logs or hooks_only:
         entries = _record.read_log(files["logs"], hooks_only=hooks_only)
@@ -325,14 +324,14 @@ def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
 
 def execute(km):
     params = km.params
-    storage = params.get("storage_dir") or _record.default_storage_dir()
+    storage = params.get("storage_dir") or _layout.default_storage_dir()
     if params.get("backup_dir"):
         return one_backup(params["backup_dir"], params["logs"], params["hooks_only"], params.get("name"))
     if params.get("name"):
         bdir = find_backup(storage, params["name"], params.get("cluster"))
         return one_backup(bdir, params["logs"], params["hooks_only"])
     if params.get("cluster") is not None:
-        _record.check_cluster_name(params["cluster"])
+        _layout.check_cluster_name(params["cluster"])
     rows = _record.list_records(storage, params.get("cluster"))
     return dict(changed=False, backups=rows, table=table(rows))
 

@@ -274,7 +274,7 @@ hook_log:
   returned: always
   type: str
 files:
-  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log)).
+  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log), C(progress)).
   returned: always
   type: dict
 time:

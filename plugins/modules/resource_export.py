@@ -231,17 +231,12 @@ resource_types:
 """
 
 import json
-import os
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import BACKUP_LOCATION_ARG_SPEC, BACKUP_SCOPE_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
-
-
-def progress_path(bdir, name):
-    return os.path.join(bdir, "%s-progress.json" % name)
 
 
 class ProgressFile(object):
@@ -285,29 +280,18 @@ class ProgressFile(object):
         self.state["updated"] = _record.timestamp(now)
         self.state["updated_at"] = now
         self.state["elapsed"] = round(now - self.started, 3)
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.state, handle, sort_keys=True)
-                handle.write("\n")
-            os.replace(tmp, self.path)
-        except OSError as exc:
+            _layout.atomic_write(self.path, (json.dumps(self.state, sort_keys=True) + "\n").encode("utf-8"),
+                                 what="the progress file", sync=False)
+        except KubehooksError as exc:
             if self.warning is None:
-                self.warning = "cannot write the progress file %s: %s" % (self.path, exc.strerror or exc)
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+                self.warning = str(exc)
 
 
 def resolve_backup_dir(params):
     """The backup directory from ``backup_dir``, or from ``storage_dir``/``cluster``/``name``."""
-    _record.check_backup_name(params["name"])
-    if params.get("backup_dir"):
-        return params["backup_dir"]
-    storage = params.get("storage_dir") or _record.default_storage_dir()
-    return _record.backup_dir(storage, params["name"], params.get("cluster"))
+    return _layout.resolve_backup_dir(params["name"], params.get("backup_dir"), params.get("storage_dir"),
+                                      params.get("cluster"))[0]
 
 
 def check_exclude_pods(entries):
@@ -360,8 +344,8 @@ def execute(km):
     started = time.time()
     progress = None
     try:
-        os.makedirs(bdir, mode=0o700, exist_ok=True)
-        progress = ProgressFile(progress_path(bdir, params["name"]), params["name"])
+        _layout.ensure_dir(bdir)
+        progress = ProgressFile(_layout.progress_path(bdir, params["name"]), params["name"])
     except OSError:
         pass  # export() reports the unusable directory itself
     try:

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for _record: storage layout, the Velero Backup object, phase math, logs, listing."""
+"""Unit tests for _record: the Velero Backup object, phase math, logs, listing."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -13,78 +13,19 @@ import stat
 
 import pytest
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record as rec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, ScopeError
 
 T0 = 1767225600  # 2026-01-01T00:00:00Z
 
 
+def claim(storage, name, cluster=None):
+    return _layout.claim_backup_dir(_layout.backup_dir(storage, name, cluster), name)
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(str(path)).st_mode)
-
-
-# --------------------------------------------------------------------------------------------
-# Layout
-# --------------------------------------------------------------------------------------------
-
-def test_default_storage_dir_follows_xdg():
-    assert rec.default_storage_dir({"XDG_DATA_HOME": "/data"}, home="/home/u") == "/data/kubehooks/storage"
-    assert rec.default_storage_dir({}, home="/home/u") == "/home/u/.local/share/kubehooks/storage"
-    # the XDG spec: a relative XDG_DATA_HOME is ignored
-    assert rec.default_storage_dir({"XDG_DATA_HOME": "rel"}, home="/home/u") == \
-        "/home/u/.local/share/kubehooks/storage"
-
-
-def test_backup_dir_keeps_velero_shape_and_separates_clusters():
-    assert rec.backup_dir("/s", "nginx-hook-test") == "/s/backups/nginx-hook-test"
-    assert rec.backup_dir("/s", "nginx-hook-test", "prod-eu") == "/s/prod-eu/backups/nginx-hook-test"
-    assert rec.backup_dir("/s", "n", "a") != rec.backup_dir("/s", "n", "b")
-
-
-def test_file_names_match_velero():
-    assert rec.archive_path("/b", "n") == "/b/n.tar.gz"
-    assert rec.log_path("/b", "n") == "/b/n-logs.gz"
-    assert rec.resource_list_path("/b", "n") == "/b/n-resource-list.json.gz"
-    assert rec.results_path("/b", "n") == "/b/n-results.gz"
-    assert rec.record_path("/b") == "/b/velero-backup.json"
-
-
-@pytest.mark.parametrize("name", ["", "UPPER", "a/b", "..", "-x", "x-", "a..b", "a_b", "x" * 254, None])
-def test_invalid_backup_names(name):
-    with pytest.raises(KubehooksError):
-        rec.check_backup_name(name)
-
-
-@pytest.mark.parametrize("name", ["nginx-hook-test", "a", "daily.2026-01-01", "nightly-20260101000000"])
-def test_valid_backup_names(name):
-    assert rec.check_backup_name(name) == name
-
-
-@pytest.mark.parametrize("cluster", ["", "a/b", "..", ".hidden", "backups", "Restores", "has space", None])
-def test_invalid_cluster_names(cluster):
-    with pytest.raises(KubehooksError):
-        rec.check_cluster_name(cluster)
-
-
-@pytest.mark.parametrize("text, slug", [
-    ("prod-eu", "prod-eu"),
-    ("https://api.example.com:6443", "https_api.example.com_6443"),
-    ("backups", "cluster_backups"),
-    ("", "cluster"),
-    ("../../etc", "etc"),
-])
-def test_cluster_slug(text, slug):
-    assert rec.cluster_slug(text) == slug
-    rec.check_cluster_name(slug)
-
-
-def test_create_backup_dir_is_owner_only_and_claims_the_name(tmp_path):
-    bdir = rec.create_backup_dir(str(tmp_path), "b1", "prod")
-    assert bdir == str(tmp_path / "prod" / "backups" / "b1")
-    assert mode(bdir) == 0o700
-    with pytest.raises(KubehooksError, match="already exists"):
-        rec.create_backup_dir(str(tmp_path), "b1", "prod")
-    rec.create_backup_dir(str(tmp_path), "b1", "staging")  # another cluster: no collision
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,28 +167,12 @@ def test_phase_for(hooks, export_result, fatal, phase):
 # --------------------------------------------------------------------------------------------
 
 def test_record_round_trip_and_mode(tmp_path):
-    bdir = rec.create_backup_dir(str(tmp_path), "b")
+    bdir = claim(str(tmp_path), "b")
     record = rec.new_record("b", label_selectors=["app=x"], now=T0)
     path = rec.write_record(bdir, record)
     assert path == os.path.join(bdir, "velero-backup.json")
     assert mode(path) == 0o600
     assert rec.load_record(bdir) == record
-
-
-def test_write_record_is_atomic(tmp_path, monkeypatch):
-    bdir = rec.create_backup_dir(str(tmp_path), "b")
-    first = rec.new_record("b", now=T0)
-    rec.write_record(bdir, first)
-
-    def broken_replace(src, dst):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(rec.os, "replace", broken_replace)
-    second = rec.mark_started(rec.new_record("b", now=T0), [], now=T0)
-    with pytest.raises(KubehooksError, match="No space left"):
-        rec.write_record(bdir, second)
-    monkeypatch.undo()
-    assert rec.load_record(bdir) == first           # the old record is intact
-    assert os.listdir(bdir) == ["velero-backup.json"]  # no temporary file left
 
 
 def test_load_record_errors(tmp_path):
@@ -369,7 +294,7 @@ def test_read_log_non_json_line(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 def store(tmp_path, name, cluster=None, phase="Completed", now=T0, **finish):
-    bdir = rec.create_backup_dir(str(tmp_path), name, cluster)
+    bdir = claim(str(tmp_path), name, cluster)
     record = rec.mark_started(rec.new_record(name, cluster=cluster, label_selectors=finish.pop("selectors", None),
                                              ttl=finish.pop("ttl", None), now=now), [], now=now)
     rec.finish_record(record, phase, now=now + 10, **finish)

@@ -4,14 +4,14 @@ import os
 
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.modules import backup_info as bi
 from ansible_collections.kubehooks.backup.plugins.modules import resource_export as rx
 
 
 def make_backup(storage, name, cluster=None, phase="Completed", entries=()):
-    bdir = _record.create_backup_dir(str(storage), name, cluster)
+    bdir = _layout.claim_backup_dir(_layout.backup_dir(str(storage), name, cluster), name)
     record = _record.new_record(name, cluster=cluster, now=1795590000)
     _record.mark_started(record, ["ns/a"], now=1795590000)
     if phase != "InProgress":
@@ -19,7 +19,7 @@ def make_backup(storage, name, cluster=None, phase="Completed", entries=()):
                               {"path": "x", "items_backed_up": 3, "total_items": 3}, freeze_window=0.5, now=1795590005)
     _record.write_record(bdir, record)
     if entries:
-        _record.append_log(_record.log_path(bdir, name), entries, backup=name)
+        _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
     with open(os.path.join(bdir, name + "-hook-plan.json"), "w") as handle:
         json.dump([{"namespace": "ns", "name": "a", "pre": [], "post": []}], handle)
     return bdir
@@ -98,13 +98,6 @@ def test_exclude_pods_must_be_namespace_slash_name(entry):
     with pytest.raises(KubehooksError, match="namespace/name"):
         rx.check_exclude_pods([entry])
     rx.check_exclude_pods(["ns/pod"])
-
-
-def test_resolve_backup_dir():
-    assert rx.resolve_backup_dir({"name": "b", "backup_dir": "/x/y"}) == "/x/y"
-    assert rx.resolve_backup_dir({"name": "b", "storage_dir": "/s", "cluster": "c"}) == "/s/c/backups/b"
-    with pytest.raises(KubehooksError, match="invalid backup name"):
-        rx.resolve_backup_dir({"name": "../b", "storage_dir": "/s"})
 
 
 def test_planned_types_from_discovery_only():
