@@ -23,7 +23,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._client import raise_for_api_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import validate_namespace_scope
 
 DEFAULT_PAGE_SIZE = 500
 # A namespace name is a DNS label; anything else in an include entry is a pattern.

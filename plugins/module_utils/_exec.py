@@ -26,10 +26,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     ExecError,
     KubehooksError,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
-    format_duration,
-    phase_sequence,
-)
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
 from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import describe_hook
 
 try:

@@ -49,7 +49,6 @@ not matter to a restore).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import fnmatch
 import gzip
 import io
 import json
@@ -68,9 +67,14 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     AuthorizationError,
     ExportError,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
+    NAMESPACES,
+    ResourceFilter,
+    include_resource_type,
     label_selector_query,
     labels_match,
+    namespaces_include_everything,
+    namespaces_to_list,
     parse_label_selectors,
     validate_namespace_scope,
 )
@@ -83,7 +87,6 @@ CLUSTER_DIR = "cluster"
 PREFERRED_VERSION_SUFFIX = "-preferredversion"
 REQUIRED_VERBS = ("list", "create", "get", "delete")
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
-NAMESPACES = "namespaces"
 PODS = "pods"
 PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
 
@@ -95,11 +98,6 @@ COHABITATING = {
     "networkpolicies": ("extensions", "networking.k8s.io"),
     "events": ("", "events.k8s.io"),
 }
-# Velero's controller always adds these to the excluded resources.
-AUTO_EXCLUDED = (
-    "volumesnapshots.snapshot.storage.k8s.io",
-    "volumesnapshotcontents.snapshot.storage.k8s.io",
-)
 _CORE_PRIORITY = {"pods": 0, "persistentvolumeclaims": 1, "persistentvolumes": 2}
 
 
@@ -224,114 +222,8 @@ def preferred_resources(groups):
 
 
 # --------------------------------------------------------------------------------------------
-# Resource include/exclude (pure)
+# Namespace objects and excluded pods (pure)
 # --------------------------------------------------------------------------------------------
-
-def glob_match(patterns, value):
-    """True when ``value`` matches one of the glob ``patterns`` (``*``, ``?``, ``[...]``; no separator)."""
-    for pattern in patterns:
-        if pattern == value or fnmatch.fnmatchcase(value, pattern):
-            return True
-    return False
-
-
-def resolve_resource_name(item, resources):
-    """Resolve a user's resource name to ``resource.group`` as Velero's discovery helper does.
-
-    ``item`` may be a plural (``deployments``), a singular or kind (``deployment``), a short name
-    (``deploy``), each optionally qualified by its group (``deployments.apps``).  Exact plural names
-    win over singular/kind names, which win over short names; among equals the core group, then
-    discovery order.  ``*`` stays ``*``; an unresolvable entry is returned as typed (a glob such as
-    ``*.apps`` then still matches, and a typo matches nothing rather than everything).
-    """
-    if not isinstance(item, str) or item == "*":
-        return item
-    text = item.strip().lower()
-    resource, _dot, group = text.partition(".")
-    candidates = [r for r in resources if not group or r["group"] == group]
-    for level in (lambda r: r["resource"] == resource,
-                  lambda r: r["singular"] == resource or r["kind"].lower() == resource,
-                  lambda r: resource in r["short_names"]):
-        found = [r for r in candidates if level(r)]
-        if found:
-            found.sort(key=lambda r: 0 if r["group"] == "" else 1)  # stable: core first
-            return found[0]["group_resource"]
-    return item
-
-
-class ResourceFilter(object):
-    """Velero's IncludesExcludes over resolved group-resource names (globs; exclude wins)."""
-
-    def __init__(self, included=None, excluded=None, resources=(), auto_excluded=AUTO_EXCLUDED):
-        resources = list(resources)
-        self.includes = set()
-        for item in included or []:
-            self.includes.add(item if item == "*" else resolve_resource_name(item, resources))
-        self.excludes = set(auto_excluded)
-        for item in excluded or []:
-            if item != "*":  # Velero ignores a wildcard in the excludes
-                self.excludes.add(resolve_resource_name(item, resources))
-        # Velero removes auto-excluded names from the includes (exclude wins anyway).
-        self.user_excludes = set(self.excludes) - set(auto_excluded)
-
-    def should_include(self, name):
-        if glob_match(self.excludes, name):
-            return False
-        return not self.includes or "*" in self.includes or glob_match(self.includes, name)
-
-    def include_everything(self):
-        """No include list (or only ``*``) and no user exclusion."""
-        return not self.user_excludes and (not self.includes or self.includes == {"*"})
-
-
-def namespaces_include_everything(included, excluded):
-    """Velero's NamespaceIncludesExcludes.IncludeEverything: all namespaces, no exclusion.
-
-    ``*`` beside other entries still means all (this collection's scope rule, section 8).
-    """
-    included = list(included or [])
-    return not list(excluded or []) and (not included or "*" in included)
-
-
-def include_resource_type(name, namespaced, include_cluster_resources, all_namespaces, resource_filter):
-    """Velero's GlobalIncludesExcludes.ShouldInclude for one resource type.
-
-    ``include_cluster_resources``: None (auto), True or False.  ``all_namespaces``: the result of
-    :func:`namespaces_include_everything`.
-    """
-    if not namespaced and include_cluster_resources is False:
-        return False
-    if name != NAMESPACES and not namespaced and include_cluster_resources is None and not all_namespaces:
-        return False
-    return resource_filter.should_include(name)
-
-
-def namespaces_to_list(scope, included, existing=None):
-    """The namespaces to LIST namespaced resources in: ``[None]`` means one cluster-wide LIST.
-
-    ``scope`` is the validated NamespaceScope of ``included`` (the raw included_namespaces list)
-    and the excluded namespaces.  ``existing``: the cluster's namespace names, or None
-    when they could not be listed (then only plain included names can be used).  Returns
-    (namespaces, problems) where problems are messages for included names that do not exist or
-    patterns that could not be expanded.
-    """
-    if scope.include_all:
-        return [None], []
-    included = list(included or [])
-    problems = []
-    if existing is None:
-        plain = [p for p in included if not any(c in p for c in "*?[")]
-        for pattern in included:
-            if pattern not in plain:
-                problems.append("cannot expand the namespace pattern %r: listing namespaces is not "
-                                "permitted" % pattern)
-        return sorted(set(n for n in plain if scope.matches(n))), problems
-    existing = set(existing)
-    for pattern in included:
-        if not any(c in pattern for c in "*?[") and pattern not in existing:
-            problems.append("namespace %s given in included_namespaces does not exist" % pattern)
-    return sorted(n for n in existing if scope.matches(n)), problems
-
 
 def include_namespace_object(name, active, label_match, has_selector, all_namespaces, in_scope, has_items):
     """Velero's nsTracker: should the Namespace object ``name`` go into the archive?"""

@@ -10,8 +10,9 @@ run_hooks:     check a plan -> run one phase (or, in check mode, return the plan
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hooks, _tracker
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hooks, _scope, _tracker
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 PLANNED = "planned"
@@ -22,8 +23,8 @@ def discover_plan(client_factory, params):
     included = params.get("included_namespaces") or []
     excluded = params.get("excluded_namespaces") or []
     rules = _hooks.parse_rules(params.get("hooks") or [])
-    _hooks.validate_namespace_scope(included, excluded)
-    selector = _hooks.label_selector_query(params.get("label_selectors") or [])
+    _scope.validate_namespace_scope(included, excluded)
+    selector = _scope.label_selector_query(params.get("label_selectors") or [])
     pods = list_pods(client_factory(), included, excluded, selector)
     return _hooks.build_plan(pods, rules, included, excluded)
 
@@ -51,7 +52,7 @@ def check_plan(pods):
                         raise ValueError("a hook must be a dictionary")
                     _hooks.check_argv(hook.get("command"))
                     _hooks.parse_on_error(hook.get("on_error"))
-                    _hooks.parse_duration(hook.get("timeout"))
+                    parse_duration(hook.get("timeout"))
                     if not isinstance(hook.get("container"), str) or not hook.get("container"):
                         raise ValueError("the container must be a non-empty string")
                 except ValueError as exc:

@@ -32,6 +32,8 @@ import time
 import zlib
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration, parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import format_label_selector, selector_object
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
@@ -119,60 +121,6 @@ def expires_text(expiration, now=None):
 
 
 # --------------------------------------------------------------------------------------------
-# Label selectors in the Backup spec
-# --------------------------------------------------------------------------------------------
-
-def selector_object(selectors):
-    """metav1.LabelSelector for the ``label_selectors`` option (strings, ANDed), or None.
-
-    Returns None when there is no selector or one cannot be expressed as a LabelSelector (``gt``/
-    ``lt``); the strings are always kept in an annotation as well.
-    """
-    from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import parse_label_selectors
-    requirements = parse_label_selectors([s for s in selectors or [] if s.strip()])
-    if not requirements:
-        return None
-    match_labels = {}
-    expressions = []
-    operators = {"in": "In", "notin": "NotIn", "exists": "Exists", "!": "DoesNotExist"}
-    for key, operator, values in requirements:
-        if operator not in operators:
-            return None
-        if operator == "in" and len(values) == 1 and key not in match_labels:
-            match_labels[key] = values[0]
-            continue
-        expression = {"key": key, "operator": operators[operator]}
-        if operator in ("in", "notin"):
-            expression["values"] = sorted(values)
-        expressions.append(expression)
-    selector = {}
-    if match_labels:
-        selector["matchLabels"] = match_labels
-    if expressions:
-        selector["matchExpressions"] = expressions
-    return selector
-
-
-def format_label_selector(selector):
-    """metav1.FormatLabelSelector, approximately: ``app=db,tier in (a,b)``; ``<none>`` when empty."""
-    if not selector:
-        return "<none>"
-    parts = ["%s=%s" % (k, v) for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = ",".join(sorted(expression.get("values") or []))
-        if operator == "In":
-            parts.append("%s in (%s)" % (key, values))
-        elif operator == "NotIn":
-            parts.append("%s notin (%s)" % (key, values))
-        elif operator == "Exists":
-            parts.append(key)
-        elif operator == "DoesNotExist":
-            parts.append("!%s" % key)
-    return ",".join(parts) or "<none>"
-
-
-# --------------------------------------------------------------------------------------------
 # The Backup object
 # --------------------------------------------------------------------------------------------
 
@@ -212,7 +160,6 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
         spec["includeClusterResources"] = bool(include_cluster_resources)
     status = {"version": 1, "formatVersion": _layout.FORMAT_VERSION, "phase": PHASE_NEW}
     if ttl is not None:
-        from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration, parse_duration
         try:
             seconds = parse_duration(ttl)
         except ValueError as exc:

@@ -15,7 +15,7 @@ import json
 import os
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 
 # Velero counts a hook stopped by an earlier Fail as attempted; a skipped pod's hooks are not.
 ATTEMPTED = ("succeeded", "failed", "not_run")

@@ -233,7 +233,7 @@ resource_types:
 import json
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _layout, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _layout, _record, _scope
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import BACKUP_LOCATION_ARG_SPEC, BACKUP_SCOPE_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
@@ -305,14 +305,14 @@ def planned_types(get_json, params):
     """Check mode: the resource types the export would LIST, from discovery only."""
     warnings = []
     resources = _export.preferred_resources(_export.discover(get_json, warnings))
-    resource_filter = _export.ResourceFilter(params["included_resources"], params["excluded_resources"], resources)
-    all_namespaces = _export.namespaces_include_everything(params["included_namespaces"],
+    resource_filter = _scope.ResourceFilter(params["included_resources"], params["excluded_resources"], resources)
+    all_namespaces = _scope.namespaces_include_everything(params["included_namespaces"],
                                                            params["excluded_namespaces"])
     types, seen = [], set()
     namespaces = None
     for resource in resources:
         name = resource["group_resource"]
-        if not _export.include_resource_type(name, resource["namespaced"], params["include_cluster_resources"],
+        if not _scope.include_resource_type(name, resource["namespaced"], params["include_cluster_resources"],
                                              all_namespaces, resource_filter):
             continue
         cohabitants = _export.COHABITATING.get(resource["resource"])
@@ -320,7 +320,7 @@ def planned_types(get_json, params):
             if resource["resource"] in seen:
                 continue
             seen.add(resource["resource"])
-        if name == _export.NAMESPACES:
+        if name == _scope.NAMESPACES:
             namespaces = name
             continue
         types.append(name)
@@ -335,8 +335,8 @@ def execute(km):
     bdir = resolve_backup_dir(params)
     factory = km.client_factory()
     if km.check_mode:
-        _export.validate_namespace_scope(params["included_namespaces"], params["excluded_namespaces"])
-        _export.parse_label_selectors(params["label_selectors"])
+        _scope.validate_namespace_scope(params["included_namespaces"], params["excluded_namespaces"])
+        _scope.parse_label_selectors(params["label_selectors"])
         get_json = _export.api_getter(factory())
         types, warnings = planned_types(get_json, params)
         return dict(changed=True, backup_dir=bdir, resource_types=types, warning_messages=warnings)

@@ -19,6 +19,7 @@ import tracemalloc
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
+from discovery_docs import GROUPS, res
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     AuthorizationError,
     ExportError,
@@ -29,51 +30,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
 # --------------------------------------------------------------------------------------------
 # Fixtures: discovery documents
 # --------------------------------------------------------------------------------------------
-
-ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-
-def res(name, kind, namespaced=True, verbs=None, short=None, singular=""):
-    return {"name": name, "kind": kind, "namespaced": namespaced, "verbs": ALL_VERBS if verbs is None else verbs,
-            "shortNames": short or [], "singularName": singular}
-
-
-CORE = [
-    res("bindings", "Binding", verbs=["create"]),
-    res("componentstatuses", "ComponentStatus", namespaced=False, verbs=["get", "list"], short=["cs"]),
-    res("configmaps", "ConfigMap", short=["cm"]),
-    res("events", "Event", short=["ev"]),
-    res("namespaces", "Namespace", namespaced=False, short=["ns"]),
-    res("namespaces/status", "Namespace", namespaced=False),
-    res("persistentvolumes", "PersistentVolume", namespaced=False, short=["pv"]),
-    res("persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"]),
-    res("pods", "Pod", short=["po"], singular="pod"),
-    res("pods/exec", "PodExecOptions", verbs=["create", "get"]),
-    res("pods/log", "Pod", verbs=["get"]),
-    res("secrets", "Secret"),
-    res("services", "Service", short=["svc"]),
-]
-APPS_V1 = [res("deployments", "Deployment", short=["deploy"]), res("deployments/scale", "Scale"),
-           res("statefulsets", "StatefulSet", short=["sts"])]
-EVENTS_V1 = [res("events", "Event", short=["ev"])]
-RBAC_V1 = [res("clusterroles", "ClusterRole", namespaced=False), res("roles", "Role")]
-WIDGETS_V2 = [res("widgets", "Widget", short=["wd"])]
-WIDGETS_V1 = [res("widgets", "Widget", short=["wd"]), res("gadgets", "Gadget")]
-SNAP_V1 = [res("volumesnapshots", "VolumeSnapshot", short=["vs"]),
-           res("volumesnapshotcontents", "VolumeSnapshotContent", namespaced=False, short=["vsc"])]
-
-GROUPS = [
-    {"name": "", "preferred": "v1", "versions": ["v1"], "resources": {"v1": CORE}},
-    {"name": "extensions", "preferred": "v1beta1", "versions": ["v1beta1"],
-     "resources": {"v1beta1": [res("deployments", "Deployment")]}},
-    {"name": "apps", "preferred": "v1", "versions": ["v1"], "resources": {"v1": APPS_V1}},
-    {"name": "events.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": EVENTS_V1}},
-    {"name": "rbac.authorization.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": RBAC_V1}},
-    {"name": "example.com", "preferred": "v2", "versions": ["v1", "v2"],
-     "resources": {"v2": WIDGETS_V2, "v1": WIDGETS_V1}},
-    {"name": "snapshot.storage.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": SNAP_V1}},
-]
-
 
 @pytest.fixture(scope="module")
 def resources():
@@ -199,146 +155,8 @@ def test_discover_fails_clearly_when_the_api_is_unreachable(status, error):
 
 
 # --------------------------------------------------------------------------------------------
-# Resource names and filters
-# --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("item, expected", [
-    ("pods", "pods"),
-    ("pod", "pods"),
-    ("Pod", "pods"),
-    ("po", "pods"),
-    ("deployments", "deployments.apps"),      # not extensions: extensions sorts last
-    ("deploy", "deployments.apps"),
-    ("Deployment", "deployments.apps"),
-    ("deployments.apps", "deployments.apps"),
-    ("deployments.extensions", "deployments.extensions"),
-    ("deploy.apps", "deployments.apps"),
-    ("events", "events"),                     # core group wins over events.k8s.io
-    ("events.events.k8s.io", "events.events.k8s.io"),
-    ("sts", "statefulsets.apps"),
-    ("clusterroles.rbac.authorization.k8s.io", "clusterroles.rbac.authorization.k8s.io"),
-    ("wd", "widgets.example.com"),
-    ("nosuchthing", "nosuchthing"),           # unresolvable: kept as typed, matches nothing
-    ("pods.nosuchgroup", "pods.nosuchgroup"),
-    ("*", "*"),
-    ("*.apps", "*.apps"),
-])
-def test_resolve_resource_name(resources, item, expected):
-    assert ex.resolve_resource_name(item, resources) == expected
-
-
-def test_filter_empty_includes_everything_but_auto_excluded(resources):
-    f = ex.ResourceFilter([], [], resources)
-    assert f.should_include("pods") and f.should_include("clusterroles.rbac.authorization.k8s.io")
-    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
-    assert not f.should_include("volumesnapshotcontents.snapshot.storage.k8s.io")
-    assert f.include_everything()
-
-
-def test_filter_auto_excluded_even_when_included(resources):
-    f = ex.ResourceFilter(["vs", "pods"], [], resources)
-    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
-
-
-def test_filter_short_names_and_exclude_wins(resources):
-    f = ex.ResourceFilter(["po", "deploy", "cm"], ["configmaps"], resources)
-    assert f.should_include("pods") and f.should_include("deployments.apps")
-    assert not f.should_include("configmaps")
-    assert not f.should_include("secrets")
-    assert not f.include_everything()
-
-
-def test_filter_wildcard_beside_names_means_all(resources):
-    f = ex.ResourceFilter(["*", "pods"], [], resources)
-    assert f.should_include("secrets")
-
-
-def test_filter_wildcard_in_excludes_is_ignored(resources):
-    f = ex.ResourceFilter([], ["*"], resources)
-    assert f.should_include("pods")
-
-
-def test_filter_globs(resources):
-    f = ex.ResourceFilter(["*.apps"], [], resources)
-    assert f.should_include("deployments.apps") and f.should_include("statefulsets.apps")
-    assert not f.should_include("pods")
-    assert not ex.ResourceFilter([], ["*.apps"], resources).should_include("deployments.apps")
-
-
-def test_filter_unresolvable_include_matches_nothing(resources):
-    f = ex.ResourceFilter(["typo"], [], resources)
-    assert not f.should_include("pods") and not f.should_include("secrets")
-
-
-@pytest.mark.parametrize("included, excluded, expected", [
-    ([], [], True),
-    (["*"], [], True),
-    (["*", "db"], [], True),
-    (["db"], [], False),
-    ([], ["kube-system"], False),
-    (["*"], ["kube-system"], False),
-])
-def test_namespaces_include_everything(included, excluded, expected):
-    assert ex.namespaces_include_everything(included, excluded) is expected
-
-
-# Velero's GlobalIncludesExcludes.ShouldInclude, table from pkg/backup/backup_test.go
-@pytest.mark.parametrize("name, namespaced, icr, all_ns, expected", [
-    ("pods", True, None, True, True),
-    ("pods", True, False, False, True),
-    ("persistentvolumes", False, None, True, True),     # full-cluster backup, auto
-    ("persistentvolumes", False, None, False, False),   # subset of namespaces, auto
-    ("persistentvolumes", False, True, False, True),
-    ("persistentvolumes", False, False, True, False),
-    ("namespaces", False, None, False, True),           # namespaces: decided per object later
-    ("namespaces", False, False, True, False),          # false: not even Namespace objects
-    ("namespaces", False, True, False, True),
-])
-def test_include_resource_type(resources, name, namespaced, icr, all_ns, expected):
-    f = ex.ResourceFilter([], [], resources)
-    assert ex.include_resource_type(name, namespaced, icr, all_ns, f) is expected
-
-
-def test_include_cluster_resources_true_still_applies_the_resource_filter(resources):
-    f = ex.ResourceFilter(["pods"], [], resources)
-    assert not ex.include_resource_type("persistentvolumes", False, True, True, f)
-    f = ex.ResourceFilter(["pods", "pv"], [], resources)
-    assert ex.include_resource_type("persistentvolumes", False, True, False, f)
-    assert ex.include_resource_type("persistentvolumes", False, None, True, f)
-    assert not ex.include_resource_type("persistentvolumes", False, None, False, f)
-
-
-# --------------------------------------------------------------------------------------------
 # Namespaces
 # --------------------------------------------------------------------------------------------
-
-def scope(included, excluded=None):
-    from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
-    return validate_namespace_scope(included, excluded)
-
-
-def test_namespaces_to_list_all_is_one_cluster_wide_list():
-    assert ex.namespaces_to_list(scope([], ["kube-system"]), [], ["a", "b"]) == ([None], [])
-    assert ex.namespaces_to_list(scope(["*", "db"]), ["*", "db"], None) == ([None], [])
-
-
-def test_namespaces_to_list_expands_globs_and_excludes():
-    namespaces, problems = ex.namespaces_to_list(
-        scope(["team-*", "db"], ["team-b"]), ["team-*", "db"], ["team-a", "team-b", "db", "web"])
-    assert namespaces == ["db", "team-a"] and problems == []
-
-
-def test_namespaces_to_list_reports_missing_names():
-    namespaces, problems = ex.namespaces_to_list(scope(["db", "gone"]), ["db", "gone"], ["db"])
-    assert namespaces == ["db"]
-    assert problems == ["namespace gone given in included_namespaces does not exist"]
-
-
-def test_namespaces_to_list_without_permission_uses_plain_names():
-    namespaces, problems = ex.namespaces_to_list(scope(["db", "team-*"], ["x"]), ["db", "team-*"], None)
-    assert namespaces == ["db"]
-    assert len(problems) == 1 and "team-*" in problems[0]
-
 
 @pytest.mark.parametrize("active, label_match, has_selector, all_ns, in_scope, has_items, expected", [
     (True, False, False, False, True, False, True),     # named in scope

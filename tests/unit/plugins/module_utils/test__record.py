@@ -72,32 +72,9 @@ def test_new_record_ttl_sets_expiration():
         rec.new_record("b", ttl="soon")
 
 
-@pytest.mark.parametrize("selectors, expected", [
-    (["app=db"], {"matchLabels": {"app": "db"}}),
-    (["app=db", "tier!=cache"], {"matchLabels": {"app": "db"},
-                                 "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["cache"]}]}),
-    (["env in (prod,dev),backup,!legacy"], {"matchExpressions": [
-        {"key": "env", "operator": "In", "values": ["dev", "prod"]},
-        {"key": "backup", "operator": "Exists"},
-        {"key": "legacy", "operator": "DoesNotExist"}]}),
-    (["replicas>2"], None),   # not expressible as a LabelSelector: kept in the annotation only
-    ([], None),
-    ([""], None),
-])
-def test_selector_object(selectors, expected):
-    assert rec.selector_object(selectors) == expected
-
-
 def test_invalid_selector_is_a_scope_error():
     with pytest.raises(ScopeError):
         rec.new_record("b", label_selectors=["a in (b"])
-
-
-def test_format_label_selector():
-    assert rec.format_label_selector(None) == "<none>"
-    assert rec.format_label_selector({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [
-        {"key": "env", "operator": "In", "values": ["prod", "dev"]}, {"key": "x", "operator": "DoesNotExist"}]}) == \
-        "a=1,b=2,env in (dev,prod),!x"
 
 
 def test_mark_started_records_frozen_pods_before_freezing():
