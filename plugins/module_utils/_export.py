@@ -60,13 +60,14 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     DEFAULT_PAGE_SIZE,
     ApiRequestError,
+    api_error,
+    api_error_message,
     api_getter,
+    error_reason,
     list_pages,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
-    AuthorizationError,
-    ExportError,
-)
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import ExportError, KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._record import timestamp
 from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
     NAMESPACES,
     ResourceFilter,
@@ -460,11 +461,7 @@ def write_archive(writer, items, exclude_pods=(), progress=None, state=None):
 # --------------------------------------------------------------------------------------------
 
 def _describe(err, action):
-    if err.status in (401, 403):
-        return "Forbidden (HTTP %s): the credentials may not %s: %s" % (err.status, action, err)
-    if err.status:
-        return "could not %s: HTTP %s: %s" % (action, err.status, err)
-    return "could not %s: %s" % (action, err)
+    return api_error_message(err.status, action, error_reason(err))
 
 
 def discover(get_json, warnings):
@@ -478,8 +475,7 @@ def discover(get_json, warnings):
         core_versions = get_json("/api").get("versions") or ["v1"]
         group_list = get_json("/apis").get("groups") or []
     except ApiRequestError as err:
-        cls = AuthorizationError if err.status in (401, 403) else ExportError
-        raise cls(_describe(err, "read the API discovery documents (/api, /apis)"))
+        raise api_error(err, "read the API discovery documents (/api, /apis)", default=ExportError)
     specs = [("", core_versions[0], core_versions)]
     for group in group_list:
         versions = [v.get("version") for v in group.get("versions") or [] if v.get("version")]
@@ -496,6 +492,43 @@ def discover(get_json, warnings):
                                 % (api_version(name, version), _describe(err, "discover it")))
         groups.append({"name": name, "preferred": preferred, "versions": versions, "resources": resources})
     return groups
+
+
+def resources_to_export(resources, resource_filter, include_cluster_resources, all_namespaces):
+    """(resource entries to LIST in order, the Namespace entry or None): the type selection.
+
+    Velero's GlobalIncludesExcludes per type, then one of each pair of cohabiting resources (the
+    first one met).  Namespace objects are decided per object at the end, so their entry is apart.
+    """
+    selected, seen_cohabitants, namespace_entry = [], set(), None
+    for resource in resources:
+        name = resource["group_resource"]
+        if not include_resource_type(name, resource["namespaced"], include_cluster_resources,
+                                     all_namespaces, resource_filter):
+            continue
+        if resource["resource"] in COHABITATING and resource["group"] in COHABITATING[resource["resource"]]:
+            if resource["resource"] in seen_cohabitants:
+                continue
+            seen_cohabitants.add(resource["resource"])
+        if name == NAMESPACES:
+            namespace_entry = resource
+        else:
+            selected.append(resource)
+    return selected, namespace_entry
+
+
+def planned_types(get_json, params):
+    """Check mode: the resource types the export would LIST, from discovery only; (types, warnings)."""
+    warnings = []
+    resources = preferred_resources(discover(get_json, warnings))
+    selected, namespace_entry = resources_to_export(
+        resources, ResourceFilter(params["included_resources"], params["excluded_resources"], resources),
+        params["include_cluster_resources"],
+        namespaces_include_everything(params["included_namespaces"], params["excluded_namespaces"]))
+    types = [resource["group_resource"] for resource in selected]
+    if namespace_entry is not None:
+        types.append(NAMESPACES)
+    return types, warnings
 
 
 def _namespace_facts(obj):
@@ -526,20 +559,10 @@ def iter_items(get_json, resources, included_namespaces, excluded_namespaces, re
     for message in problems:
         errors.append({"resource": NAMESPACES, "namespace": None, "message": message})
 
-    seen_cohabitants = set()
-    namespace_entry = None
-    for resource in resources:
+    selected, namespace_entry = resources_to_export(resources, resource_filter, include_cluster_resources,
+                                                    all_namespaces)
+    for resource in selected:
         name = resource["group_resource"]
-        if not include_resource_type(name, resource["namespaced"], include_cluster_resources,
-                                     all_namespaces, resource_filter):
-            continue
-        if resource["resource"] in COHABITATING and resource["group"] in COHABITATING[resource["resource"]]:
-            if resource["resource"] in seen_cohabitants:
-                continue
-            seen_cohabitants.add(resource["resource"])
-        if name == NAMESPACES:
-            namespace_entry = resource
-            continue
         targets = plan if resource["namespaced"] else [None]
         for namespace in targets:
             path = list_path(resource["group"], resource["version"], resource["resource"], namespace)
@@ -588,7 +611,8 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
 
     Returns ``{path, resource_list_path, counts: {group-resource: n}, items_backed_up, total_items,
     excluded_pods: [ns/name], skipped_items: {being_deleted, exclude_label}, errors: [{resource,
-    namespace, message}], warnings: [str]}``.  The resource list (Velero's format) is written to
+    namespace, message}], warning_messages: [str]}`` (``warning_messages``, not ``warnings``: Ansible
+    reserves that key in a task result; this is the one shape of the result, module and record alike).  The resource list (Velero's format) is written to
     ``resource_list_path`` (``<name>-resource-list.json.gz``) rather than returned, so memory stays
     flat.  Raises ExportError (archive not writable, API unreachable), AuthorizationError
     (discovery refused) or ScopeError (invalid namespaces or selectors); per-resource list failures
@@ -633,5 +657,111 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
         "excluded_pods": sorted(state["excluded_pods"]),
         "skipped_items": state["skipped"],
         "errors": state["errors"],
-        "warnings": state["warnings"],
+        "warning_messages": state["warnings"],
     }
+
+
+# --------------------------------------------------------------------------------------------
+# What resource_export does: checks, the progress file, the export, the result
+# --------------------------------------------------------------------------------------------
+
+class ProgressFile(object):
+    """Rewrites ``<name>-progress.json`` (tmp file + rename: a reader never sees half a document).
+
+    Written at every callback of the export (each finished resource type, and every few hundred
+    items inside a big one), at most every ``interval`` seconds except for the first and last one.
+    A failure to write it never stops the export; it is reported once as a warning.
+    """
+
+    def __init__(self, path, name, interval=0.5, clock=time.time):
+        self.path = path
+        self.clock = clock
+        self.interval = interval
+        self.started = clock()
+        self.last = None
+        self.warning = None
+        self.state = {"backup": name, "phase": "export", "started": timestamp(self.started),
+                      "started_at": self.started,
+                      "resource": None, "resource_items": 0, "items_backed_up": 0, "resource_types_done": 0,
+                      "done": False}
+        self.write(self.started)
+
+    def __call__(self, event):
+        self.state["resource"] = event.get("resource")
+        self.state["resource_items"] = event.get("items", 0)
+        self.state["items_backed_up"] = event.get("items_backed_up", 0)
+        if event.get("done"):
+            self.state["resource_types_done"] += 1
+        now = self.clock()
+        if self.last is None or now - self.last >= self.interval:
+            self.write(now)
+
+    def finish(self, **extra):
+        self.state.update(extra)
+        self.state["done"] = True
+        self.write(self.clock())
+
+    def write(self, now):
+        self.last = now
+        self.state["updated"] = timestamp(now)
+        self.state["updated_at"] = now
+        self.state["elapsed"] = round(now - self.started, 3)
+        try:
+            _layout.atomic_write(self.path, (json.dumps(self.state, sort_keys=True) + "\n").encode("utf-8"),
+                                 what="the progress file", sync=False)
+        except KubehooksError as exc:
+            if self.warning is None:
+                self.warning = str(exc)
+
+
+def check_exclude_pods(entries):
+    """KubehooksError unless every ``exclude_pods`` entry is ``namespace/name``."""
+    for entry in entries or []:
+        namespace, slash, name = entry.partition("/")
+        if not slash or not namespace or not name or "/" in name:
+            raise KubehooksError("exclude_pods: %r is not namespace/name" % (entry,))
+
+
+def export_task(client_factory, params, check_mode=False):
+    """resource_export's result for its ``params``: checks, then the export (or, in check mode, the plan).
+
+    The warnings are in ``warning_messages`` (the module also shows them as task warnings).  A
+    failure raises with ``result`` (backup_dir, duration) attached.
+    """
+    check_exclude_pods(params["exclude_pods"])
+    bdir = _layout.resolve_backup_dir(params["name"], params.get("backup_dir"), params.get("storage_dir"),
+                                      params.get("cluster"))[0]
+    if check_mode:
+        validate_namespace_scope(params["included_namespaces"], params["excluded_namespaces"])
+        parse_label_selectors(params["label_selectors"])
+        types, warnings = planned_types(api_getter(client_factory()), params)
+        return dict(changed=True, backup_dir=bdir, resource_types=types, warning_messages=warnings)
+
+    started = time.time()
+    progress = None
+    try:
+        _layout.ensure_dir(bdir)
+        progress = ProgressFile(_layout.progress_path(bdir, params["name"]), params["name"])
+    except OSError:
+        pass  # export() reports the unusable directory itself
+    try:
+        result = export(
+            client_factory(), params["name"], bdir,
+            included_namespaces=params["included_namespaces"], excluded_namespaces=params["excluded_namespaces"],
+            included_resources=params["included_resources"], excluded_resources=params["excluded_resources"],
+            label_selector=params["label_selectors"], include_cluster_resources=params["include_cluster_resources"],
+            exclude_pods=params["exclude_pods"], progress=progress, page_size=params["page_size"])
+    except KubehooksError as exc:
+        if progress is not None:
+            progress.finish(error=str(exc))
+        exc.result = dict(backup_dir=bdir, duration=round(time.time() - started, 3))
+        raise
+    if progress is not None:
+        progress.finish(items_backed_up=result["items_backed_up"], total_items=result["total_items"],
+                        errors=len(result["errors"]))
+        if progress.warning:
+            result["warning_messages"].append(progress.warning)
+    result.update(changed=True, backup_dir=bdir, started_at=started, finished_at=time.time(),
+                  progress_path=progress.path if progress is not None else None,
+                  duration=round(time.time() - started, 3))
+    return result

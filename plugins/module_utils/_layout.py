@@ -192,70 +192,63 @@ def list_location_roots(storage, cluster=None):
 # Files of a backup directory
 # --------------------------------------------------------------------------------------------
 
+# The files of a backup directory by role: ``{name}`` is the backup name.
+FILE_NAMES = {
+    "record": RECORD_FILE,
+    "archive": "{name}.tar.gz",
+    "logs": "{name}-logs.gz",
+    "resource_list": "{name}-resource-list.json.gz",
+    "results": "{name}-results.gz",
+    "hook_plan": "{name}-hook-plan.json",
+    "hook_log": "{name}-hooks.jsonl",
+    "progress": "{name}-progress.json",
+    "volumes": "{name}-volumes",
+    "volumes_index": "{name}-volumes.json.gz",
+    "thaw_state": "{name}-thaw-state.jsonl",
+    "watchdog": "{name}-watchdog.json",
+}
+# What the modules return as ``files`` (the later features' files are added as they land).
+RETURNED_FILES = ("record", "archive", "logs", "resource_list", "results", "hook_plan", "hook_log", "progress")
+
+
+def backup_file(bdir, name, role):
+    """The path of the file that plays ``role`` (a key of FILE_NAMES) in backup ``name``'s directory."""
+    return os.path.join(bdir, FILE_NAMES[role].format(name=name))
+
+
+def _path_of(role, doc):
+    def path(bdir, name):
+        return backup_file(bdir, name, role)
+    path.__doc__ = doc
+    return path
+
+
+archive_path = _path_of("archive", "``<name>.tar.gz``: the resources in Velero's archive layout.")
+log_path = _path_of("logs", "``<name>-logs.gz``: gzipped JSON lines, Velero's backup log.")
+resource_list_path = _path_of("resource_list", "``<name>-resource-list.json.gz``: Velero's resource list.")
+results_path = _path_of("results", "``<name>-results.gz``: the error and warning messages.")
+hook_plan_path = _path_of("hook_plan", "``<name>-hook-plan.json``: the pods with hooks, saved before freezing.")
+hook_log_path = _path_of("hook_log", "``<name>-hooks.jsonl``: each hook as it ends (what a killed run did).")
+progress_path = _path_of("progress", "``<name>-progress.json``: the export's progress.")
+volumes_dir = _path_of("volumes", "``<name>-volumes``: the captured volumes, ``<ns>/<pod>/<volume>.tar.gz``.")
+volumes_index = _path_of("volumes_index", "``<name>-volumes.json.gz``: the index of the captured volumes.")
+thaw_state = _path_of("thaw_state", "``<name>-thaw-state.jsonl``: pods the controller marked thawed.")
+watchdog_record = _path_of("watchdog", "``<name>-watchdog.json``: what the watchdog did.")
+
+
 def record_path(bdir):
+    """``velero-backup.json``: the Backup object."""
     return os.path.join(bdir, RECORD_FILE)
 
 
-def archive_path(bdir, name):
-    return os.path.join(bdir, "%s.tar.gz" % name)
-
-
-def log_path(bdir, name):
-    return os.path.join(bdir, "%s-logs.gz" % name)
-
-
-def resource_list_path(bdir, name):
-    return os.path.join(bdir, "%s-resource-list.json.gz" % name)
-
-
-def results_path(bdir, name):
-    return os.path.join(bdir, "%s-results.gz" % name)
-
-
-def hook_plan_path(bdir, name):
-    return os.path.join(bdir, "%s-hook-plan.json" % name)
-
-
-def hook_log_path(bdir, name):
-    return os.path.join(bdir, "%s-hooks.jsonl" % name)
-
-
-def progress_path(bdir, name):
-    return os.path.join(bdir, "%s-progress.json" % name)
-
-
-def volumes_dir(bdir, name):
-    return os.path.join(bdir, "%s-volumes" % name)
-
-
 def volume_archive(bdir, name, namespace, pod, volume):
+    """``<name>-volumes/<ns>/<pod>/<volume>.tar.gz``: one captured volume."""
     return os.path.join(volumes_dir(bdir, name), namespace, pod, "%s.tar.gz" % volume)
-
-
-def volumes_index(bdir, name):
-    return os.path.join(bdir, "%s-volumes.json.gz" % name)
-
-
-def thaw_state(bdir, name):
-    return os.path.join(bdir, "%s-thaw-state.jsonl" % name)
-
-
-def watchdog_record(bdir, name):
-    return os.path.join(bdir, "%s-watchdog.json" % name)
 
 
 def files_of(bdir, name):
     """The backup's files by role, as the modules return them (``files``)."""
-    return {
-        "record": record_path(bdir),
-        "archive": archive_path(bdir, name),
-        "logs": log_path(bdir, name),
-        "resource_list": resource_list_path(bdir, name),
-        "results": results_path(bdir, name),
-        "hook_plan": hook_plan_path(bdir, name),
-        "hook_log": hook_log_path(bdir, name),
-        "progress": progress_path(bdir, name),
-    }
+    return dict((role, backup_file(bdir, name, role)) for role in RETURNED_FILES)
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,18 +22,16 @@ __metaclass__ = type
 
 import calendar
 import datetime
-import functools
 import gzip
 import json
 import os
-import re
 import shutil
 import time
 import zlib
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration, parse_duration
-from ansible_collections.kubehooks.backup.plugins.module_utils._scope import format_label_selector, selector_object
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import selector_object
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
@@ -63,7 +61,6 @@ PHASE_PARTIALLY_FAILED = "PartiallyFailed"
 PHASE_FAILED = "Failed"
 PHASES = (PHASE_NEW, PHASE_IN_PROGRESS, PHASE_COMPLETED, PHASE_PARTIALLY_FAILED, PHASE_FAILED)
 
-_TIMESTAMP_SUFFIX = re.compile(r"-[0-9]{14}\Z")
 
 
 def storage_location(cluster=None):
@@ -87,37 +84,6 @@ def parse_timestamp(text):
         return calendar.timegm(datetime.datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").timetuple())
     except (ValueError, TypeError):
         return None
-
-
-def short_human_duration(seconds):
-    """apimachinery's ShortHumanDuration: ``45s``, ``12m``, ``5h``, ``29d``, ``2y``."""
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return "%ds" % seconds
-    minutes = seconds // 60
-    if minutes < 60:
-        return "%dm" % minutes
-    hours = minutes // 60
-    if hours < 24:
-        return "%dh" % hours
-    if hours < 24 * 365:
-        return "%dd" % (hours // 24)
-    return "%dy" % (hours // (24 * 365))
-
-
-def expires_text(expiration, now=None):
-    """``velero backup get``'s EXPIRES column: ``29d``, ``3h ago`` or ``n/a``."""
-    when = parse_timestamp(expiration)
-    if when is None:
-        return "n/a"
-    now = time.time() if now is None else now
-    if when >= now:
-        return short_human_duration(when - now)
-    return "%s ago" % short_human_duration(now - when)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +260,25 @@ def load_record(bdir):
     if not isinstance(record, dict) or record.get("kind") != KIND:
         raise KubehooksError("%s is not a Velero Backup object" % path)
     return record
+
+
+def write_hook_plan(bdir, name, plan):
+    """Write ``<name>-hook-plan.json`` (the pods with hooks, saved before anything is frozen)."""
+    return _layout.atomic_write(_layout.hook_plan_path(bdir, name),
+                                (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_hook_plan(bdir, name):
+    """The saved hook plan, or [] when none was saved; KubehooksError when it is not JSON."""
+    path = _layout.hook_plan_path(bdir, name)
+    try:
+        with open(path) as handle:
+            plan = json.load(handle)
+    except (IOError, OSError):
+        return []
+    except ValueError as exc:
+        raise KubehooksError("the hook plan %s is not valid JSON: %s" % (path, exc))
+    return plan if isinstance(plan, list) else []
 
 
 def _gzip_json(value):
@@ -480,81 +465,3 @@ def is_hook_entry(entry):
 def read_log(path, hooks_only=False):
     """The log entries as a list (only the hook entries with ``hooks_only``)."""
     return [entry for entry in iter_log(path) if not hooks_only or is_hook_entry(entry)]
-
-
-# --------------------------------------------------------------------------------------------
-# Listing, like `velero backup get`
-# --------------------------------------------------------------------------------------------
-
-def _velero_order(left, right):
-    """Velero's sortBackupsByPrefixAndTimestamp: by name, but scheduled ones newest first."""
-    a, b = left["name"], right["name"]
-    ma, mb = _TIMESTAMP_SUFFIX.search(a), _TIMESTAMP_SUFFIX.search(b)
-    if ma and mb and a[:ma.start()] == b[:mb.start()]:
-        return -1 if a[ma.start():] > b[mb.start():] else (1 if a[ma.start():] < b[mb.start():] else 0)
-    return -1 if a < b else (1 if a > b else 0)
-
-
-def summarize(record, bdir=None, now=None):
-    """One ``velero backup get`` row as a dict, plus this collection's counters."""
-    metadata = record.get("metadata") or {}
-    spec = record.get("spec") or {}
-    status = record.get("status") or {}
-    annotations = metadata.get("annotations") or {}
-    expiration = status.get("expiration")
-    raw_selectors = annotations.get(ANNOTATION_LABEL_SELECTORS)
-    try:
-        selector = ",".join(json.loads(raw_selectors)) if raw_selectors else format_label_selector(
-            spec.get("labelSelector"))
-    except ValueError:
-        selector = format_label_selector(spec.get("labelSelector"))
-    hook_status = status.get("hookStatus") or {}
-    progress = status.get("progress") or {}
-    return {
-        "name": metadata.get("name"),
-        "status": status.get("phase") or PHASE_NEW,
-        "errors": int(status.get("errors") or 0),
-        "warnings": int(status.get("warnings") or 0),
-        "created": status.get("startTimestamp") or metadata.get("creationTimestamp"),
-        "expires": expires_text(expiration, now),
-        "storage_location": spec.get("storageLocation") or DEFAULT_LOCATION,
-        "selector": selector or "<none>",
-        "cluster": annotations.get(ANNOTATION_CLUSTER),
-        "hooks_attempted": int(hook_status.get("hooksAttempted") or 0),
-        "hooks_failed": int(hook_status.get("hooksFailed") or 0),
-        "items_backed_up": int(progress.get("itemsBackedUp") or 0),
-        "total_items": int(progress.get("totalItems") or 0),
-        "completed": status.get("completionTimestamp"),
-        "path": bdir,
-    }
-
-
-def list_records(storage, cluster=None, now=None):
-    """Summaries (see :func:`summarize`) of every backup in ``storage`` (or of one cluster's).
-
-    Sorted by cluster, then as ``velero backup get`` sorts.  A directory whose record cannot be
-    read is listed with status ``Unknown`` and an ``error``.
-    """
-    rows = []
-    for cluster_name, root in _layout.list_location_roots(storage, cluster):
-        backups = os.path.join(root, _layout.BACKUPS_DIR)
-        try:
-            names = sorted(os.listdir(backups))
-        except OSError:
-            continue
-        found = []
-        for name in names:
-            bdir = os.path.join(backups, name)
-            if not os.path.isdir(bdir):
-                continue
-            try:
-                row = summarize(load_record(bdir), bdir, now)
-            except KubehooksError as exc:
-                row = {"name": name, "status": "Unknown", "errors": 0, "warnings": 0, "created": None,
-                       "expires": "n/a", "storage_location": storage_location(cluster_name), "selector": "<none>",
-                       "path": bdir, "error": str(exc)}
-            row["cluster"] = cluster_name
-            found.append(row)
-        found.sort(key=functools.cmp_to_key(_velero_order))
-        rows.extend(found)
-    return rows

@@ -19,12 +19,13 @@ import tracemalloc
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
-from discovery_docs import GROUPS, res
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     AuthorizationError,
     ExportError,
+    KubehooksError,
     ScopeError,
 )
+from discovery_docs import GROUPS, res
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,8 +560,8 @@ def test_export_list_error_is_reported_and_the_rest_exported(tmp_path):
     api.fail["/api/v1/namespaces/shop/configmaps"] = (403, 'configmaps is forbidden')
     _api, result, files = run_export(tmp_path, api, included_namespaces=["shop"])
     assert result["errors"] == [{"resource": "configmaps", "namespace": "shop",
-                                 "message": "Forbidden (HTTP 403): the credentials may not list configmaps "
-                                            "in namespace shop: configmaps is forbidden"}]
+                                 "message": "Forbidden: the credentials may not list configmaps in namespace "
+                                            "shop (RBAC needs that permission): configmaps is forbidden"}]
     assert "resources/pods/namespaces/shop/web-1.json" in files
 
 
@@ -575,7 +576,7 @@ def test_export_continues_after_an_expired_continue_token(tmp_path):
     api.expire_once.add("2")
     _api, result, files = run_export(tmp_path, api)
     assert "resources/pods/namespaces/kube-system/coredns.json" in files
-    assert any("newer snapshot" in w for w in result["warnings"])
+    assert any("newer snapshot" in w for w in result["warning_messages"])
 
 
 def test_export_invalid_scope_raises_scope_error_before_io(tmp_path):
@@ -597,3 +598,63 @@ def test_export_api_unreachable_leaves_no_partial_archive(tmp_path):
     with pytest.raises(ExportError, match="connection refused"):
         ex.export(None, "b", str(tmp_path), get_json=api)
     assert os.listdir(str(tmp_path)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# What resource_export does: progress file, checks, check mode's types
+# --------------------------------------------------------------------------------------------
+
+def test_progress_file_is_rewritten_whole_and_throttled(tmp_path):
+    clock = iter([100.0, 100.1, 100.2, 101.0, 101.1]).__next__
+    path = str(tmp_path / "b-progress.json")
+    progress = ex.ProgressFile(path, "b", interval=0.5, clock=clock)  # writes at 100.0
+    with open(path) as handle:
+        assert json.load(handle)["done"] is False
+    progress({"resource": "pods", "items": 200, "items_backed_up": 200, "done": False})  # 100.1: throttled
+    with open(path) as handle:
+        assert json.load(handle)["items_backed_up"] == 0
+    progress({"resource": "pods", "items": 250, "items_backed_up": 250, "done": True})  # 100.2: throttled
+    progress({"resource": "configmaps", "items": 3, "items_backed_up": 253, "done": True})  # 101.0: written
+    with open(path) as handle:
+        state = json.load(handle)
+    assert (state["resource"], state["items_backed_up"], state["resource_types_done"]) == ("configmaps", 253, 2)
+    progress.finish(total_items=253)  # 101.1: always written
+    with open(path) as handle:
+        state = json.load(handle)
+    assert state["done"] is True and state["total_items"] == 253 and state["elapsed"] == pytest.approx(1.1)
+    assert os.stat(path).st_mode & 0o077 == 0 and os.listdir(str(tmp_path)) == ["b-progress.json"]
+
+
+def test_progress_file_problems_are_a_warning_not_a_failure(tmp_path):
+    progress = ex.ProgressFile(str(tmp_path / "missing-dir" / "p.json"), "b")
+    progress.finish()
+    assert "cannot write the progress file" in progress.warning
+
+
+@pytest.mark.parametrize("entry", ["nopod", "/x", "ns/", "a/b/c"])
+def test_exclude_pods_must_be_namespace_slash_name(entry):
+    with pytest.raises(KubehooksError, match="namespace/name"):
+        ex.check_exclude_pods([entry])
+    ex.check_exclude_pods(["ns/pod"])
+
+
+def test_planned_types_from_discovery_only():
+    documents = {
+        "/api": {"versions": ["v1"]},
+        "/apis": {"groups": [{"name": "apps", "versions": [{"version": "v1"}], "preferredVersion": {"version": "v1"}}]},
+        "/api/v1": {"resources": [
+            {"name": "pods", "kind": "Pod", "namespaced": True, "verbs": ["list", "create", "get", "delete"]},
+            {"name": "pods/exec", "kind": "PodExecOptions", "namespaced": True, "verbs": ["create"]},
+            {"name": "namespaces", "kind": "Namespace", "namespaced": False, "verbs": ["list", "create", "get", "delete"]},
+            {"name": "nodes", "kind": "Node", "namespaced": False, "verbs": ["list", "create", "get", "delete"]}]},
+        "/apis/apps/v1": {"resources": [
+            {"name": "deployments", "kind": "Deployment", "namespaced": True, "shortNames": ["deploy"],
+             "verbs": ["list", "create", "get", "delete"]}]},
+    }
+    params = {"included_resources": [], "excluded_resources": [], "included_namespaces": ["ns"],
+              "excluded_namespaces": [], "include_cluster_resources": None}
+    types, warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    assert types == ["pods", "deployments.apps", "namespaces"] and warnings == []
+    params.update(included_namespaces=[], excluded_resources=["deploy"])
+    types, _warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    assert types == ["pods", "nodes", "namespaces"]

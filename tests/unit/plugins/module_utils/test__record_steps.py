@@ -1,4 +1,4 @@
-"""_backup: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
+"""_record_steps: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
 import gzip
 import json
 import os
@@ -7,7 +7,7 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils import _backup as br
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps as br
 
 FREEZE = ["/sbin/fsfreeze", "--freeze", "/data"]
 UNFREEZE = ["/sbin/fsfreeze", "--unfreeze", "/data"]
@@ -109,7 +109,7 @@ def test_totals_from_entries_count_like_velero():
 
 
 def test_split_thaw_entries_drops_the_thaws_own_lines_once():
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import velero_log_entry
     pre = velero_log_entry(result("a", "pre", "succeeded", FREEZE))
     thaw = [result("a", "post", "succeeded", UNFREEZE)]
     logged = velero_log_entry(thaw[0])
@@ -148,7 +148,7 @@ def test_started_in_check_mode_writes_nothing(tmp_path):
 def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path):
     started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
     bdir = started["backup_dir"]
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import append_jsonl, velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import append_jsonl, velero_log_entry
     pre, post = [result("a", "pre", "succeeded", FREEZE)], [result("a", "post", "succeeded", UNFREEZE)]
     append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre + post])
     with gzip.open(os.path.join(bdir, "b1-resource-list.json.gz"), "wt") as handle:
@@ -222,7 +222,7 @@ def test_finished_without_a_started_record_records_the_failure(tmp_path):
 
 def test_thawed_marks_an_interrupted_run_failed_and_logs_both_phases(tmp_path):
     started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import append_jsonl, velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import append_jsonl, velero_log_entry
     pre = [result("a", "pre", "succeeded", FREEZE)]
     append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre])  # then the run was killed
     thaw = [result("a", "post", "succeeded", UNFREEZE)]

@@ -17,7 +17,8 @@ import time
 import uuid
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals, velero_log_entry
+from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals, velero_log_entry
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 ANNOTATION_RUN_ID = _record.ANNOTATION_PREFIX + "run-id"
@@ -107,7 +108,7 @@ def export_log_entries(export_result, failure_reason=None, when=None):
         for error in export_result.get("errors") or []:
             entries.append({"level": "error", "msg": error.get("message"), "resource": error.get("resource"),
                             "namespace": error.get("namespace")})
-        for warning in export_result.get("warning_messages") or export_result.get("warnings") or []:
+        for warning in export_result.get("warning_messages") or []:
             entries.append({"level": "warning", "msg": str(warning)})
         entries.append({"level": "info", "msg": "Export finished: %s of %s items backed up"
                         % (export_result.get("items_backed_up", 0), export_result.get("total_items", 0)),
@@ -150,28 +151,6 @@ def error_text(entry):
 # Files
 # --------------------------------------------------------------------------------------------
 
-def read_jsonl(path, skip=0):
-    """Entries of a JSON-lines file after the first ``skip`` lines; (entries, total lines)."""
-    entries, count = [], 0
-    try:
-        with open(path, "rb") as handle:
-            for raw in handle:
-                if not raw.endswith(b"\n"):
-                    break  # a line still being written (or cut by a kill)
-                count += 1
-                if count <= skip or not raw.strip():
-                    continue
-                try:
-                    entry = json.loads(raw.decode("utf-8", "replace"))
-                except ValueError:
-                    entry = {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True}
-                entries.append(entry if isinstance(entry, dict) else {"msg": str(entry), "unparsed": True})
-    except (IOError, OSError) as exc:
-        if os.path.exists(path):
-            raise KubehooksError("cannot read the hook log %s: %s" % (path, exc))
-    return entries, count
-
-
 def annotation(record, key, default=None):
     return ((record.get("metadata") or {}).get("annotations") or {}).get(key, default)
 
@@ -185,7 +164,7 @@ def new_hook_entries(params, bdir, record):
     name = params["name"]
     path = params.get("hook_log") or _layout.hook_log_path(bdir, name)
     copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
-    entries, count = read_jsonl(path, skip=copied)
+    entries, count = _hook_results.read_jsonl(path, skip=copied)
     if not entries and params.get("hook_results"):
         entries = [velero_log_entry(r, backup=name) for r in params["hook_results"]]
     return entries, max(count, copied)
@@ -263,9 +242,7 @@ def start(params, check_mode):
             raise KubehooksError("backup %s already exists in %s: choose another name" % (name, os.path.dirname(bdir)))
         return describe(bdir, name, record, changed=True, plan=plan)
     _layout.claim_backup_dir(bdir, name)
-    # The plan first: a thaw can always find it.
-    _layout.atomic_write(_layout.hook_plan_path(bdir, name),
-                         (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    _record.write_hook_plan(bdir, name, plan)  # the plan first: a thaw can always find it
     _record.write_record(bdir, record)
     return describe(bdir, name, record, changed=True, plan=plan)
 
@@ -327,7 +304,7 @@ def finish(params, check_mode):
     errors.extend(run_errors)
     if failure_reason and export_result is None:
         errors.append(failure_reason)
-    warnings = list((export_result or {}).get("warning_messages") or (export_result or {}).get("warnings") or [])
+    warnings = list((export_result or {}).get("warning_messages") or [])
     _record.finish_record(record, phase, hook_totals, export_result, errors=errors, warnings=warnings,
                           freeze_window=params.get("freeze_window"),
                           failure_reason=failure_reason if phase == _record.PHASE_FAILED else None)
@@ -358,7 +335,7 @@ def thaw(params, check_mode):
     name = params["name"]
     record = _record.load_record(bdir)
     copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
-    uncopied, count = read_jsonl(params.get("hook_log") or _layout.hook_log_path(bdir, name), skip=copied)
+    uncopied, count = _hook_results.read_jsonl(params.get("hook_log") or _layout.hook_log_path(bdir, name), skip=copied)
     earlier, thaw_entries = split_thaw_entries(uncopied, params["hook_results"], name)
     earlier_totals = totals_from_entries(earlier)
     thaw_totals = totals_from_entries(thaw_entries)

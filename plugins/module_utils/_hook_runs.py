@@ -10,7 +10,7 @@ run_hooks:     check a plan -> run one phase (or, in check mode, return the plan
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hooks, _scope, _tracker
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hook_results, _hooks, _scope
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
@@ -104,12 +104,12 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     log_path, backup = params.get("log_path"), params.get("backup")
     log_errors = []
     if log_path:
-        _tracker.append_jsonl(log_path, [])  # creates it (0600) or fails now, before any hook runs
+        _hook_results.append_jsonl(log_path, [])  # creates it (0600) or fails now, before any hook runs
 
     def log(result):
         if log_path and not log_errors:
             try:
-                _tracker.append_jsonl(log_path, [_tracker.velero_log_entry(result, backup=backup)])
+                _hook_results.append_jsonl(log_path, [_hook_results.velero_log_entry(result, backup=backup)])
             except KubehooksError as exc:
                 log_errors.append(str(exc))
 
@@ -117,8 +117,8 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     results = _exec.run_phase(pods, phase, client_factory, parallelism=parallelism, on_result=log,
                               output_cap=output_cap, **kwargs)
     result = dict(hooks=results, changed=any(r["status"] in ("succeeded", "failed") for r in results))
-    result.update(_tracker.totals(results))
-    messages = [m for m in [_tracker.fail_summary(results)] + log_errors if m]
+    result.update(_hook_results.totals(results))
+    messages = [m for m in [_hook_results.fail_summary(results)] + log_errors if m]
     if messages:
         result.update(failed=True, msg="; ".join(messages))
     return result
