@@ -13,7 +13,7 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError
 
 try:
     from ansible.module_utils.six.moves.urllib.parse import quote
@@ -48,6 +48,38 @@ def status_message(body, fallback):
         return json.loads(body).get("message") or fallback
     except (ValueError, TypeError, AttributeError):
         return fallback
+
+
+def api_error_message(status, action, reason, permission="that permission"):
+    """The one wording of a failed API request (``action`` reads like "list pods in namespace db").
+
+    403 names the permission RBAC needs, 401 says the credentials were rejected; any other status
+    is kept with the API's message; no status means there was no answer.
+    """
+    if status == 403:
+        return "Forbidden: the credentials may not %s (RBAC needs %s): %s" % (action, permission, reason)
+    if status == 401:
+        return "Unauthorized: the API server rejected the credentials while trying to %s: %s" % (action, reason)
+    if status:
+        return "Could not %s: API error %s: %s" % (action, status, reason)
+    return "Could not %s: %s" % (action, reason)
+
+
+def error_reason(err):
+    """The API's message in a failed request (ApiRequestError or the client's ApiException)."""
+    body = getattr(err, "body", None)
+    if body:
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        return status_message(body, None) or str(body)[:500]
+    return getattr(err, "reason", None) or str(err)
+
+
+def api_error(err, action, permission="that permission", default=KubehooksError):
+    """The exception to raise for a failed request: AuthorizationError on 401/403, else ``default``."""
+    status = getattr(err, "status", None) or 0
+    cls = AuthorizationError if status in (401, 403) else default
+    return cls(api_error_message(status, action, error_reason(err), permission))
 
 
 def _require_client():

@@ -15,7 +15,6 @@ a client of its own.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
@@ -23,10 +22,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     AUTH_PROXY_HEADERS_SPEC,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
-    AuthorizationError,
-    KubehooksError,
-)
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
     import kubernetes
@@ -142,31 +138,3 @@ class ClientFactory(object):
         if self.impersonate_groups:
             client.set_default_header("Impersonate-Group", self.impersonate_groups[0])
         return client
-
-
-def api_error_message(exc, action):
-    """A user-facing message for an ``ApiException`` raised while doing ``action``.
-
-    ``action`` reads like "list pods in namespace db".  A 403 names the missing permission.
-    """
-    status = getattr(exc, "status", None)
-    reason = ""
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            reason = json.loads(body).get("message", "")
-        except (ValueError, AttributeError):
-            reason = str(body)[:500]
-    if not reason:
-        reason = getattr(exc, "reason", None) or str(exc)
-    if status == 403:
-        return "Forbidden: the credentials may not %s (RBAC needs that permission): %s" % (action, reason)
-    if status == 401:
-        return "Unauthorized: the API server rejected the credentials while trying to %s: %s" % (action, reason)
-    return "Could not %s: API error %s: %s" % (action, status, reason)
-
-
-def raise_for_api_error(exc, action):
-    """Re-raise an ``ApiException`` as a KubehooksError (AuthorizationError for 401/403)."""
-    cls = AuthorizationError if getattr(exc, "status", None) in (401, 403) else KubehooksError
-    raise cls(api_error_message(exc, action))

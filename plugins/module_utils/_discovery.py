@@ -17,13 +17,12 @@ import re
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
+    api_error,
     api_getter,
     list_pages,
     pods_path,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._client import raise_for_api_error
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import validate_namespace_scope
 
 DEFAULT_PAGE_SIZE = 500
 # A namespace name is a DNS label; anything else in an include entry is a pattern.
@@ -66,6 +65,4 @@ def list_pods(api_client, included_namespaces, excluded_namespaces, label_select
                     continue
                 yield pod
         except ApiRequestError as err:
-            if err.status:
-                raise_for_api_error(err, _action(namespace))
-            raise KubehooksError("Could not %s: %s" % (_action(namespace), err))
+            raise api_error(err, _action(namespace))

@@ -8,6 +8,8 @@ Every exception's ``str()`` is a message meant for the user; modules turn them i
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+
 
 class KubehooksError(Exception):
     """Base class; the message is user-facing."""
@@ -31,3 +33,38 @@ class ExportError(KubehooksError):
 
 class AuthorizationError(KubehooksError):
     """The API refused a request; the message names the missing permission."""
+
+
+class FieldError(ValueError):
+    """A ValueError naming the offending key and value (turned into a RuleError or ScopeError)."""
+
+    def __init__(self, key, value, problem):
+        ValueError.__init__(self, "%s: %s" % (key, problem))
+        self.key = key
+        self.value = value
+        self.problem = problem
+
+
+def show_value(value):
+    """Render a value for a message, as JSON where possible (strings in double quotes)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def reject_unknown_keys(mapping, allowed, where=""):
+    """FieldError naming the first key of ``mapping`` that is not ``allowed``."""
+    unknown = sorted((k for k in mapping if k not in allowed), key=str)
+    if unknown:
+        key = "%s.%s" % (where, unknown[0]) if where else str(unknown[0])
+        raise FieldError(key, mapping[unknown[0]], "unknown key (allowed: %s)" % ", ".join(allowed))
+
+
+def string_list(value, key):
+    """``value`` as a list (None is empty); FieldError when it is not a list."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FieldError(key, value, "must be a list of strings")
+    return value

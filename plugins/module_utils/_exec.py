@@ -7,7 +7,7 @@ stdout and stderr captured and capped, no stdin, no TTY, no shell) and parses th
 from the error channel itself: ``WSClient.returncode`` re-reads that channel and raises on real
 payloads.  ``run_phase`` runs one phase of a plan (``_hooks.phase_sequence``): pods in parallel,
 the hooks of one pod in order, with Velero's on-error semantics.  What is recorded about the
-results (totals, the failure message, Velero-shaped log entries) is in _tracker.
+results (totals, the failure message, Velero-shaped log entries) is in _hook_results.
 
 A timeout closes the stream; the process inside the container may keep running (Velero too).
 """
@@ -21,16 +21,19 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, open_exec
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
+    ApiRequestError,
+    api_error_message,
+    error_reason,
+    open_exec,
+)
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     ExecError,
     KubehooksError,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
-    format_duration,
-    phase_sequence,
-)
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import describe_hook
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import describe_hook
 
 try:
     import websocket
@@ -126,15 +129,10 @@ def exec_error_message(exc, namespace, pod, container):
     """A user-facing message for an exception raised while opening or reading an exec stream."""
     where = "pod %s/%s" % (namespace, pod)
     if isinstance(exc, ApiRequestError):  # the websocket handshake's HTTP answer
-        status, message = exc.status, str(exc)
-        if status == 403:
-            return ("Forbidden: the credentials may not exec into %s (RBAC needs the verbs get AND "
-                    "create on the pods/exec subresource in namespace %s): %s" % (where, namespace, message))
-        if status == 401:
-            return "Unauthorized: the API server rejected the credentials for exec into %s: %s" % (where, message)
-        if status == 404:
-            return "%s not found (deleted since discovery?): %s" % (where, message)
-        return "exec into %s container %s failed (API status %s): %s" % (where, container, status, message)
+        if exc.status == 404:
+            return "%s not found (deleted since discovery?): %s" % (where, exc)
+        return api_error_message(exc.status, "exec into %s container %s" % (where, container), error_reason(exc),
+                                 "the verbs get AND create on the pods/exec subresource in namespace %s" % namespace)
     if WebSocketException is not None and isinstance(exc, WebSocketException):
         return "exec into %s container %s: websocket error: %s" % (where, container, exc)
     return "exec into %s container %s failed: %s: %s" % (where, container, type(exc).__name__, exc)

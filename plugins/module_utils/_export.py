@@ -49,7 +49,6 @@ not matter to a restore).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import fnmatch
 import gzip
 import io
 import json
@@ -57,25 +56,31 @@ import os
 import tarfile
 import time
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     DEFAULT_PAGE_SIZE,
     ApiRequestError,
+    api_error,
+    api_error_message,
     api_getter,
+    error_reason,
     list_pages,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
-    AuthorizationError,
-    ExportError,
-)
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import ExportError, KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._record import timestamp
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
+    NAMESPACES,
+    ResourceFilter,
+    include_resource_type,
     label_selector_query,
     labels_match,
+    namespaces_include_everything,
+    namespaces_to_list,
     parse_label_selectors,
     validate_namespace_scope,
 )
 
 
-FORMAT_VERSION = "1.1.0"
 METADATA_VERSION_PATH = "metadata/version"
 RESOURCES_DIR = "resources"
 NAMESPACED_DIR = "namespaces"
@@ -83,7 +88,6 @@ CLUSTER_DIR = "cluster"
 PREFERRED_VERSION_SUFFIX = "-preferredversion"
 REQUIRED_VERBS = ("list", "create", "get", "delete")
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
-NAMESPACES = "namespaces"
 PODS = "pods"
 PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
 
@@ -95,11 +99,6 @@ COHABITATING = {
     "networkpolicies": ("extensions", "networking.k8s.io"),
     "events": ("", "events.k8s.io"),
 }
-# Velero's controller always adds these to the excluded resources.
-AUTO_EXCLUDED = (
-    "volumesnapshots.snapshot.storage.k8s.io",
-    "volumesnapshotcontents.snapshot.storage.k8s.io",
-)
 _CORE_PRIORITY = {"pods": 0, "persistentvolumeclaims": 1, "persistentvolumes": 2}
 
 
@@ -224,114 +223,8 @@ def preferred_resources(groups):
 
 
 # --------------------------------------------------------------------------------------------
-# Resource include/exclude (pure)
+# Namespace objects and excluded pods (pure)
 # --------------------------------------------------------------------------------------------
-
-def glob_match(patterns, value):
-    """True when ``value`` matches one of the glob ``patterns`` (``*``, ``?``, ``[...]``; no separator)."""
-    for pattern in patterns:
-        if pattern == value or fnmatch.fnmatchcase(value, pattern):
-            return True
-    return False
-
-
-def resolve_resource_name(item, resources):
-    """Resolve a user's resource name to ``resource.group`` as Velero's discovery helper does.
-
-    ``item`` may be a plural (``deployments``), a singular or kind (``deployment``), a short name
-    (``deploy``), each optionally qualified by its group (``deployments.apps``).  Exact plural names
-    win over singular/kind names, which win over short names; among equals the core group, then
-    discovery order.  ``*`` stays ``*``; an unresolvable entry is returned as typed (a glob such as
-    ``*.apps`` then still matches, and a typo matches nothing rather than everything).
-    """
-    if not isinstance(item, str) or item == "*":
-        return item
-    text = item.strip().lower()
-    resource, _dot, group = text.partition(".")
-    candidates = [r for r in resources if not group or r["group"] == group]
-    for level in (lambda r: r["resource"] == resource,
-                  lambda r: r["singular"] == resource or r["kind"].lower() == resource,
-                  lambda r: resource in r["short_names"]):
-        found = [r for r in candidates if level(r)]
-        if found:
-            found.sort(key=lambda r: 0 if r["group"] == "" else 1)  # stable: core first
-            return found[0]["group_resource"]
-    return item
-
-
-class ResourceFilter(object):
-    """Velero's IncludesExcludes over resolved group-resource names (globs; exclude wins)."""
-
-    def __init__(self, included=None, excluded=None, resources=(), auto_excluded=AUTO_EXCLUDED):
-        resources = list(resources)
-        self.includes = set()
-        for item in included or []:
-            self.includes.add(item if item == "*" else resolve_resource_name(item, resources))
-        self.excludes = set(auto_excluded)
-        for item in excluded or []:
-            if item != "*":  # Velero ignores a wildcard in the excludes
-                self.excludes.add(resolve_resource_name(item, resources))
-        # Velero removes auto-excluded names from the includes (exclude wins anyway).
-        self.user_excludes = set(self.excludes) - set(auto_excluded)
-
-    def should_include(self, name):
-        if glob_match(self.excludes, name):
-            return False
-        return not self.includes or "*" in self.includes or glob_match(self.includes, name)
-
-    def include_everything(self):
-        """No include list (or only ``*``) and no user exclusion."""
-        return not self.user_excludes and (not self.includes or self.includes == {"*"})
-
-
-def namespaces_include_everything(included, excluded):
-    """Velero's NamespaceIncludesExcludes.IncludeEverything: all namespaces, no exclusion.
-
-    ``*`` beside other entries still means all (this collection's scope rule, section 8).
-    """
-    included = list(included or [])
-    return not list(excluded or []) and (not included or "*" in included)
-
-
-def include_resource_type(name, namespaced, include_cluster_resources, all_namespaces, resource_filter):
-    """Velero's GlobalIncludesExcludes.ShouldInclude for one resource type.
-
-    ``include_cluster_resources``: None (auto), True or False.  ``all_namespaces``: the result of
-    :func:`namespaces_include_everything`.
-    """
-    if not namespaced and include_cluster_resources is False:
-        return False
-    if name != NAMESPACES and not namespaced and include_cluster_resources is None and not all_namespaces:
-        return False
-    return resource_filter.should_include(name)
-
-
-def namespaces_to_list(scope, included, existing=None):
-    """The namespaces to LIST namespaced resources in: ``[None]`` means one cluster-wide LIST.
-
-    ``scope`` is the validated NamespaceScope of ``included`` (the raw included_namespaces list)
-    and the excluded namespaces.  ``existing``: the cluster's namespace names, or None
-    when they could not be listed (then only plain included names can be used).  Returns
-    (namespaces, problems) where problems are messages for included names that do not exist or
-    patterns that could not be expanded.
-    """
-    if scope.include_all:
-        return [None], []
-    included = list(included or [])
-    problems = []
-    if existing is None:
-        plain = [p for p in included if not any(c in p for c in "*?[")]
-        for pattern in included:
-            if pattern not in plain:
-                problems.append("cannot expand the namespace pattern %r: listing namespaces is not "
-                                "permitted" % pattern)
-        return sorted(set(n for n in plain if scope.matches(n))), problems
-    existing = set(existing)
-    for pattern in included:
-        if not any(c in pattern for c in "*?[") and pattern not in existing:
-            problems.append("namespace %s given in included_namespaces does not exist" % pattern)
-    return sorted(n for n in existing if scope.matches(n)), problems
-
 
 def include_namespace_object(name, active, label_match, has_selector, all_namespaces, in_scope, has_items):
     """Velero's nsTracker: should the Namespace object ``name`` go into the archive?"""
@@ -427,7 +320,7 @@ class ArchiveWriter(object):
             self._tar = tarfile.open(fileobj=self._file, mode="w|gz", format=tarfile.PAX_FORMAT)
             if self._list_partial:
                 self._list = _ResourceListWriter(_open_owner_only(self._list_partial))
-            self._add_file(METADATA_VERSION_PATH, (FORMAT_VERSION + "\n").encode("ascii"))
+            self._add_file(METADATA_VERSION_PATH, (_layout.FORMAT_VERSION + "\n").encode("ascii"))
         except OSError as exc:
             self.abort()
             raise ExportError("cannot write the backup archive %s: %s" % (path, _os_reason(exc)))
@@ -568,11 +461,7 @@ def write_archive(writer, items, exclude_pods=(), progress=None, state=None):
 # --------------------------------------------------------------------------------------------
 
 def _describe(err, action):
-    if err.status in (401, 403):
-        return "Forbidden (HTTP %s): the credentials may not %s: %s" % (err.status, action, err)
-    if err.status:
-        return "could not %s: HTTP %s: %s" % (action, err.status, err)
-    return "could not %s: %s" % (action, err)
+    return api_error_message(err.status, action, error_reason(err))
 
 
 def discover(get_json, warnings):
@@ -586,8 +475,7 @@ def discover(get_json, warnings):
         core_versions = get_json("/api").get("versions") or ["v1"]
         group_list = get_json("/apis").get("groups") or []
     except ApiRequestError as err:
-        cls = AuthorizationError if err.status in (401, 403) else ExportError
-        raise cls(_describe(err, "read the API discovery documents (/api, /apis)"))
+        raise api_error(err, "read the API discovery documents (/api, /apis)", default=ExportError)
     specs = [("", core_versions[0], core_versions)]
     for group in group_list:
         versions = [v.get("version") for v in group.get("versions") or [] if v.get("version")]
@@ -604,6 +492,43 @@ def discover(get_json, warnings):
                                 % (api_version(name, version), _describe(err, "discover it")))
         groups.append({"name": name, "preferred": preferred, "versions": versions, "resources": resources})
     return groups
+
+
+def resources_to_export(resources, resource_filter, include_cluster_resources, all_namespaces):
+    """(resource entries to LIST in order, the Namespace entry or None): the type selection.
+
+    Velero's GlobalIncludesExcludes per type, then one of each pair of cohabiting resources (the
+    first one met).  Namespace objects are decided per object at the end, so their entry is apart.
+    """
+    selected, seen_cohabitants, namespace_entry = [], set(), None
+    for resource in resources:
+        name = resource["group_resource"]
+        if not include_resource_type(name, resource["namespaced"], include_cluster_resources,
+                                     all_namespaces, resource_filter):
+            continue
+        if resource["resource"] in COHABITATING and resource["group"] in COHABITATING[resource["resource"]]:
+            if resource["resource"] in seen_cohabitants:
+                continue
+            seen_cohabitants.add(resource["resource"])
+        if name == NAMESPACES:
+            namespace_entry = resource
+        else:
+            selected.append(resource)
+    return selected, namespace_entry
+
+
+def planned_types(get_json, params):
+    """Check mode: the resource types the export would LIST, from discovery only; (types, warnings)."""
+    warnings = []
+    resources = preferred_resources(discover(get_json, warnings))
+    selected, namespace_entry = resources_to_export(
+        resources, ResourceFilter(params["included_resources"], params["excluded_resources"], resources),
+        params["include_cluster_resources"],
+        namespaces_include_everything(params["included_namespaces"], params["excluded_namespaces"]))
+    types = [resource["group_resource"] for resource in selected]
+    if namespace_entry is not None:
+        types.append(NAMESPACES)
+    return types, warnings
 
 
 def _namespace_facts(obj):
@@ -634,20 +559,10 @@ def iter_items(get_json, resources, included_namespaces, excluded_namespaces, re
     for message in problems:
         errors.append({"resource": NAMESPACES, "namespace": None, "message": message})
 
-    seen_cohabitants = set()
-    namespace_entry = None
-    for resource in resources:
+    selected, namespace_entry = resources_to_export(resources, resource_filter, include_cluster_resources,
+                                                    all_namespaces)
+    for resource in selected:
         name = resource["group_resource"]
-        if not include_resource_type(name, resource["namespaced"], include_cluster_resources,
-                                     all_namespaces, resource_filter):
-            continue
-        if resource["resource"] in COHABITATING and resource["group"] in COHABITATING[resource["resource"]]:
-            if resource["resource"] in seen_cohabitants:
-                continue
-            seen_cohabitants.add(resource["resource"])
-        if name == NAMESPACES:
-            namespace_entry = resource
-            continue
         targets = plan if resource["namespaced"] else [None]
         for namespace in targets:
             path = list_path(resource["group"], resource["version"], resource["resource"], namespace)
@@ -696,7 +611,8 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
 
     Returns ``{path, resource_list_path, counts: {group-resource: n}, items_backed_up, total_items,
     excluded_pods: [ns/name], skipped_items: {being_deleted, exclude_label}, errors: [{resource,
-    namespace, message}], warnings: [str]}``.  The resource list (Velero's format) is written to
+    namespace, message}], warning_messages: [str]}`` (``warning_messages``, not ``warnings``: Ansible
+    reserves that key in a task result; this is the one shape of the result, module and record alike).  The resource list (Velero's format) is written to
     ``resource_list_path`` (``<name>-resource-list.json.gz``) rather than returned, so memory stays
     flat.  Raises ExportError (archive not writable, API unreachable), AuthorizationError
     (discovery refused) or ScopeError (invalid namespaces or selectors); per-resource list failures
@@ -714,11 +630,11 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
     selector = label_selector_query(selectors)
 
     try:
-        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        _layout.ensure_dir(workdir)
     except OSError as exc:
         raise ExportError("cannot create the backup directory %s: %s" % (workdir, _os_reason(exc)))
-    path = os.path.join(workdir, name + ".tar.gz")
-    list_file = os.path.join(workdir, name + "-resource-list.json.gz")
+    path = _layout.archive_path(workdir, name)
+    list_file = _layout.resource_list_path(workdir, name)
     writer = ArchiveWriter(path, list_file)  # fails fast on an unwritable directory
     try:
         get_json = get_json or api_getter(api_client, request_timeout)
@@ -741,5 +657,111 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
         "excluded_pods": sorted(state["excluded_pods"]),
         "skipped_items": state["skipped"],
         "errors": state["errors"],
-        "warnings": state["warnings"],
+        "warning_messages": state["warnings"],
     }
+
+
+# --------------------------------------------------------------------------------------------
+# What resource_export does: checks, the progress file, the export, the result
+# --------------------------------------------------------------------------------------------
+
+class ProgressFile(object):
+    """Rewrites ``<name>-progress.json`` (tmp file + rename: a reader never sees half a document).
+
+    Written at every callback of the export (each finished resource type, and every few hundred
+    items inside a big one), at most every ``interval`` seconds except for the first and last one.
+    A failure to write it never stops the export; it is reported once as a warning.
+    """
+
+    def __init__(self, path, name, interval=0.5, clock=time.time):
+        self.path = path
+        self.clock = clock
+        self.interval = interval
+        self.started = clock()
+        self.last = None
+        self.warning = None
+        self.state = {"backup": name, "phase": "export", "started": timestamp(self.started),
+                      "started_at": self.started,
+                      "resource": None, "resource_items": 0, "items_backed_up": 0, "resource_types_done": 0,
+                      "done": False}
+        self.write(self.started)
+
+    def __call__(self, event):
+        self.state["resource"] = event.get("resource")
+        self.state["resource_items"] = event.get("items", 0)
+        self.state["items_backed_up"] = event.get("items_backed_up", 0)
+        if event.get("done"):
+            self.state["resource_types_done"] += 1
+        now = self.clock()
+        if self.last is None or now - self.last >= self.interval:
+            self.write(now)
+
+    def finish(self, **extra):
+        self.state.update(extra)
+        self.state["done"] = True
+        self.write(self.clock())
+
+    def write(self, now):
+        self.last = now
+        self.state["updated"] = timestamp(now)
+        self.state["updated_at"] = now
+        self.state["elapsed"] = round(now - self.started, 3)
+        try:
+            _layout.atomic_write(self.path, (json.dumps(self.state, sort_keys=True) + "\n").encode("utf-8"),
+                                 what="the progress file", sync=False)
+        except KubehooksError as exc:
+            if self.warning is None:
+                self.warning = str(exc)
+
+
+def check_exclude_pods(entries):
+    """KubehooksError unless every ``exclude_pods`` entry is ``namespace/name``."""
+    for entry in entries or []:
+        namespace, slash, name = entry.partition("/")
+        if not slash or not namespace or not name or "/" in name:
+            raise KubehooksError("exclude_pods: %r is not namespace/name" % (entry,))
+
+
+def export_task(client_factory, params, check_mode=False):
+    """resource_export's result for its ``params``: checks, then the export (or, in check mode, the plan).
+
+    The warnings are in ``warning_messages`` (the module also shows them as task warnings).  A
+    failure raises with ``result`` (backup_dir, duration) attached.
+    """
+    check_exclude_pods(params["exclude_pods"])
+    bdir = _layout.resolve_backup_dir(params["name"], params.get("backup_dir"), params.get("storage_dir"),
+                                      params.get("cluster"))[0]
+    if check_mode:
+        validate_namespace_scope(params["included_namespaces"], params["excluded_namespaces"])
+        parse_label_selectors(params["label_selectors"])
+        types, warnings = planned_types(api_getter(client_factory()), params)
+        return dict(changed=True, backup_dir=bdir, resource_types=types, warning_messages=warnings)
+
+    started = time.time()
+    progress = None
+    try:
+        _layout.ensure_dir(bdir)
+        progress = ProgressFile(_layout.progress_path(bdir, params["name"]), params["name"])
+    except OSError:
+        pass  # export() reports the unusable directory itself
+    try:
+        result = export(
+            client_factory(), params["name"], bdir,
+            included_namespaces=params["included_namespaces"], excluded_namespaces=params["excluded_namespaces"],
+            included_resources=params["included_resources"], excluded_resources=params["excluded_resources"],
+            label_selector=params["label_selectors"], include_cluster_resources=params["include_cluster_resources"],
+            exclude_pods=params["exclude_pods"], progress=progress, page_size=params["page_size"])
+    except KubehooksError as exc:
+        if progress is not None:
+            progress.finish(error=str(exc))
+        exc.result = dict(backup_dir=bdir, duration=round(time.time() - started, 3))
+        raise
+    if progress is not None:
+        progress.finish(items_backed_up=result["items_backed_up"], total_items=result["total_items"],
+                        errors=len(result["errors"]))
+        if progress.warning:
+            result["warning_messages"].append(progress.warning)
+    result.update(changed=True, backup_dir=bdir, started_at=started, finished_at=time.time(),
+                  progress_path=progress.path if progress is not None else None,
+                  duration=round(time.time() - started, 3))
+    return result

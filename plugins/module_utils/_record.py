@@ -2,25 +2,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """PRIVATE module_utils: backup records in a Velero-shaped backup storage directory. Not a public API.
 
-Layout (Velero's ``pkg/persistence/object_store_layout.go`` under a backup storage location root):
-
-    <storage>/<cluster>/backups/<name>/velero-backup.json              the Backup object
-                                       <name>.tar.gz                    the archive (_export)
-                                       <name>-logs.gz                   gzipped JSON lines
-                                       <name>-resource-list.json.gz     {"v1/Pod": ["ns/name"]}
-                                       <name>-results.gz                {"errors": {...}, "warnings": {...}}
-
-``<storage>/<cluster>/`` is one backup storage location root, exactly the shape Velero writes under a
-bucket prefix, so parallel runs against several clusters never share a directory, and a Velero
-user finds the files where ``velero`` would put them.  Without a cluster the root is
-``<storage>/`` itself (``<storage>/backups/<name>/``).  The names Velero uses for the top level of a
-location (backups, restores, metadata, plugins, restic, kopia) are refused as cluster names, so the
-two forms cannot be confused.  The storage location shown (``spec.storageLocation``, label
-``velero.io/storage-location``) is the cluster name, or ``default`` (Velero's default location name).
-
-Default storage: ``$XDG_DATA_HOME/kubehooks/storage`` (``~/.local/share/kubehooks/storage`` when
-XDG_DATA_HOME is unset or not absolute, as the XDG spec asks).  Directories are created 0700 and
-every file 0600: archives hold Secrets.
+The files and directories of a backup (names, resolution, claiming, atomic writes) are
+:mod:`_layout`'s; this module owns what is IN the record's files.
 
 The Backup object follows Velero's ``pkg/apis/velero/v1/backup_types.go``: ``status.errors`` and
 ``status.warnings`` are COUNTS (the messages live in ``<name>-results.gz``, Velero's results file);
@@ -39,16 +22,16 @@ __metaclass__ = type
 
 import calendar
 import datetime
-import functools
 import gzip
 import json
 import os
-import re
 import shutil
-import tempfile
 import time
 import zlib
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration, parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import selector_object
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
@@ -60,8 +43,6 @@ API_VERSION = "velero.io/v1"
 KIND = "Backup"
 VELERO_NAMESPACE = "velero"
 DEFAULT_LOCATION = "default"
-FORMAT_VERSION = "1.1.0"
-RECORD_FILE = "velero-backup.json"
 STORAGE_LOCATION_LABEL = "velero.io/storage-location"
 ANNOTATION_PREFIX = "backup.kubehooks.io/"
 # How many lines of <name>-hooks.jsonl have been copied into <name>-logs.gz (backup_record, backup_info).
@@ -80,103 +61,10 @@ PHASE_PARTIALLY_FAILED = "PartiallyFailed"
 PHASE_FAILED = "Failed"
 PHASES = (PHASE_NEW, PHASE_IN_PROGRESS, PHASE_COMPLETED, PHASE_PARTIALLY_FAILED, PHASE_FAILED)
 
-RESERVED_ROOT_NAMES = ("backups", "restores", "metadata", "plugins", "restic", "kopia")
-_BACKUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
-_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-_TIMESTAMP_SUFFIX = re.compile(r"-[0-9]{14}\Z")
-
-
-# --------------------------------------------------------------------------------------------
-# Paths
-# --------------------------------------------------------------------------------------------
-
-def default_storage_dir(environ=None, home=None):
-    """``$XDG_DATA_HOME/kubehooks/storage``, else ``~/.local/share/kubehooks/storage``."""
-    environ = os.environ if environ is None else environ
-    data_home = environ.get("XDG_DATA_HOME") or ""
-    if not os.path.isabs(data_home):
-        data_home = os.path.join(home or os.path.expanduser("~"), ".local", "share")
-    return os.path.join(data_home, "kubehooks", "storage")
-
-
-def check_backup_name(name):
-    """A backup name is a Kubernetes object name (DNS subdomain), as Velero's; KubehooksError if not."""
-    if not isinstance(name, str) or len(name) > 253 or not _BACKUP_NAME.match(name) or ".." in name:
-        raise KubehooksError(
-            "invalid backup name %r: use lowercase letters, digits, '-' and '.', starting and ending with "
-            "a letter or digit, at most 253 characters" % (name,))
-    return name
-
-
-def check_cluster_name(cluster):
-    """A cluster name is one directory name; KubehooksError when it is not usable."""
-    if not isinstance(cluster, str) or len(cluster) > 253 or not _CLUSTER_NAME.match(cluster):
-        raise KubehooksError(
-            "invalid cluster name %r: use letters, digits, '.', '_' and '-', starting with a letter or digit "
-            "(cluster_slug() turns any text into such a name)" % (cluster,))
-    if cluster.lower() in RESERVED_ROOT_NAMES:
-        raise KubehooksError("invalid cluster name %r: it is reserved by the storage layout (%s)"
-                             % (cluster, ", ".join(RESERVED_ROOT_NAMES)))
-    return cluster
-
-
-def cluster_slug(text):
-    """Turn any text (an inventory hostname, an API URL) into a valid cluster name."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text or "")).strip("._-") or "cluster"
-    slug = slug[:253]
-    if slug.lower() in RESERVED_ROOT_NAMES:
-        slug = "cluster_" + slug
-    return slug
-
-
-def location_root(storage, cluster=None):
-    """The backup storage location root: ``<storage>/<cluster>`` or ``<storage>``."""
-    if cluster is None:
-        return storage
-    return os.path.join(storage, check_cluster_name(cluster))
-
-
-def backup_dir(storage, name, cluster=None):
-    """``<storage>/[<cluster>/]backups/<name>``."""
-    return os.path.join(location_root(storage, cluster), "backups", check_backup_name(name))
-
-
-def record_path(bdir):
-    return os.path.join(bdir, RECORD_FILE)
-
-
-def archive_path(bdir, name):
-    return os.path.join(bdir, "%s.tar.gz" % name)
-
-
-def log_path(bdir, name):
-    return os.path.join(bdir, "%s-logs.gz" % name)
-
-
-def resource_list_path(bdir, name):
-    return os.path.join(bdir, "%s-resource-list.json.gz" % name)
-
-
-def results_path(bdir, name):
-    return os.path.join(bdir, "%s-results.gz" % name)
 
 
 def storage_location(cluster=None):
     return cluster if cluster is not None else DEFAULT_LOCATION
-
-
-def create_backup_dir(storage, name, cluster=None):
-    """Create and claim ``backup_dir`` (0700); KubehooksError if that backup already exists."""
-    bdir = backup_dir(storage, name, cluster)
-    try:
-        os.makedirs(os.path.dirname(bdir), mode=0o700, exist_ok=True)
-        os.mkdir(bdir, 0o700)
-    except FileExistsError:
-        raise KubehooksError("backup %s already exists in %s: choose another name"
-                             % (name, os.path.dirname(bdir)))
-    except OSError as exc:
-        raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
-    return bdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,91 +86,6 @@ def parse_timestamp(text):
         return None
 
 
-def short_human_duration(seconds):
-    """apimachinery's ShortHumanDuration: ``45s``, ``12m``, ``5h``, ``29d``, ``2y``."""
-    if seconds < -1:
-        return "<invalid>"
-    if seconds < 0:
-        return "0s"
-    seconds = int(seconds)
-    if seconds < 60:
-        return "%ds" % seconds
-    minutes = seconds // 60
-    if minutes < 60:
-        return "%dm" % minutes
-    hours = minutes // 60
-    if hours < 24:
-        return "%dh" % hours
-    if hours < 24 * 365:
-        return "%dd" % (hours // 24)
-    return "%dy" % (hours // (24 * 365))
-
-
-def expires_text(expiration, now=None):
-    """``velero backup get``'s EXPIRES column: ``29d``, ``3h ago`` or ``n/a``."""
-    when = parse_timestamp(expiration)
-    if when is None:
-        return "n/a"
-    now = time.time() if now is None else now
-    if when >= now:
-        return short_human_duration(when - now)
-    return "%s ago" % short_human_duration(now - when)
-
-
-# --------------------------------------------------------------------------------------------
-# Label selectors in the Backup spec
-# --------------------------------------------------------------------------------------------
-
-def selector_object(selectors):
-    """metav1.LabelSelector for the ``label_selectors`` option (strings, ANDed), or None.
-
-    Returns None when there is no selector or one cannot be expressed as a LabelSelector (``gt``/
-    ``lt``); the strings are always kept in an annotation as well.
-    """
-    from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import parse_label_selectors
-    requirements = parse_label_selectors([s for s in selectors or [] if s.strip()])
-    if not requirements:
-        return None
-    match_labels = {}
-    expressions = []
-    operators = {"in": "In", "notin": "NotIn", "exists": "Exists", "!": "DoesNotExist"}
-    for key, operator, values in requirements:
-        if operator not in operators:
-            return None
-        if operator == "in" and len(values) == 1 and key not in match_labels:
-            match_labels[key] = values[0]
-            continue
-        expression = {"key": key, "operator": operators[operator]}
-        if operator in ("in", "notin"):
-            expression["values"] = sorted(values)
-        expressions.append(expression)
-    selector = {}
-    if match_labels:
-        selector["matchLabels"] = match_labels
-    if expressions:
-        selector["matchExpressions"] = expressions
-    return selector
-
-
-def format_label_selector(selector):
-    """metav1.FormatLabelSelector, approximately: ``app=db,tier in (a,b)``; ``<none>`` when empty."""
-    if not selector:
-        return "<none>"
-    parts = ["%s=%s" % (k, v) for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression.get("key"), expression.get("operator")
-        values = ",".join(sorted(expression.get("values") or []))
-        if operator == "In":
-            parts.append("%s in (%s)" % (key, values))
-        elif operator == "NotIn":
-            parts.append("%s notin (%s)" % (key, values))
-        elif operator == "Exists":
-            parts.append(key)
-        elif operator == "DoesNotExist":
-            parts.append("!%s" % key)
-    return ",".join(parts) or "<none>"
-
-
 # --------------------------------------------------------------------------------------------
 # The Backup object
 # --------------------------------------------------------------------------------------------
@@ -295,9 +98,9 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
     ``hooks``: the rules (Velero's ``spec.hooks.resources`` items), stored as given.
     ``ttl``: optional Go duration or seconds; sets ``spec.ttl`` and ``status.expiration``.
     """
-    check_backup_name(name)
+    _layout.check_backup_name(name)
     if cluster is not None:
-        check_cluster_name(cluster)
+        _layout.check_cluster_name(cluster)
     if isinstance(label_selectors, str):
         label_selectors = [label_selectors]
     now = time.time() if now is None else now
@@ -321,9 +124,8 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
         spec["labelSelector"] = selector
     if include_cluster_resources is not None:
         spec["includeClusterResources"] = bool(include_cluster_resources)
-    status = {"version": 1, "formatVersion": FORMAT_VERSION, "phase": PHASE_NEW}
+    status = {"version": 1, "formatVersion": _layout.FORMAT_VERSION, "phase": PHASE_NEW}
     if ttl is not None:
-        from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration, parse_duration
         try:
             seconds = parse_duration(ttl)
         except ValueError as exc:
@@ -438,38 +240,16 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
 # Files
 # --------------------------------------------------------------------------------------------
 
-def _atomic_write(path, data):
-    """Write bytes to ``path`` through a temporary file in the same directory and a rename (0600)."""
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_record(bdir, record):
     """Write ``velero-backup.json`` atomically (owner-only); returns its path."""
-    path = record_path(bdir)
-    try:
-        _atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    except OSError as exc:
-        raise KubehooksError("cannot write the backup record %s: %s" % (path, exc.strerror or exc))
-    return path
+    return _layout.atomic_write(_layout.record_path(bdir),
+                                (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+                                what="the backup record")
 
 
 def load_record(bdir):
     """The Backup object in ``bdir``; KubehooksError when missing or unreadable."""
-    path = record_path(bdir)
+    path = _layout.record_path(bdir)
     try:
         with open(path, "rb") as handle:
             record = json.loads(handle.read().decode("utf-8"))
@@ -482,6 +262,25 @@ def load_record(bdir):
     return record
 
 
+def write_hook_plan(bdir, name, plan):
+    """Write ``<name>-hook-plan.json`` (the pods with hooks, saved before anything is frozen)."""
+    return _layout.atomic_write(_layout.hook_plan_path(bdir, name),
+                                (json.dumps(plan, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def read_hook_plan(bdir, name):
+    """The saved hook plan, or [] when none was saved; KubehooksError when it is not JSON."""
+    path = _layout.hook_plan_path(bdir, name)
+    try:
+        with open(path) as handle:
+            plan = json.load(handle)
+    except (IOError, OSError):
+        return []
+    except ValueError as exc:
+        raise KubehooksError("the hook plan %s is not valid JSON: %s" % (path, exc))
+    return plan if isinstance(plan, list) else []
+
+
 def _gzip_json(value):
     return gzip.compress(json.dumps(value, sort_keys=True).encode("utf-8"), mtime=0)
 
@@ -492,11 +291,12 @@ def write_resource_list(bdir, name, resource_list):
     ``resource_list``: Velero's dict ({"v1/Pod": ["ns/name"]}, entries get sorted) or the path of an
     already written gzip file (what ``_export.export`` returns), moved into place when elsewhere.
     """
-    path = resource_list_path(bdir, name)
+    path = _layout.resource_list_path(bdir, name)
+    if isinstance(resource_list, dict):
+        return _layout.atomic_write(path, _gzip_json({k: sorted(v) for k, v in resource_list.items()}),
+                                    what="the resource list")
     try:
-        if isinstance(resource_list, dict):
-            _atomic_write(path, _gzip_json({k: sorted(v) for k, v in resource_list.items()}))
-        elif os.path.abspath(resource_list) != os.path.abspath(path):
+        if os.path.abspath(resource_list) != os.path.abspath(path):
             shutil.move(resource_list, path)
             os.chmod(path, 0o600)
     except OSError as exc:
@@ -547,17 +347,13 @@ def results_document(errors=None, warnings=None):
 
 def write_results(bdir, name, errors=None, warnings=None):
     """Write ``<name>-results.gz`` (0600); returns its path."""
-    path = results_path(bdir, name)
-    try:
-        _atomic_write(path, _gzip_json(results_document(errors, warnings)))
-    except OSError as exc:
-        raise KubehooksError("cannot write the results %s: %s" % (path, exc.strerror or exc))
-    return path
+    return _layout.atomic_write(_layout.results_path(bdir, name), _gzip_json(results_document(errors, warnings)),
+                                what="the results")
 
 
 def read_results(bdir, name):
     """The results document, or an empty one when the file does not exist."""
-    path = results_path(bdir, name)
+    path = _layout.results_path(bdir, name)
     if not os.path.exists(path):
         return {"errors": {}, "warnings": {}}
     try:
@@ -669,97 +465,3 @@ def is_hook_entry(entry):
 def read_log(path, hooks_only=False):
     """The log entries as a list (only the hook entries with ``hooks_only``)."""
     return [entry for entry in iter_log(path) if not hooks_only or is_hook_entry(entry)]
-
-
-# --------------------------------------------------------------------------------------------
-# Listing, like `velero backup get`
-# --------------------------------------------------------------------------------------------
-
-def _velero_order(left, right):
-    """Velero's sortBackupsByPrefixAndTimestamp: by name, but scheduled ones newest first."""
-    a, b = left["name"], right["name"]
-    ma, mb = _TIMESTAMP_SUFFIX.search(a), _TIMESTAMP_SUFFIX.search(b)
-    if ma and mb and a[:ma.start()] == b[:mb.start()]:
-        return -1 if a[ma.start():] > b[mb.start():] else (1 if a[ma.start():] < b[mb.start():] else 0)
-    return -1 if a < b else (1 if a > b else 0)
-
-
-def summarize(record, bdir=None, now=None):
-    """One ``velero backup get`` row as a dict, plus this collection's counters."""
-    metadata = record.get("metadata") or {}
-    spec = record.get("spec") or {}
-    status = record.get("status") or {}
-    annotations = metadata.get("annotations") or {}
-    expiration = status.get("expiration")
-    raw_selectors = annotations.get(ANNOTATION_LABEL_SELECTORS)
-    try:
-        selector = ",".join(json.loads(raw_selectors)) if raw_selectors else format_label_selector(
-            spec.get("labelSelector"))
-    except ValueError:
-        selector = format_label_selector(spec.get("labelSelector"))
-    hook_status = status.get("hookStatus") or {}
-    progress = status.get("progress") or {}
-    return {
-        "name": metadata.get("name"),
-        "status": status.get("phase") or PHASE_NEW,
-        "errors": int(status.get("errors") or 0),
-        "warnings": int(status.get("warnings") or 0),
-        "created": status.get("startTimestamp") or metadata.get("creationTimestamp"),
-        "expires": expires_text(expiration, now),
-        "storage_location": spec.get("storageLocation") or DEFAULT_LOCATION,
-        "selector": selector or "<none>",
-        "cluster": annotations.get(ANNOTATION_CLUSTER),
-        "hooks_attempted": int(hook_status.get("hooksAttempted") or 0),
-        "hooks_failed": int(hook_status.get("hooksFailed") or 0),
-        "items_backed_up": int(progress.get("itemsBackedUp") or 0),
-        "total_items": int(progress.get("totalItems") or 0),
-        "completed": status.get("completionTimestamp"),
-        "path": bdir,
-    }
-
-
-def _location_roots(storage, cluster=None):
-    if cluster is not None:
-        return [(cluster, location_root(storage, cluster))]
-    roots = [(None, storage)]
-    try:
-        children = sorted(os.listdir(storage))
-    except OSError:
-        return roots
-    for child in children:
-        if child.lower() in RESERVED_ROOT_NAMES or not _CLUSTER_NAME.match(child):
-            continue
-        if os.path.isdir(os.path.join(storage, child, "backups")):
-            roots.append((child, os.path.join(storage, child)))
-    return roots
-
-
-def list_records(storage, cluster=None, now=None):
-    """Summaries (see :func:`summarize`) of every backup in ``storage`` (or of one cluster's).
-
-    Sorted by cluster, then as ``velero backup get`` sorts.  A directory whose record cannot be
-    read is listed with status ``Unknown`` and an ``error``.
-    """
-    rows = []
-    for cluster_name, root in _location_roots(storage, cluster):
-        backups = os.path.join(root, "backups")
-        try:
-            names = sorted(os.listdir(backups))
-        except OSError:
-            continue
-        found = []
-        for name in names:
-            bdir = os.path.join(backups, name)
-            if not os.path.isdir(bdir):
-                continue
-            try:
-                row = summarize(load_record(bdir), bdir, now)
-            except KubehooksError as exc:
-                row = {"name": name, "status": "Unknown", "errors": 0, "warnings": 0, "created": None,
-                       "expires": "n/a", "storage_location": storage_location(cluster_name), "selector": "<none>",
-                       "path": bdir, "error": str(exc)}
-            row["cluster"] = cluster_name
-            found.append(row)
-        found.sort(key=functools.cmp_to_key(_velero_order))
-        rows.extend(found)
-    return rows

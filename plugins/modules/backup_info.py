@@ -15,11 +15,15 @@ description:
   - With O(name), returns that backup - its status, its Velero C(Backup) object, its error and warning
     messages, its hook plan - and, with O(logs=true), its log entries, like C(velero backup logs)
     (O(hooks_only=true) keeps only the hook entries, the lines C(grep hookCommand) finds).
+  - With O(name) but without O(cluster), the backup is looked up in every cluster of the storage
+    directory; a name found in several clusters is an error that lists them. With O(backup_dir) and
+    O(name), the record there must be that backup's.
   - Reads files only; it never contacts the cluster.
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
   - kubehooks.backup.auth
+  - kubehooks.backup.backup_location
 attributes:
   check_mode:
     support: full
@@ -28,26 +32,10 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 options:
-  storage_dir:
-    description:
-      - The backup storage directory. Default C($XDG_DATA_HOME/kubehooks/storage), else
-        C(~/.local/share/kubehooks/storage).
-    type: path
-  cluster:
-    description:
-      - Only this cluster's backups (C(<storage_dir>/<cluster>/backups)). When O(name) is given without
-        it, the backup is looked up in every cluster of the storage directory; a name found in several
-        clusters is an error that lists them.
-    type: str
   name:
     description:
       - One backup to show.
     type: str
-  backup_dir:
-    description:
-      - The directory of one backup, instead of O(storage_dir) and O(cluster). With O(name) as well, the
-        record there must be that backup's.
-    type: path
   logs:
     description:
       - Return the backup's log entries (RV(logs) and RV(log_lines)) - those of C(<name>-logs.gz), then the hook
@@ -181,9 +169,15 @@ hook_plan:
   type: list
   elements: dict
 files:
-  description: The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log)).
+  description:
+    - The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results),
+      C(hook_plan), C(hook_log), C(progress)).
   returned: when O(name) or O(backup_dir) is given
   type: dict
+hook_log:
+  description: Where the hooks of this backup are logged as they end (C(<name>-hooks.jsonl)), whether or not the file exists yet.
+  returned: when O(name) or O(backup_dir) is given
+  type: str
 logs:
   description: The log entries (one dict per JSON line of C(<name>-logs.gz)), with Velero's field names for the hook entries.
   returned: when O(logs) or O(hooks_only)
@@ -200,141 +194,22 @@ query_result:
   type: raw
 """
 
-import json
-import os
-import time
-
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _listing
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
-
-# backup_record's count of hook log lines already copied into <name>-logs.gz.
-COLUMNS = (("NAME", "name"), ("STATUS", "status"), ("ERRORS", "errors"), ("WARNINGS", "warnings"),
-           ("CREATED", "created"), ("EXPIRES", "expires"), ("STORAGE LOCATION", "storage_location"),
-           ("SELECTOR", "selector"))
-
-
-def velero_time(text):
-    """``2026-11-25T09:10:02Z`` -> ``2026-11-25 09:10:02 +0000 UTC`` (how velero prints times)."""
-    if not text:
-        return "<nil>"
-    seconds = _record.parse_timestamp(text)
-    if seconds is None:
-        return str(text)
-    return time.strftime("%Y-%m-%d %H:%M:%S +0000 UTC", time.gmtime(seconds))
-
-
-def table(rows):
-    """``velero backup get``'s table: columns padded to the widest cell plus three spaces."""
-    cells = [[title for title, _key in COLUMNS]]
-    for row in rows:
-        line = []
-        for _title, key in COLUMNS:
-            value = row.get(key)
-            line.append(velero_time(value) if key == "created" else ("" if value is None else str(value)))
-        cells.append(line)
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
-    return [("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line))).rstrip() for line in cells]
-
-
-def find_backup(storage, name, cluster=None):
-    """The directory of backup ``name``: in ``cluster``, or in the only location root that has it."""
-    _record.check_backup_name(name)
-    if cluster is not None:
-        bdir = _record.backup_dir(storage, name, cluster)
-        if not os.path.isdir(bdir):
-            raise KubehooksError("no backup %s for cluster %s in %s" % (name, cluster, storage))
-        return bdir
-    found = [row for row in _record.list_records(storage) if row.get("name") == name]
-    if not found:
-        raise KubehooksError("no backup %s in %s" % (name, storage))
-    if len(found) > 1:
-        raise KubehooksError("backup %s exists for several clusters (%s): give cluster"
-                             % (name, ", ".join(str(row.get("cluster")) for row in found)))
-    return found[0]["path"]
-
-
-def pending_hook_entries(path, copied):
-    """Entries of the JSON-lines hook log after its first ``copied`` lines: the hooks of a run still in
-    progress (or killed) that are not in ``<name>-logs.gz`` yet.  Only complete lines count."""
-    entries = []
-    try:
-        with open(path, "rb") as handle:
-            for number, raw in enumerate(handle, 1):
-                if not raw.endswith(b"\n"):
-                    break
-                if number <= copied or not raw.strip():
-                    continue
-                try:
-                    entry = json.loads(raw.decode("utf-8", "replace"))
-                except ValueError:
-                    entry = None
-                entries.append(entry if isinstance(entry, dict)
-                               else {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True})
-    except (IOError, OSError):
-        return []
-    return entries
-
-
-def read_plan(path):
-    try:
-        with open(path) as handle:
-            plan = json.load(handle)
-    except (IOError, OSError):
-        return []
-    except ValueError as exc:
-        raise KubehooksError("the hook plan %s is not valid JSON: %s" % (path, exc))
-    return plan if isinstance(plan, list) else []
-
-
-def one_backup(bdir, logs=False, hooks_only=False, expected_name=None):
-    record = _record.load_record(bdir)
-    name = (record.get("metadata") or {}).get("name") or os.path.basename(bdir)
-    if expected_name and expected_name != name:
-        raise KubehooksError("%s holds backup %s, not %s" % (bdir, name, expected_name))
-    row = _record.summarize(record, bdir)
-    annotations = (record.get("metadata") or {}).get("annotations") or {}
-    window = annotations.get(_record.ANNOTATION_FREEZE_WINDOW)
-    thawed = annotations.get(_record.ANNOTATION_THAWED)
-    backup = dict(row, freeze_window_seconds=float(window) if window is not None else None,
-                  frozen_pods=_record.frozen_pods(record),
-                  thawed=json.loads(thawed) if thawed and thawed.startswith("{") else thawed,
-                  failure_reason=(record.get("status") or {}).get("failureReason"))
-    files = {
-        "record": _record.record_path(bdir),
-        "archive": _record.archive_path(bdir, name),
-        "logs": _record.log_path(bdir, name),
-        "resource_list": _record.resource_list_path(bdir, name),
-        "results": _record.results_path(bdir, name),
-        "hook_plan": os.path.join(bdir, "%s-hook-plan.json" % name),
-        "hook_log": os.path.join(bdir, "%s-hooks.jsonl" % name),
-    }
-    result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
-                  messages=_record.read_results(bdir, name), hook_plan=read_plan(files["hook_plan"]),
-                  files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
-    if logs or hooks_only:
-        entries = _record.read_log(files["logs"], hooks_only=hooks_only)
-        copied = int(annotations.get(_record.ANNOTATION_LOG_COPIED) or 0)
-        entries.extend(e for e in pending_hook_entries(files["hook_log"], copied)
-                       if not hooks_only or _record.is_hook_entry(e))
-        result["logs"] = entries
-        result["log_lines"] = [json.dumps(e, sort_keys=True, ensure_ascii=False) for e in entries]
-    return result
-
 
 def execute(km):
     params = km.params
-    storage = params.get("storage_dir") or _record.default_storage_dir()
+    storage = params.get("storage_dir") or _layout.default_storage_dir()
     if params.get("backup_dir"):
-        return one_backup(params["backup_dir"], params["logs"], params["hooks_only"], params.get("name"))
+        return _listing.show_backup(params["backup_dir"], params["logs"], params["hooks_only"], params.get("name"))
     if params.get("name"):
-        bdir = find_backup(storage, params["name"], params.get("cluster"))
-        return one_backup(bdir, params["logs"], params["hooks_only"])
+        bdir = _listing.find_backup(storage, params["name"], params.get("cluster"))
+        return _listing.show_backup(bdir, params["logs"], params["hooks_only"])
     if params.get("cluster") is not None:
-        _record.check_cluster_name(params["cluster"])
-    rows = _record.list_records(storage, params.get("cluster"))
-    return dict(changed=False, backups=rows, table=table(rows))
+        _layout.check_cluster_name(params["cluster"])
+    rows = _listing.list_records(storage, params.get("cluster"))
+    return dict(changed=False, backups=rows, table=_listing.table(rows))
 
 
 def main():

@@ -32,6 +32,7 @@ author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
   - kubehooks.backup.auth
+  - kubehooks.backup.backup_location
 attributes:
   check_mode:
     support: full
@@ -51,25 +52,11 @@ options:
       - The backup name, a Kubernetes object name (lowercase letters, digits, C(-) and C(.)).
     type: str
     required: true
-  backup_dir:
-    description:
-      - The backup directory itself. Mutually exclusive with O(storage_dir), O(cluster) and O(api_host).
-    type: path
-  storage_dir:
-    description:
-      - The backup storage directory. Default C($XDG_DATA_HOME/kubehooks/storage), else
-        C(~/.local/share/kubehooks/storage).
-    type: path
-  cluster:
-    description:
-      - The cluster's directory under O(storage_dir) (letters, digits, C(.), C(_), C(-)); backups of
-        several clusters never share a directory.
-    type: str
   api_host:
     description:
       - When O(cluster) is not given, the cluster name is derived from this API server URL
         (V(https://10.0.0.1:6443) gives V(10.0.0.1_6443)). Without both, the backup goes to
-        C(<storage_dir>/backups/<name>).
+        C(<storage_dir>/backups/<name>). Mutually exclusive with O(backup_dir).
     type: str
   plan:
     description:
@@ -274,7 +261,7 @@ hook_log:
   returned: always
   type: str
 files:
-  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log)).
+  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log), C(progress)).
   returned: always
   type: dict
 time:
@@ -313,7 +300,7 @@ error_messages:
   elements: str
 """
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _backup
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
     BACKUP_LOCATION_ARG_SPEC,
     BACKUP_SCOPE_ARG_SPEC,
@@ -324,7 +311,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._module import Ku
 
 def execute(km):
     state = km.params["state"]
-    handler = {"started": _backup.start, "finished": _backup.finish, "thawed": _backup.thaw}[state]
+    handler = {"started": _record_steps.start, "finished": _record_steps.finish, "thawed": _record_steps.thaw}[state]
     return handler(km.params, km.check_mode)
 
 

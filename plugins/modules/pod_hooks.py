@@ -197,7 +197,7 @@ hooks_failed:
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import SCOPE_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
-from ansible_collections.kubehooks.backup.plugins.module_utils._plan import discover_plan, run_hooks
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_runs import discover_plan, run_hooks
 
 
 def execute(km):

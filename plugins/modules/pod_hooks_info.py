@@ -199,7 +199,7 @@ query_result:
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import SCOPE_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
-from ansible_collections.kubehooks.backup.plugins.module_utils._plan import discover_plan
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_runs import discover_plan
 
 
 def execute(km):

@@ -15,6 +15,8 @@ description:
     C(resources/<group-resource>/cluster/<name>.json) and the C(<version>-preferredversion) copy of each
     item), next to C(<name>-resource-list.json.gz) (Velero's resource list), in a backup directory laid
     out like a Velero backup storage location.
+  - The backup directory is created when missing (mode 0700); the role passes the
+    RV(kubehooks.backup.backup_record#module:backup_dir) that M(kubehooks.backup.backup_record) returned.
   - Resource types come from API discovery (each resource at its preferred version, as Velero). Items
     are read with paginated LIST calls, never one GET per object, and streamed to disk, so memory does
     not grow with the number of objects.
@@ -30,6 +32,7 @@ author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
   - kubehooks.backup.auth
+  - kubehooks.backup.backup_location
 attributes:
   check_mode:
     support: full
@@ -44,23 +47,6 @@ options:
         digits, C(-) and C(.)), as Velero's backup names.
     type: str
     required: true
-  backup_dir:
-    description:
-      - The directory the files go to (created when missing, mode 0700), usually the RV(kubehooks.backup.backup_record#module:backup_dir)
-        returned by M(kubehooks.backup.backup_record).
-      - Mutually exclusive with O(storage_dir) and O(cluster); when it is not given, the directory is
-        C(<storage_dir>/[<cluster>/]backups/<name>).
-    type: path
-  storage_dir:
-    description:
-      - The backup storage directory. Default C($XDG_DATA_HOME/kubehooks/storage), else
-        C(~/.local/share/kubehooks/storage).
-    type: path
-  cluster:
-    description:
-      - A cluster name that separates the backups of several clusters under O(storage_dir)
-        (C(<storage_dir>/<cluster>/backups/<name>)).
-    type: str
   included_namespaces:
     description:
       - Namespaces to export, as names or glob patterns; empty or V(*) means every namespace.
@@ -230,164 +216,16 @@ resource_types:
   elements: str
 """
 
-import json
-import os
-import time
-
-from ansible_collections.kubehooks.backup.plugins.module_utils import _export, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import BACKUP_LOCATION_ARG_SPEC, BACKUP_SCOPE_ARG_SPEC
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._export import export_task
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 
 
-def progress_path(bdir, name):
-    return os.path.join(bdir, "%s-progress.json" % name)
-
-
-class ProgressFile(object):
-    """Rewrites ``<name>-progress.json`` (tmp file + rename: a reader never sees half a document).
-
-    Written at every callback of the export (each finished resource type, and every few hundred
-    items inside a big one), at most every ``interval`` seconds except for the first and last one.
-    A failure to write it never stops the export; it is reported once as a warning.
-    """
-
-    def __init__(self, path, name, interval=0.5, clock=time.time):
-        self.path = path
-        self.clock = clock
-        self.interval = interval
-        self.started = clock()
-        self.last = None
-        self.warning = None
-        self.state = {"backup": name, "phase": "export", "started": _record.timestamp(self.started),
-                      "started_at": self.started,
-                      "resource": None, "resource_items": 0, "items_backed_up": 0, "resource_types_done": 0,
-                      "done": False}
-        self.write(self.started)
-
-    def __call__(self, event):
-        self.state["resource"] = event.get("resource")
-        self.state["resource_items"] = event.get("items", 0)
-        self.state["items_backed_up"] = event.get("items_backed_up", 0)
-        if event.get("done"):
-            self.state["resource_types_done"] += 1
-        now = self.clock()
-        if self.last is None or now - self.last >= self.interval:
-            self.write(now)
-
-    def finish(self, **extra):
-        self.state.update(extra)
-        self.state["done"] = True
-        self.write(self.clock())
-
-    def write(self, now):
-        self.last = now
-        self.state["updated"] = _record.timestamp(now)
-        self.state["updated_at"] = now
-        self.state["elapsed"] = round(now - self.started, 3)
-        tmp = "%s.%d.tmp" % (self.path, os.getpid())
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                json.dump(self.state, handle, sort_keys=True)
-                handle.write("\n")
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            if self.warning is None:
-                self.warning = "cannot write the progress file %s: %s" % (self.path, exc.strerror or exc)
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-
-
-def resolve_backup_dir(params):
-    """The backup directory from ``backup_dir``, or from ``storage_dir``/``cluster``/``name``."""
-    _record.check_backup_name(params["name"])
-    if params.get("backup_dir"):
-        return params["backup_dir"]
-    storage = params.get("storage_dir") or _record.default_storage_dir()
-    return _record.backup_dir(storage, params["name"], params.get("cluster"))
-
-
-def check_exclude_pods(entries):
-    for entry in entries or []:
-        namespace, slash, name = entry.partition("/")
-        if not slash or not namespace or not name or "/" in name:
-            raise KubehooksError("exclude_pods: %r is not namespace/name" % (entry,))
-
-
-def planned_types(get_json, params):
-    """Check mode: the resource types the export would LIST, from discovery only."""
-    warnings = []
-    resources = _export.preferred_resources(_export.discover(get_json, warnings))
-    resource_filter = _export.ResourceFilter(params["included_resources"], params["excluded_resources"], resources)
-    all_namespaces = _export.namespaces_include_everything(params["included_namespaces"],
-                                                           params["excluded_namespaces"])
-    types, seen = [], set()
-    namespaces = None
-    for resource in resources:
-        name = resource["group_resource"]
-        if not _export.include_resource_type(name, resource["namespaced"], params["include_cluster_resources"],
-                                             all_namespaces, resource_filter):
-            continue
-        cohabitants = _export.COHABITATING.get(resource["resource"])
-        if cohabitants and resource["group"] in cohabitants:
-            if resource["resource"] in seen:
-                continue
-            seen.add(resource["resource"])
-        if name == _export.NAMESPACES:
-            namespaces = name
-            continue
-        types.append(name)
-    if namespaces:
-        types.append(namespaces)
-    return types, warnings
-
-
 def execute(km):
-    params = km.params
-    check_exclude_pods(params["exclude_pods"])
-    bdir = resolve_backup_dir(params)
-    factory = km.client_factory()
-    if km.check_mode:
-        _export.validate_namespace_scope(params["included_namespaces"], params["excluded_namespaces"])
-        _export.parse_label_selectors(params["label_selectors"])
-        get_json = _export.api_getter(factory())
-        types, warnings = planned_types(get_json, params)
-        return dict(changed=True, backup_dir=bdir, resource_types=types, warning_messages=warnings)
-
-    started = time.time()
-    progress = None
-    try:
-        os.makedirs(bdir, mode=0o700, exist_ok=True)
-        progress = ProgressFile(progress_path(bdir, params["name"]), params["name"])
-    except OSError:
-        pass  # export() reports the unusable directory itself
-    try:
-        result = _export.export(
-            factory(), params["name"], bdir,
-            included_namespaces=params["included_namespaces"], excluded_namespaces=params["excluded_namespaces"],
-            included_resources=params["included_resources"], excluded_resources=params["excluded_resources"],
-            label_selector=params["label_selectors"], include_cluster_resources=params["include_cluster_resources"],
-            exclude_pods=params["exclude_pods"], progress=progress, page_size=params["page_size"])
-    except KubehooksError as exc:
-        if progress is not None:
-            progress.finish(error=str(exc))
-        exc.result = dict(backup_dir=bdir, duration=round(time.time() - started, 3))
-        raise
-    if progress is not None:
-        progress.finish(items_backed_up=result["items_backed_up"], total_items=result["total_items"],
-                        errors=len(result["errors"]))
-    result["started_at"], result["finished_at"] = started, time.time()
-    warnings = list(result.pop("warnings"))
-    if progress is not None and progress.warning:
-        warnings.append(progress.warning)
-    for warning in warnings:
-        km.module.warn(warning)
-    result.update(changed=True, backup_dir=bdir, warning_messages=warnings,
-                  progress_path=progress.path if progress is not None else None,
-                  duration=round(time.time() - started, 3))
+    result = export_task(km.client_factory(), km.params, check_mode=km.check_mode)
+    if not km.check_mode:
+        for warning in result["warning_messages"]:
+            km.module.warn(warning)
     return result
 
 

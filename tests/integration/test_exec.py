@@ -13,7 +13,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._client import Cl
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook, run_phase
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import build_plan
 
 PRE_COMMAND = "pre.hook.backup.velero.io/command"

@@ -1,5 +1,15 @@
-"""Pure parts of raw API access: exec URLs and LIST paths."""
-from ansible_collections.kubehooks.backup.plugins.module_utils._api import exec_url, pods_path, status_message
+"""Pure parts of raw API access: exec URLs, LIST paths, and the one wording of API errors."""
+import pytest
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
+    ApiRequestError,
+    api_error,
+    api_error_message,
+    exec_url,
+    pods_path,
+    status_message,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError
 
 try:
     from urllib.parse import parse_qsl, urlparse
@@ -26,3 +36,32 @@ def test_status_message():
     assert status_message(b'{"message": "forbidden"}', "x") == "forbidden"
     assert status_message(b"<html>", "fallback") == "fallback"
     assert status_message(None, "fallback") == "fallback"
+
+
+class FakeApiException(Exception):
+    def __init__(self, status, body=None, reason=None):
+        super().__init__(reason)
+        self.status, self.body, self.reason = status, body, reason
+
+
+def test_forbidden_names_the_permission():
+    exc = FakeApiException(403, '{"message": "pods is forbidden: User \\"x\\" cannot list resource"}')
+    with pytest.raises(AuthorizationError) as info:
+        raise api_error(exc, "list pods in namespace db")
+    assert "may not list pods in namespace db" in str(info.value)
+    assert "cannot list resource" in str(info.value)
+
+
+def test_other_api_errors_keep_status_and_message():
+    message = str(api_error(FakeApiException(500, "not json", "Internal"), "list pods"))
+    assert message == "Could not list pods: API error 500: not json"
+
+
+def test_one_wording_for_401_403_other_and_no_answer():
+    assert api_error_message(403, "list pods", "no", "the verb list on pods") == \
+        "Forbidden: the credentials may not list pods (RBAC needs the verb list on pods): no"
+    assert api_error_message(401, "list pods", "bad token") == \
+        "Unauthorized: the API server rejected the credentials while trying to list pods: bad token"
+    assert api_error_message(0, "list pods", "connection refused") == "Could not list pods: connection refused"
+    assert isinstance(api_error(ApiRequestError(401, "x"), "list pods"), AuthorizationError)
+    assert type(api_error(ApiRequestError(500, "x"), "list pods", default=ValueError)) is ValueError

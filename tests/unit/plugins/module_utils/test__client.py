@@ -3,7 +3,7 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _client
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 AWX_CREDENTIAL_ENV = {
     # What AWX's "OpenShift or Kubernetes API Bearer Token" credential injects.
@@ -103,22 +103,3 @@ def test_impersonation_headers():
 def test_several_impersonated_groups_are_refused():
     with pytest.raises(KubehooksError, match="only one group"):
         _client.ClientFactory({"host": "https://h", "api_key": "t", "impersonate_groups": ["a", "b"]}, {})
-
-
-class FakeApiException(Exception):
-    def __init__(self, status, body=None, reason=None):
-        super().__init__(reason)
-        self.status, self.body, self.reason = status, body, reason
-
-
-def test_forbidden_names_the_permission():
-    exc = FakeApiException(403, '{"message": "pods is forbidden: User \\"x\\" cannot list resource"}')
-    with pytest.raises(AuthorizationError) as info:
-        _client.raise_for_api_error(exc, "list pods in namespace db")
-    assert "may not list pods in namespace db" in str(info.value)
-    assert "cannot list resource" in str(info.value)
-
-
-def test_other_api_errors_keep_status_and_message():
-    message = _client.api_error_message(FakeApiException(500, "not json", "Internal"), "list pods")
-    assert message == "Could not list pods: API error 500: not json"

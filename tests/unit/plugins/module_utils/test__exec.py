@@ -25,7 +25,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     parse_exec_status,
     run_phase,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import fail_summary, totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import fail_summary, totals
 
 # --- parse_exec_status --------------------------------------------------------------------
 
@@ -110,7 +110,7 @@ def test_exec_error_404_is_pod_deleted():
 def test_exec_error_other():
     exc = ApiRequestError(400, status_message('{"message":"container c is not valid for pod p"}', "Bad Request"))
     message = exec_error_message(exc, "db", "p", "c")
-    assert "API status 400" in message and "container c is not valid" in message
+    assert "API error 400" in message and "container c is not valid" in message
     assert "ConnectionRefusedError: refused" in exec_error_message(ConnectionRefusedError("refused"), "db", "p", "c")
 
 

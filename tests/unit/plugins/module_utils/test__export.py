@@ -22,58 +22,15 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _export as
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     AuthorizationError,
     ExportError,
+    KubehooksError,
     ScopeError,
 )
+from discovery_docs import GROUPS, res
 
 
 # --------------------------------------------------------------------------------------------
 # Fixtures: discovery documents
 # --------------------------------------------------------------------------------------------
-
-ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-
-
-def res(name, kind, namespaced=True, verbs=None, short=None, singular=""):
-    return {"name": name, "kind": kind, "namespaced": namespaced, "verbs": ALL_VERBS if verbs is None else verbs,
-            "shortNames": short or [], "singularName": singular}
-
-
-CORE = [
-    res("bindings", "Binding", verbs=["create"]),
-    res("componentstatuses", "ComponentStatus", namespaced=False, verbs=["get", "list"], short=["cs"]),
-    res("configmaps", "ConfigMap", short=["cm"]),
-    res("events", "Event", short=["ev"]),
-    res("namespaces", "Namespace", namespaced=False, short=["ns"]),
-    res("namespaces/status", "Namespace", namespaced=False),
-    res("persistentvolumes", "PersistentVolume", namespaced=False, short=["pv"]),
-    res("persistentvolumeclaims", "PersistentVolumeClaim", short=["pvc"]),
-    res("pods", "Pod", short=["po"], singular="pod"),
-    res("pods/exec", "PodExecOptions", verbs=["create", "get"]),
-    res("pods/log", "Pod", verbs=["get"]),
-    res("secrets", "Secret"),
-    res("services", "Service", short=["svc"]),
-]
-APPS_V1 = [res("deployments", "Deployment", short=["deploy"]), res("deployments/scale", "Scale"),
-           res("statefulsets", "StatefulSet", short=["sts"])]
-EVENTS_V1 = [res("events", "Event", short=["ev"])]
-RBAC_V1 = [res("clusterroles", "ClusterRole", namespaced=False), res("roles", "Role")]
-WIDGETS_V2 = [res("widgets", "Widget", short=["wd"])]
-WIDGETS_V1 = [res("widgets", "Widget", short=["wd"]), res("gadgets", "Gadget")]
-SNAP_V1 = [res("volumesnapshots", "VolumeSnapshot", short=["vs"]),
-           res("volumesnapshotcontents", "VolumeSnapshotContent", namespaced=False, short=["vsc"])]
-
-GROUPS = [
-    {"name": "", "preferred": "v1", "versions": ["v1"], "resources": {"v1": CORE}},
-    {"name": "extensions", "preferred": "v1beta1", "versions": ["v1beta1"],
-     "resources": {"v1beta1": [res("deployments", "Deployment")]}},
-    {"name": "apps", "preferred": "v1", "versions": ["v1"], "resources": {"v1": APPS_V1}},
-    {"name": "events.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": EVENTS_V1}},
-    {"name": "rbac.authorization.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": RBAC_V1}},
-    {"name": "example.com", "preferred": "v2", "versions": ["v1", "v2"],
-     "resources": {"v2": WIDGETS_V2, "v1": WIDGETS_V1}},
-    {"name": "snapshot.storage.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": SNAP_V1}},
-]
-
 
 @pytest.fixture(scope="module")
 def resources():
@@ -199,146 +156,8 @@ def test_discover_fails_clearly_when_the_api_is_unreachable(status, error):
 
 
 # --------------------------------------------------------------------------------------------
-# Resource names and filters
-# --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("item, expected", [
-    ("pods", "pods"),
-    ("pod", "pods"),
-    ("Pod", "pods"),
-    ("po", "pods"),
-    ("deployments", "deployments.apps"),      # not extensions: extensions sorts last
-    ("deploy", "deployments.apps"),
-    ("Deployment", "deployments.apps"),
-    ("deployments.apps", "deployments.apps"),
-    ("deployments.extensions", "deployments.extensions"),
-    ("deploy.apps", "deployments.apps"),
-    ("events", "events"),                     # core group wins over events.k8s.io
-    ("events.events.k8s.io", "events.events.k8s.io"),
-    ("sts", "statefulsets.apps"),
-    ("clusterroles.rbac.authorization.k8s.io", "clusterroles.rbac.authorization.k8s.io"),
-    ("wd", "widgets.example.com"),
-    ("nosuchthing", "nosuchthing"),           # unresolvable: kept as typed, matches nothing
-    ("pods.nosuchgroup", "pods.nosuchgroup"),
-    ("*", "*"),
-    ("*.apps", "*.apps"),
-])
-def test_resolve_resource_name(resources, item, expected):
-    assert ex.resolve_resource_name(item, resources) == expected
-
-
-def test_filter_empty_includes_everything_but_auto_excluded(resources):
-    f = ex.ResourceFilter([], [], resources)
-    assert f.should_include("pods") and f.should_include("clusterroles.rbac.authorization.k8s.io")
-    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
-    assert not f.should_include("volumesnapshotcontents.snapshot.storage.k8s.io")
-    assert f.include_everything()
-
-
-def test_filter_auto_excluded_even_when_included(resources):
-    f = ex.ResourceFilter(["vs", "pods"], [], resources)
-    assert not f.should_include("volumesnapshots.snapshot.storage.k8s.io")
-
-
-def test_filter_short_names_and_exclude_wins(resources):
-    f = ex.ResourceFilter(["po", "deploy", "cm"], ["configmaps"], resources)
-    assert f.should_include("pods") and f.should_include("deployments.apps")
-    assert not f.should_include("configmaps")
-    assert not f.should_include("secrets")
-    assert not f.include_everything()
-
-
-def test_filter_wildcard_beside_names_means_all(resources):
-    f = ex.ResourceFilter(["*", "pods"], [], resources)
-    assert f.should_include("secrets")
-
-
-def test_filter_wildcard_in_excludes_is_ignored(resources):
-    f = ex.ResourceFilter([], ["*"], resources)
-    assert f.should_include("pods")
-
-
-def test_filter_globs(resources):
-    f = ex.ResourceFilter(["*.apps"], [], resources)
-    assert f.should_include("deployments.apps") and f.should_include("statefulsets.apps")
-    assert not f.should_include("pods")
-    assert not ex.ResourceFilter([], ["*.apps"], resources).should_include("deployments.apps")
-
-
-def test_filter_unresolvable_include_matches_nothing(resources):
-    f = ex.ResourceFilter(["typo"], [], resources)
-    assert not f.should_include("pods") and not f.should_include("secrets")
-
-
-@pytest.mark.parametrize("included, excluded, expected", [
-    ([], [], True),
-    (["*"], [], True),
-    (["*", "db"], [], True),
-    (["db"], [], False),
-    ([], ["kube-system"], False),
-    (["*"], ["kube-system"], False),
-])
-def test_namespaces_include_everything(included, excluded, expected):
-    assert ex.namespaces_include_everything(included, excluded) is expected
-
-
-# Velero's GlobalIncludesExcludes.ShouldInclude, table from pkg/backup/backup_test.go
-@pytest.mark.parametrize("name, namespaced, icr, all_ns, expected", [
-    ("pods", True, None, True, True),
-    ("pods", True, False, False, True),
-    ("persistentvolumes", False, None, True, True),     # full-cluster backup, auto
-    ("persistentvolumes", False, None, False, False),   # subset of namespaces, auto
-    ("persistentvolumes", False, True, False, True),
-    ("persistentvolumes", False, False, True, False),
-    ("namespaces", False, None, False, True),           # namespaces: decided per object later
-    ("namespaces", False, False, True, False),          # false: not even Namespace objects
-    ("namespaces", False, True, False, True),
-])
-def test_include_resource_type(resources, name, namespaced, icr, all_ns, expected):
-    f = ex.ResourceFilter([], [], resources)
-    assert ex.include_resource_type(name, namespaced, icr, all_ns, f) is expected
-
-
-def test_include_cluster_resources_true_still_applies_the_resource_filter(resources):
-    f = ex.ResourceFilter(["pods"], [], resources)
-    assert not ex.include_resource_type("persistentvolumes", False, True, True, f)
-    f = ex.ResourceFilter(["pods", "pv"], [], resources)
-    assert ex.include_resource_type("persistentvolumes", False, True, False, f)
-    assert ex.include_resource_type("persistentvolumes", False, None, True, f)
-    assert not ex.include_resource_type("persistentvolumes", False, None, False, f)
-
-
-# --------------------------------------------------------------------------------------------
 # Namespaces
 # --------------------------------------------------------------------------------------------
-
-def scope(included, excluded=None):
-    from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import validate_namespace_scope
-    return validate_namespace_scope(included, excluded)
-
-
-def test_namespaces_to_list_all_is_one_cluster_wide_list():
-    assert ex.namespaces_to_list(scope([], ["kube-system"]), [], ["a", "b"]) == ([None], [])
-    assert ex.namespaces_to_list(scope(["*", "db"]), ["*", "db"], None) == ([None], [])
-
-
-def test_namespaces_to_list_expands_globs_and_excludes():
-    namespaces, problems = ex.namespaces_to_list(
-        scope(["team-*", "db"], ["team-b"]), ["team-*", "db"], ["team-a", "team-b", "db", "web"])
-    assert namespaces == ["db", "team-a"] and problems == []
-
-
-def test_namespaces_to_list_reports_missing_names():
-    namespaces, problems = ex.namespaces_to_list(scope(["db", "gone"]), ["db", "gone"], ["db"])
-    assert namespaces == ["db"]
-    assert problems == ["namespace gone given in included_namespaces does not exist"]
-
-
-def test_namespaces_to_list_without_permission_uses_plain_names():
-    namespaces, problems = ex.namespaces_to_list(scope(["db", "team-*"], ["x"]), ["db", "team-*"], None)
-    assert namespaces == ["db"]
-    assert len(problems) == 1 and "team-*" in problems[0]
-
 
 @pytest.mark.parametrize("active, label_match, has_selector, all_ns, in_scope, has_items, expected", [
     (True, False, False, False, True, False, True),     # named in scope
@@ -741,8 +560,8 @@ def test_export_list_error_is_reported_and_the_rest_exported(tmp_path):
     api.fail["/api/v1/namespaces/shop/configmaps"] = (403, 'configmaps is forbidden')
     _api, result, files = run_export(tmp_path, api, included_namespaces=["shop"])
     assert result["errors"] == [{"resource": "configmaps", "namespace": "shop",
-                                 "message": "Forbidden (HTTP 403): the credentials may not list configmaps "
-                                            "in namespace shop: configmaps is forbidden"}]
+                                 "message": "Forbidden: the credentials may not list configmaps in namespace "
+                                            "shop (RBAC needs that permission): configmaps is forbidden"}]
     assert "resources/pods/namespaces/shop/web-1.json" in files
 
 
@@ -757,7 +576,7 @@ def test_export_continues_after_an_expired_continue_token(tmp_path):
     api.expire_once.add("2")
     _api, result, files = run_export(tmp_path, api)
     assert "resources/pods/namespaces/kube-system/coredns.json" in files
-    assert any("newer snapshot" in w for w in result["warnings"])
+    assert any("newer snapshot" in w for w in result["warning_messages"])
 
 
 def test_export_invalid_scope_raises_scope_error_before_io(tmp_path):
@@ -779,3 +598,63 @@ def test_export_api_unreachable_leaves_no_partial_archive(tmp_path):
     with pytest.raises(ExportError, match="connection refused"):
         ex.export(None, "b", str(tmp_path), get_json=api)
     assert os.listdir(str(tmp_path)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# What resource_export does: progress file, checks, check mode's types
+# --------------------------------------------------------------------------------------------
+
+def test_progress_file_is_rewritten_whole_and_throttled(tmp_path):
+    clock = iter([100.0, 100.1, 100.2, 101.0, 101.1]).__next__
+    path = str(tmp_path / "b-progress.json")
+    progress = ex.ProgressFile(path, "b", interval=0.5, clock=clock)  # writes at 100.0
+    with open(path) as handle:
+        assert json.load(handle)["done"] is False
+    progress({"resource": "pods", "items": 200, "items_backed_up": 200, "done": False})  # 100.1: throttled
+    with open(path) as handle:
+        assert json.load(handle)["items_backed_up"] == 0
+    progress({"resource": "pods", "items": 250, "items_backed_up": 250, "done": True})  # 100.2: throttled
+    progress({"resource": "configmaps", "items": 3, "items_backed_up": 253, "done": True})  # 101.0: written
+    with open(path) as handle:
+        state = json.load(handle)
+    assert (state["resource"], state["items_backed_up"], state["resource_types_done"]) == ("configmaps", 253, 2)
+    progress.finish(total_items=253)  # 101.1: always written
+    with open(path) as handle:
+        state = json.load(handle)
+    assert state["done"] is True and state["total_items"] == 253 and state["elapsed"] == pytest.approx(1.1)
+    assert os.stat(path).st_mode & 0o077 == 0 and os.listdir(str(tmp_path)) == ["b-progress.json"]
+
+
+def test_progress_file_problems_are_a_warning_not_a_failure(tmp_path):
+    progress = ex.ProgressFile(str(tmp_path / "missing-dir" / "p.json"), "b")
+    progress.finish()
+    assert "cannot write the progress file" in progress.warning
+
+
+@pytest.mark.parametrize("entry", ["nopod", "/x", "ns/", "a/b/c"])
+def test_exclude_pods_must_be_namespace_slash_name(entry):
+    with pytest.raises(KubehooksError, match="namespace/name"):
+        ex.check_exclude_pods([entry])
+    ex.check_exclude_pods(["ns/pod"])
+
+
+def test_planned_types_from_discovery_only():
+    documents = {
+        "/api": {"versions": ["v1"]},
+        "/apis": {"groups": [{"name": "apps", "versions": [{"version": "v1"}], "preferredVersion": {"version": "v1"}}]},
+        "/api/v1": {"resources": [
+            {"name": "pods", "kind": "Pod", "namespaced": True, "verbs": ["list", "create", "get", "delete"]},
+            {"name": "pods/exec", "kind": "PodExecOptions", "namespaced": True, "verbs": ["create"]},
+            {"name": "namespaces", "kind": "Namespace", "namespaced": False, "verbs": ["list", "create", "get", "delete"]},
+            {"name": "nodes", "kind": "Node", "namespaced": False, "verbs": ["list", "create", "get", "delete"]}]},
+        "/apis/apps/v1": {"resources": [
+            {"name": "deployments", "kind": "Deployment", "namespaced": True, "shortNames": ["deploy"],
+             "verbs": ["list", "create", "get", "delete"]}]},
+    }
+    params = {"included_resources": [], "excluded_resources": [], "included_namespaces": ["ns"],
+              "excluded_namespaces": [], "include_cluster_resources": None}
+    types, warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    assert types == ["pods", "deployments.apps", "namespaces"] and warnings == []
+    params.update(included_namespaces=[], excluded_resources=["deploy"])
+    types, _warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    assert types == ["pods", "nodes", "namespaces"]

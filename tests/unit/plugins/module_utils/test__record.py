@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests for _record: storage layout, the Velero Backup object, phase math, logs, listing."""
+"""Unit tests for _record: the Velero Backup object, phase math, logs, listing."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -13,78 +13,19 @@ import stat
 
 import pytest
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record as rec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, ScopeError
 
 T0 = 1767225600  # 2026-01-01T00:00:00Z
 
 
+def claim(storage, name, cluster=None):
+    return _layout.claim_backup_dir(_layout.backup_dir(storage, name, cluster), name)
+
+
 def mode(path):
     return stat.S_IMODE(os.stat(str(path)).st_mode)
-
-
-# --------------------------------------------------------------------------------------------
-# Layout
-# --------------------------------------------------------------------------------------------
-
-def test_default_storage_dir_follows_xdg():
-    assert rec.default_storage_dir({"XDG_DATA_HOME": "/data"}, home="/home/u") == "/data/kubehooks/storage"
-    assert rec.default_storage_dir({}, home="/home/u") == "/home/u/.local/share/kubehooks/storage"
-    # the XDG spec: a relative XDG_DATA_HOME is ignored
-    assert rec.default_storage_dir({"XDG_DATA_HOME": "rel"}, home="/home/u") == \
-        "/home/u/.local/share/kubehooks/storage"
-
-
-def test_backup_dir_keeps_velero_shape_and_separates_clusters():
-    assert rec.backup_dir("/s", "nginx-hook-test") == "/s/backups/nginx-hook-test"
-    assert rec.backup_dir("/s", "nginx-hook-test", "prod-eu") == "/s/prod-eu/backups/nginx-hook-test"
-    assert rec.backup_dir("/s", "n", "a") != rec.backup_dir("/s", "n", "b")
-
-
-def test_file_names_match_velero():
-    assert rec.archive_path("/b", "n") == "/b/n.tar.gz"
-    assert rec.log_path("/b", "n") == "/b/n-logs.gz"
-    assert rec.resource_list_path("/b", "n") == "/b/n-resource-list.json.gz"
-    assert rec.results_path("/b", "n") == "/b/n-results.gz"
-    assert rec.record_path("/b") == "/b/velero-backup.json"
-
-
-@pytest.mark.parametrize("name", ["", "UPPER", "a/b", "..", "-x", "x-", "a..b", "a_b", "x" * 254, None])
-def test_invalid_backup_names(name):
-    with pytest.raises(KubehooksError):
-        rec.check_backup_name(name)
-
-
-@pytest.mark.parametrize("name", ["nginx-hook-test", "a", "daily.2026-01-01", "nightly-20260101000000"])
-def test_valid_backup_names(name):
-    assert rec.check_backup_name(name) == name
-
-
-@pytest.mark.parametrize("cluster", ["", "a/b", "..", ".hidden", "backups", "Restores", "has space", None])
-def test_invalid_cluster_names(cluster):
-    with pytest.raises(KubehooksError):
-        rec.check_cluster_name(cluster)
-
-
-@pytest.mark.parametrize("text, slug", [
-    ("prod-eu", "prod-eu"),
-    ("https://api.example.com:6443", "https_api.example.com_6443"),
-    ("backups", "cluster_backups"),
-    ("", "cluster"),
-    ("../../etc", "etc"),
-])
-def test_cluster_slug(text, slug):
-    assert rec.cluster_slug(text) == slug
-    rec.check_cluster_name(slug)
-
-
-def test_create_backup_dir_is_owner_only_and_claims_the_name(tmp_path):
-    bdir = rec.create_backup_dir(str(tmp_path), "b1", "prod")
-    assert bdir == str(tmp_path / "prod" / "backups" / "b1")
-    assert mode(bdir) == 0o700
-    with pytest.raises(KubehooksError, match="already exists"):
-        rec.create_backup_dir(str(tmp_path), "b1", "prod")
-    rec.create_backup_dir(str(tmp_path), "b1", "staging")  # another cluster: no collision
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,32 +72,9 @@ def test_new_record_ttl_sets_expiration():
         rec.new_record("b", ttl="soon")
 
 
-@pytest.mark.parametrize("selectors, expected", [
-    (["app=db"], {"matchLabels": {"app": "db"}}),
-    (["app=db", "tier!=cache"], {"matchLabels": {"app": "db"},
-                                 "matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["cache"]}]}),
-    (["env in (prod,dev),backup,!legacy"], {"matchExpressions": [
-        {"key": "env", "operator": "In", "values": ["dev", "prod"]},
-        {"key": "backup", "operator": "Exists"},
-        {"key": "legacy", "operator": "DoesNotExist"}]}),
-    (["replicas>2"], None),   # not expressible as a LabelSelector: kept in the annotation only
-    ([], None),
-    ([""], None),
-])
-def test_selector_object(selectors, expected):
-    assert rec.selector_object(selectors) == expected
-
-
 def test_invalid_selector_is_a_scope_error():
     with pytest.raises(ScopeError):
         rec.new_record("b", label_selectors=["a in (b"])
-
-
-def test_format_label_selector():
-    assert rec.format_label_selector(None) == "<none>"
-    assert rec.format_label_selector({"matchLabels": {"b": "2", "a": "1"}, "matchExpressions": [
-        {"key": "env", "operator": "In", "values": ["prod", "dev"]}, {"key": "x", "operator": "DoesNotExist"}]}) == \
-        "a=1,b=2,env in (dev,prod),!x"
 
 
 def test_mark_started_records_frozen_pods_before_freezing():
@@ -226,28 +144,12 @@ def test_phase_for(hooks, export_result, fatal, phase):
 # --------------------------------------------------------------------------------------------
 
 def test_record_round_trip_and_mode(tmp_path):
-    bdir = rec.create_backup_dir(str(tmp_path), "b")
+    bdir = claim(str(tmp_path), "b")
     record = rec.new_record("b", label_selectors=["app=x"], now=T0)
     path = rec.write_record(bdir, record)
     assert path == os.path.join(bdir, "velero-backup.json")
     assert mode(path) == 0o600
     assert rec.load_record(bdir) == record
-
-
-def test_write_record_is_atomic(tmp_path, monkeypatch):
-    bdir = rec.create_backup_dir(str(tmp_path), "b")
-    first = rec.new_record("b", now=T0)
-    rec.write_record(bdir, first)
-
-    def broken_replace(src, dst):
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(rec.os, "replace", broken_replace)
-    second = rec.mark_started(rec.new_record("b", now=T0), [], now=T0)
-    with pytest.raises(KubehooksError, match="No space left"):
-        rec.write_record(bdir, second)
-    monkeypatch.undo()
-    assert rec.load_record(bdir) == first           # the old record is intact
-    assert os.listdir(bdir) == ["velero-backup.json"]  # no temporary file left
 
 
 def test_load_record_errors(tmp_path):
@@ -362,75 +264,3 @@ def test_read_log_non_json_line(tmp_path):
     path = tmp_path / "b-logs.gz"
     path.write_bytes(gzip.compress(b'{"msg": "ok"}\nplain text\n'))
     assert rec.read_log(str(path)) == [{"msg": "ok"}, {"msg": "plain text", "unparsed": True}]
-
-
-# --------------------------------------------------------------------------------------------
-# Listing
-# --------------------------------------------------------------------------------------------
-
-def store(tmp_path, name, cluster=None, phase="Completed", now=T0, **finish):
-    bdir = rec.create_backup_dir(str(tmp_path), name, cluster)
-    record = rec.mark_started(rec.new_record(name, cluster=cluster, label_selectors=finish.pop("selectors", None),
-                                             ttl=finish.pop("ttl", None), now=now), [], now=now)
-    rec.finish_record(record, phase, now=now + 10, **finish)
-    rec.write_record(bdir, record)
-    return bdir
-
-
-def test_list_records_like_velero_backup_get(tmp_path):
-    store(tmp_path, "nginx-hook-test", errors=[], warnings=["w"], selectors=["app=nginx"], ttl="720h")
-    store(tmp_path, "b", phase="PartiallyFailed", errors=["e1", "e2"],
-          hook_totals={"hooks_attempted": 2, "hooks_failed": 1})
-    rows = rec.list_records(str(tmp_path), now=T0 + 3600)
-    assert [r["name"] for r in rows] == ["b", "nginx-hook-test"]
-    nginx = rows[1]
-    assert nginx["status"] == "Completed" and nginx["errors"] == 0 and nginx["warnings"] == 1
-    assert nginx["created"] == "2026-01-01T00:00:00Z"
-    assert nginx["expires"] == "29d" and nginx["storage_location"] == "default"
-    assert nginx["selector"] == "app=nginx" and nginx["cluster"] is None
-    assert nginx["path"] == str(tmp_path / "backups" / "nginx-hook-test")
-    assert rows[0]["status"] == "PartiallyFailed" and rows[0]["errors"] == 2 and rows[0]["selector"] == "<none>"
-    assert rows[0]["hooks_failed"] == 1 and rows[0]["expires"] == "n/a"
-
-
-def test_list_records_across_and_per_cluster(tmp_path):
-    store(tmp_path, "b1", cluster="prod")
-    store(tmp_path, "b1", cluster="staging")
-    store(tmp_path, "b2")
-    rows = rec.list_records(str(tmp_path))
-    assert [(r["cluster"], r["name"]) for r in rows] == [(None, "b2"), ("prod", "b1"), ("staging", "b1")]
-    assert [r["storage_location"] for r in rows] == ["default", "prod", "staging"]
-    assert [(r["cluster"], r["name"]) for r in rec.list_records(str(tmp_path), cluster="prod")] == [("prod", "b1")]
-
-
-def test_list_records_sorts_scheduled_backups_newest_first(tmp_path):
-    for name in ("daily-20260101000000", "daily-20260103000000", "daily-20260102000000", "adhoc"):
-        store(tmp_path, name)
-    assert [r["name"] for r in rec.list_records(str(tmp_path))] == [
-        "adhoc", "daily-20260103000000", "daily-20260102000000", "daily-20260101000000"]
-
-
-def test_list_records_reports_unreadable_records(tmp_path):
-    store(tmp_path, "good")
-    os.makedirs(str(tmp_path / "backups" / "broken"))
-    rows = rec.list_records(str(tmp_path))
-    broken = [r for r in rows if r["name"] == "broken"][0]
-    assert broken["status"] == "Unknown" and "no readable backup record" in broken["error"]
-
-
-def test_list_records_empty_or_missing_storage(tmp_path):
-    assert rec.list_records(str(tmp_path / "nothing")) == []
-    assert rec.list_records(str(tmp_path)) == []
-
-
-@pytest.mark.parametrize("seconds, text", [(-5, "<invalid>"), (-0.5, "0s"), (0, "0s"), (59, "59s"), (60, "1m"),
-                                           (3599, "59m"), (3600, "1h"), (86399, "23h"), (86400, "1d"),
-                                           (86400 * 364, "364d"), (86400 * 365, "1y")])
-def test_short_human_duration(seconds, text):
-    assert rec.short_human_duration(seconds) == text
-
-
-def test_expires_text():
-    assert rec.expires_text(None) == "n/a"
-    assert rec.expires_text("2026-01-02T00:00:00Z", now=T0) == "1d"
-    assert rec.expires_text("2026-01-01T00:00:00Z", now=T0 + 7200) == "2h ago"

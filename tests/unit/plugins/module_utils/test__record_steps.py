@@ -1,13 +1,13 @@
-"""_backup: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
+"""_record_steps: pure helpers, and the started -> finished / thawed steps over a temporary storage dir."""
 import gzip
 import json
 import os
 
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils import _backup as br
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps as br
 
 FREEZE = ["/sbin/fsfreeze", "--freeze", "/data"]
 UNFREEZE = ["/sbin/fsfreeze", "--unfreeze", "/data"]
@@ -55,20 +55,10 @@ def export_result(bdir, name="b1", **extra):
 
 
 def read_log(bdir, name="b1"):
-    return _record.read_log(_record.log_path(bdir, name))
+    return _record.read_log(_layout.log_path(bdir, name))
 
 
 # --- pure helpers ---------------------------------------------------------------------------
-
-@pytest.mark.parametrize("host,expected", [
-    ("https://10.250.0.2:6443", "10.250.0.2_6443"),
-    ("https://k8s.example.com/", "k8s.example.com"),
-    ("http://localhost:8080/prefix", "localhost_8080_prefix"),
-    ("", "cluster"),
-])
-def test_cluster_from_host(host, expected):
-    assert br.cluster_from_host(host) == expected
-
 
 def test_plan_keeps_pods_with_hooks_and_frozen_pods_are_those_with_pre_hooks():
     plan = [pod("none"), pod("pre", pre=[hook(FREEZE)]), pod("post", post=[hook(UNFREEZE)]),
@@ -119,7 +109,7 @@ def test_totals_from_entries_count_like_velero():
 
 
 def test_split_thaw_entries_drops_the_thaws_own_lines_once():
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import velero_log_entry
     pre = velero_log_entry(result("a", "pre", "succeeded", FREEZE))
     thaw = [result("a", "post", "succeeded", UNFREEZE)]
     logged = velero_log_entry(thaw[0])
@@ -158,7 +148,7 @@ def test_started_in_check_mode_writes_nothing(tmp_path):
 def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path):
     started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
     bdir = started["backup_dir"]
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import append_jsonl, velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import append_jsonl, velero_log_entry
     pre, post = [result("a", "pre", "succeeded", FREEZE)], [result("a", "post", "succeeded", UNFREEZE)]
     append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre + post])
     with gzip.open(os.path.join(bdir, "b1-resource-list.json.gz"), "wt") as handle:
@@ -183,12 +173,12 @@ def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path)
     with pytest.raises(KubehooksError, match="another run"):
         br.finish(params("finished", tmp_path, run_id="someone-else"), False)
     # A later run that failed before it started (same name): reported Failed, the backup untouched.
-    before = open(_record.record_path(bdir)).read()
+    before = open(_layout.record_path(bdir)).read()
     other = br.finish(params("finished", tmp_path, failure_reason="API unreachable"), False)
     assert other["phase"] == "Failed" and not other["changed"] and other["backup_dir"] is None
     assert "already exists" in other["error_messages"][0] and "(phase Completed)" in other["error_messages"][0]
     assert "API unreachable" in other["error_messages"][0]
-    assert open(_record.record_path(bdir)).read() == before
+    assert open(_layout.record_path(bdir)).read() == before
 
 
 def test_finished_after_a_failed_export_is_failed_with_the_reason(tmp_path):
@@ -232,7 +222,7 @@ def test_finished_without_a_started_record_records_the_failure(tmp_path):
 
 def test_thawed_marks_an_interrupted_run_failed_and_logs_both_phases(tmp_path):
     started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
-    from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import append_jsonl, velero_log_entry
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import append_jsonl, velero_log_entry
     pre = [result("a", "pre", "succeeded", FREEZE)]
     append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre])  # then the run was killed
     thaw = [result("a", "post", "succeeded", UNFREEZE)]

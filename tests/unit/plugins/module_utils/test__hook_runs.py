@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _plan
+from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_runs
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 HOOK = {"source": "annotation", "name": "<from-annotation>", "container": "fsfreeze",
@@ -20,9 +20,9 @@ def plan_with(**changes):
 
 def test_a_plan_from_pod_hooks_info_is_accepted_as_it_is():
     plan = copy.deepcopy([POD])
-    _plan.check_plan(plan)
+    _hook_runs.check_plan(plan)
     assert plan == [POD]  # checked, not rewritten
-    planned = _plan.run_hooks(object, plan, {"phase": "pre"}, check_mode=True)["hooks"]
+    planned = _hook_runs.run_hooks(object, plan, {"phase": "pre"}, check_mode=True)["hooks"]
     assert [(h["pod"], h["container"], h["command"]) for h in planned] == [("web-1", "fsfreeze", HOOK["command"])]
 
 
@@ -38,13 +38,13 @@ def test_a_plan_from_pod_hooks_info_is_accepted_as_it_is():
         "timeout-garbage", "container-empty"])
 def test_a_garbled_plan_fails_before_anything_runs(changes, message):
     with pytest.raises(KubehooksError, match=message) as info:
-        _plan.check_plan(plan_with(**changes))
+        _hook_runs.check_plan(plan_with(**changes))
     assert "plan[0].pre[0] (pod nginx-example/web-1)" in str(info.value)
 
 
 def test_a_plan_entry_without_a_name_is_refused():
     with pytest.raises(KubehooksError, match=r"plan\[0\]: 'name'"):
-        _plan.check_plan([dict(POD, name=None)])
+        _hook_runs.check_plan([dict(POD, name=None)])
 
 
 def test_check_mode_lists_every_hook_as_planned_including_invalid_ones():
@@ -52,17 +52,17 @@ def test_check_mode_lists_every_hook_as_planned_including_invalid_ones():
              "name": "<from-annotation>", "key": "pre.hook.backup.velero.io/timeout", "value": "1y",
              "message": "bad timeout", "index": 1}
     pod = dict(copy.deepcopy(POD), errors=[error])
-    results = _plan.planned_results([pod], "pre")
+    results = _hook_runs.planned_results([pod], "pre")
     assert [r["status"] for r in results] == ["planned", "planned"]
     assert results[0]["command"] == HOOK["command"] and results[0]["error"] is None
     assert results[1]["error"] == "invalid hook: bad timeout"
-    assert _plan.planned_results([pod], "post") == []
+    assert _hook_runs.planned_results([pod], "post") == []
 
 
 def test_check_mode_executes_nothing():
     def factory():
         raise AssertionError("check mode must not connect to the API")
-    result = _plan.run_hooks(factory, [POD], {"phase": "pre"}, check_mode=True)
+    result = _hook_runs.run_hooks(factory, [POD], {"phase": "pre"}, check_mode=True)
     assert result["hooks_attempted"] == 0 and result["hooks"][0]["status"] == "planned"
     assert result["changed"] is True
 
@@ -75,7 +75,7 @@ def test_impersonation_is_refused_before_any_hook_runs():
         def __call__(self):
             raise AssertionError("no client may be made")
     with pytest.raises(KubehooksError, match="impersonate_user/impersonate_groups cannot be applied to pods/exec"):
-        _plan.run_hooks(Factory(), [POD], {"phase": "pre"})
+        _hook_runs.run_hooks(Factory(), [POD], {"phase": "pre"})
 
 
 # --- run_hooks: logging, numbers, refusal before anything runs ---------------------------------
@@ -99,7 +99,7 @@ def mixed_plan():
 
 def test_every_hook_of_any_status_is_logged_with_veleros_fields(tmp_path):
     log = tmp_path / "hooks.jsonl"
-    result = _plan.run_hooks(object, mixed_plan(), {"phase": "pre", "log_path": str(log)},
+    result = _hook_runs.run_hooks(object, mixed_plan(), {"phase": "pre", "log_path": str(log)},
                              exec_fn=fake_exec)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted((e["pod"], e["status"]) for e in lines) == [
@@ -114,24 +114,24 @@ def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
     blocker.write_text("x")
     ran = []
     with pytest.raises(KubehooksError, match="could not append to the hook log"):
-        _plan.run_hooks(object, [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
+        _hook_runs.run_hooks(object, [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
                         exec_fn=lambda *a, **k: ran.append(a))
     assert ran == []
 
 
 def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch):
     calls = []
-    real_append = _plan._tracker.append_jsonl
+    real_append = _hook_runs._hook_results.append_jsonl
 
     def flaky(path, entries):
         calls.append(len(entries))
         if len(calls) > 2:
             raise KubehooksError("could not append to the hook log %s: disk full" % path)
         return real_append(path, entries)
-    monkeypatch.setattr(_plan._tracker, "append_jsonl", flaky)
+    monkeypatch.setattr(_hook_runs._hook_results, "append_jsonl", flaky)
     pods = [dict(POD, name="p%d" % i) for i in range(4)]
     params = {"phase": "pre", "log_path": str(tmp_path / "l"), "parallelism": 1}
-    result = _plan.run_hooks(object, pods, params, exec_fn=fake_exec)
+    result = _hook_runs.run_hooks(object, pods, params, exec_fn=fake_exec)
     assert [h["status"] for h in result["hooks"]] == ["succeeded"] * 4  # every pod still ran and is reported
     assert result["failed"] and "disk full" in result["msg"]
 
@@ -139,7 +139,7 @@ def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch)
 @pytest.mark.parametrize("key,value", [("parallelism", 0), ("parallelism", -2), ("output_limit", 0)])
 def test_numbers_below_one_are_refused(key, value):
     with pytest.raises(KubehooksError, match="%s must be a whole number of at least 1" % key):
-        _plan.run_hooks(object, [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
+        _hook_runs.run_hooks(object, [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
 
 
 def test_rule_errors_stop_discovery_before_any_api_client_exists():
@@ -148,4 +148,4 @@ def test_rule_errors_stop_discovery_before_any_api_client_exists():
     params = {"hooks": [{"name": "ok", "pre": [{"exec": {"command": ["/bin/true"]}}]},
                         {"name": "bad", "excludedNamespaces": ["*"]}]}
     with pytest.raises(KubehooksError, match="bad"):
-        _plan.discover_plan(factory, params)
+        _hook_runs.discover_plan(factory, params)

@@ -16,8 +16,9 @@ import os
 import time
 import uuid
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import totals, velero_log_entry
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals, velero_log_entry
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 ANNOTATION_RUN_ID = _record.ANNOTATION_PREFIX + "run-id"
@@ -29,23 +30,9 @@ FINISHED_POD_PHASES = ("Succeeded", "Failed")
 # Pure helpers
 # --------------------------------------------------------------------------------------------
 
-def cluster_from_host(host):
-    """A cluster directory name from an API server URL: ``https://10.0.0.1:6443`` -> ``10.0.0.1_6443``."""
-    text = str(host or "").strip()
-    if "://" in text:
-        text = text.split("://", 1)[1]
-    return _record.cluster_slug(text.rstrip("/"))
-
-
 def resolve_backup_dir(params):
-    name = _record.check_backup_name(params["name"])
-    if params.get("backup_dir"):
-        return params["backup_dir"], None
-    cluster = params.get("cluster")
-    if not cluster and params.get("api_host"):
-        cluster = cluster_from_host(params["api_host"])
-    storage = params.get("storage_dir") or _record.default_storage_dir()
-    return _record.backup_dir(storage, name, cluster or None), cluster or None
+    return _layout.resolve_backup_dir(params["name"], params.get("backup_dir"), params.get("storage_dir"),
+                                      params.get("cluster"), params.get("api_host"))
 
 
 def hooked_pods(plan):
@@ -121,7 +108,7 @@ def export_log_entries(export_result, failure_reason=None, when=None):
         for error in export_result.get("errors") or []:
             entries.append({"level": "error", "msg": error.get("message"), "resource": error.get("resource"),
                             "namespace": error.get("namespace")})
-        for warning in export_result.get("warning_messages") or export_result.get("warnings") or []:
+        for warning in export_result.get("warning_messages") or []:
             entries.append({"level": "warning", "msg": str(warning)})
         entries.append({"level": "info", "msg": "Export finished: %s of %s items backed up"
                         % (export_result.get("items_backed_up", 0), export_result.get("total_items", 0)),
@@ -164,66 +151,6 @@ def error_text(entry):
 # Files
 # --------------------------------------------------------------------------------------------
 
-def plan_path(bdir, name):
-    return os.path.join(bdir, "%s-hook-plan.json" % name)
-
-
-def hook_log_path(bdir, name):
-    return os.path.join(bdir, "%s-hooks.jsonl" % name)
-
-
-def files_of(bdir, name):
-    return {
-        "record": _record.record_path(bdir),
-        "archive": _record.archive_path(bdir, name),
-        "logs": _record.log_path(bdir, name),
-        "resource_list": _record.resource_list_path(bdir, name),
-        "results": _record.results_path(bdir, name),
-        "hook_plan": plan_path(bdir, name),
-        "hook_log": hook_log_path(bdir, name),
-    }
-
-
-def write_json(path, value):
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise KubehooksError("cannot write %s: %s" % (path, exc.strerror or exc))
-
-
-def read_jsonl(path, skip=0):
-    """Entries of a JSON-lines file after the first ``skip`` lines; (entries, total lines)."""
-    entries, count = [], 0
-    try:
-        with open(path, "rb") as handle:
-            for raw in handle:
-                if not raw.endswith(b"\n"):
-                    break  # a line still being written (or cut by a kill)
-                count += 1
-                if count <= skip or not raw.strip():
-                    continue
-                try:
-                    entry = json.loads(raw.decode("utf-8", "replace"))
-                except ValueError:
-                    entry = {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True}
-                entries.append(entry if isinstance(entry, dict) else {"msg": str(entry), "unparsed": True})
-    except (IOError, OSError) as exc:
-        if os.path.exists(path):
-            raise KubehooksError("cannot read the hook log %s: %s" % (path, exc))
-    return entries, count
-
-
 def annotation(record, key, default=None):
     return ((record.get("metadata") or {}).get("annotations") or {}).get(key, default)
 
@@ -235,9 +162,9 @@ def new_hook_entries(params, bdir, record):
     ``hook_results`` (converted with Velero's field names).
     """
     name = params["name"]
-    path = params.get("hook_log") or hook_log_path(bdir, name)
+    path = params.get("hook_log") or _layout.hook_log_path(bdir, name)
     copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
-    entries, count = read_jsonl(path, skip=copied)
+    entries, count = _hook_results.read_jsonl(path, skip=copied)
     if not entries and params.get("hook_results"):
         entries = [velero_log_entry(r, backup=name) for r in params["hook_results"]]
     return entries, max(count, copied)
@@ -278,7 +205,7 @@ def describe(bdir, name, record, **extra):
     result = dict(
         backup_dir=bdir, record=record, phase=status.get("phase") or _record.PHASE_NEW,
         run_id=annotation(record, ANNOTATION_RUN_ID), frozen_pods=_record.frozen_pods(record),
-        hook_log=hook_log_path(bdir, name), files=files_of(bdir, name), time=time.time(),
+        hook_log=_layout.hook_log_path(bdir, name), files=_layout.files_of(bdir, name), time=time.time(),
         hooks_attempted=int((status.get("hookStatus") or {}).get("hooksAttempted") or 0),
         hooks_failed=int((status.get("hookStatus") or {}).get("hooksFailed") or 0),
         items_backed_up=int((status.get("progress") or {}).get("itemsBackedUp") or 0),
@@ -314,18 +241,8 @@ def start(params, check_mode):
         if os.path.exists(bdir):
             raise KubehooksError("backup %s already exists in %s: choose another name" % (name, os.path.dirname(bdir)))
         return describe(bdir, name, record, changed=True, plan=plan)
-    if params.get("backup_dir"):
-        parent = os.path.dirname(os.path.abspath(bdir))
-        try:
-            os.makedirs(parent, 0o700, exist_ok=True)
-            os.mkdir(bdir, 0o700)
-        except FileExistsError:
-            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, parent))
-        except OSError as exc:
-            raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
-    else:
-        bdir = _record.create_backup_dir(params.get("storage_dir") or _record.default_storage_dir(), name, cluster)
-    write_json(plan_path(bdir, name), plan)  # the plan first: a thaw can always find it
+    _layout.claim_backup_dir(bdir, name)
+    _record.write_hook_plan(bdir, name, plan)  # the plan first: a thaw can always find it
     _record.write_record(bdir, record)
     return describe(bdir, name, record, changed=True, plan=plan)
 
@@ -334,7 +251,7 @@ def finish(params, check_mode):
     bdir, cluster = resolve_backup_dir(params)
     name = params["name"]
     run_id = params.get("run_id")
-    exists = os.path.exists(_record.record_path(bdir))
+    exists = os.path.exists(_layout.record_path(bdir))
     if exists:
         record = _record.load_record(bdir)
         if not run_id:
@@ -348,7 +265,7 @@ def finish(params, check_mode):
                         error_messages=[message])
         if annotation(record, ANNOTATION_RUN_ID) != run_id:
             raise KubehooksError("the record %s belongs to another run (run id %s, not %s)"
-                                 % (_record.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
+                                 % (_layout.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
         if (record.get("status") or {}).get("phase") in FINAL_PHASES:
             return describe(bdir, name, record, changed=False, error_messages=[])
     elif run_id and check_mode:
@@ -357,7 +274,7 @@ def finish(params, check_mode):
         return describe(bdir, name, record, changed=False, error_messages=[],
                         msg="check mode: nothing was frozen, exported or written")
     elif run_id:
-        raise KubehooksError("no backup record at %s for run %s" % (_record.record_path(bdir), run_id))
+        raise KubehooksError("no backup record at %s for run %s" % (_layout.record_path(bdir), run_id))
     else:
         record = spec_record(params, cluster)  # the run failed before it could start a record
         _record.mark_started(record, [])
@@ -387,7 +304,7 @@ def finish(params, check_mode):
     errors.extend(run_errors)
     if failure_reason and export_result is None:
         errors.append(failure_reason)
-    warnings = list((export_result or {}).get("warning_messages") or (export_result or {}).get("warnings") or [])
+    warnings = list((export_result or {}).get("warning_messages") or [])
     _record.finish_record(record, phase, hook_totals, export_result, errors=errors, warnings=warnings,
                           freeze_window=params.get("freeze_window"),
                           failure_reason=failure_reason if phase == _record.PHASE_FAILED else None)
@@ -397,15 +314,14 @@ def finish(params, check_mode):
         return describe(bdir, name, record, changed=True, error_messages=messages)
 
     if not exists:
-        bdir = _record.create_backup_dir(params.get("storage_dir") or _record.default_storage_dir(), name, cluster) \
-            if not params.get("backup_dir") else _make_dir(bdir, name)
+        _layout.claim_backup_dir(bdir, name, adopt_unrecorded=True)
     pre = [e for e in hook_entries if e.get("hookPhase") != "post"]
     post = [e for e in hook_entries if e.get("hookPhase") == "post"]
     when = (export_result or {}).get("finished_at")
     entries = pre + export_log_entries(export_result, failure_reason, when) + post
     entries.extend({"level": "error", "msg": text} for text in run_errors)
     entries.append(phase_entry(record, phase))
-    _record.append_log(_record.log_path(bdir, name), entries, backup=name)
+    _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
     if export_result and export_result.get("resource_list_path") and \
             os.path.exists(export_result["resource_list_path"]):
         _record.write_resource_list(bdir, name, export_result["resource_list_path"])
@@ -414,24 +330,12 @@ def finish(params, check_mode):
     return describe(bdir, name, record, changed=True, error_messages=messages)
 
 
-def _make_dir(bdir, name):
-    try:
-        os.makedirs(os.path.dirname(os.path.abspath(bdir)), 0o700, exist_ok=True)
-        os.mkdir(bdir, 0o700)
-    except FileExistsError:
-        if os.path.exists(_record.record_path(bdir)):
-            raise KubehooksError("backup %s already exists in %s" % (name, bdir))
-    except OSError as exc:
-        raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
-    return bdir
-
-
 def thaw(params, check_mode):
     bdir, _cluster = resolve_backup_dir(params)
     name = params["name"]
     record = _record.load_record(bdir)
     copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
-    uncopied, count = read_jsonl(params.get("hook_log") or hook_log_path(bdir, name), skip=copied)
+    uncopied, count = _hook_results.read_jsonl(params.get("hook_log") or _layout.hook_log_path(bdir, name), skip=copied)
     earlier, thaw_entries = split_thaw_entries(uncopied, params["hook_results"], name)
     earlier_totals = totals_from_entries(earlier)
     thaw_totals = totals_from_entries(thaw_entries)
@@ -458,6 +362,6 @@ def thaw(params, check_mode):
         entries.append({"level": "info", "msg": "Pods thawed after the backup (%d post hooks attempted, %d failed)"
                         % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"])})
     if not check_mode:
-        _record.append_log(_record.log_path(bdir, name), entries, backup=name)
+        _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
         _record.write_record(bdir, record)
     return describe(bdir, name, record, changed=True)

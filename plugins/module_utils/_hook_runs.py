@@ -10,8 +10,9 @@ run_hooks:     check a plan -> run one phase (or, in check mode, return the plan
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hooks, _tracker
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hook_results, _hooks, _scope
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 PLANNED = "planned"
@@ -22,8 +23,8 @@ def discover_plan(client_factory, params):
     included = params.get("included_namespaces") or []
     excluded = params.get("excluded_namespaces") or []
     rules = _hooks.parse_rules(params.get("hooks") or [])
-    _hooks.validate_namespace_scope(included, excluded)
-    selector = _hooks.label_selector_query(params.get("label_selectors") or [])
+    _scope.validate_namespace_scope(included, excluded)
+    selector = _scope.label_selector_query(params.get("label_selectors") or [])
     pods = list_pods(client_factory(), included, excluded, selector)
     return _hooks.build_plan(pods, rules, included, excluded)
 
@@ -51,7 +52,7 @@ def check_plan(pods):
                         raise ValueError("a hook must be a dictionary")
                     _hooks.check_argv(hook.get("command"))
                     _hooks.parse_on_error(hook.get("on_error"))
-                    _hooks.parse_duration(hook.get("timeout"))
+                    parse_duration(hook.get("timeout"))
                     if not isinstance(hook.get("container"), str) or not hook.get("container"):
                         raise ValueError("the container must be a non-empty string")
                 except ValueError as exc:
@@ -103,12 +104,12 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     log_path, backup = params.get("log_path"), params.get("backup")
     log_errors = []
     if log_path:
-        _tracker.append_jsonl(log_path, [])  # creates it (0600) or fails now, before any hook runs
+        _hook_results.append_jsonl(log_path, [])  # creates it (0600) or fails now, before any hook runs
 
     def log(result):
         if log_path and not log_errors:
             try:
-                _tracker.append_jsonl(log_path, [_tracker.velero_log_entry(result, backup=backup)])
+                _hook_results.append_jsonl(log_path, [_hook_results.velero_log_entry(result, backup=backup)])
             except KubehooksError as exc:
                 log_errors.append(str(exc))
 
@@ -116,8 +117,8 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     results = _exec.run_phase(pods, phase, client_factory, parallelism=parallelism, on_result=log,
                               output_cap=output_cap, **kwargs)
     result = dict(hooks=results, changed=any(r["status"] in ("succeeded", "failed") for r in results))
-    result.update(_tracker.totals(results))
-    messages = [m for m in [_tracker.fail_summary(results)] + log_errors if m]
+    result.update(_hook_results.totals(results))
+    messages = [m for m in [_hook_results.fail_summary(results)] + log_errors if m]
     if messages:
         result.update(failed=True, msg="; ".join(messages))
     return result

@@ -15,7 +15,7 @@ import json
 import os
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 
 # Velero counts a hook stopped by an earlier Fail as attempted; a skipped pod's hooks are not.
 ATTEMPTED = ("succeeded", "failed", "not_run")
@@ -116,3 +116,29 @@ def append_jsonl(path, entries):
             os.close(fd)
     except OSError as exc:
         raise KubehooksError("could not append to the hook log %s: %s" % (path, exc))
+
+
+def read_jsonl(path, skip=0, quiet=False):
+    """Entries of a JSON-lines file after the first ``skip`` lines; (entries, total lines).
+
+    Only complete lines count (a line still being written, or cut by a kill, is not one).  A missing
+    file is empty; an unreadable one is a KubehooksError, or empty with ``quiet``.
+    """
+    entries, count = [], 0
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                if not raw.endswith(b"\n"):
+                    break  # a line still being written (or cut by a kill)
+                count += 1
+                if count <= skip or not raw.strip():
+                    continue
+                try:
+                    entry = json.loads(raw.decode("utf-8", "replace"))
+                except ValueError:
+                    entry = {"msg": raw.decode("utf-8", "replace").strip(), "unparsed": True}
+                entries.append(entry if isinstance(entry, dict) else {"msg": str(entry), "unparsed": True})
+    except (IOError, OSError) as exc:
+        if os.path.exists(path) and not quiet:
+            raise KubehooksError("cannot read the hook log %s: %s" % (path, exc))
+    return entries, count

@@ -1,4 +1,4 @@
-"""Unit tests for _tracker: Velero's hook counters, the failure message, JSON log entries and their file."""
+"""Unit tests for _hook_results: Velero's hook counters, the failure message, JSON log entries and their file."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._tracker import (
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import (
     append_jsonl,
     fail_summary,
     totals,
