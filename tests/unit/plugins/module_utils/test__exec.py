@@ -25,7 +25,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     parse_exec_status,
     run_phase,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import fail_summary, totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary
 
 # --- parse_exec_status --------------------------------------------------------------------
 

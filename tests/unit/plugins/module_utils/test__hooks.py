@@ -99,32 +99,6 @@ def test_parse_command_rejects(value, reason):
 
 
 # ============================================================================================
-# Section 1 / 4: on-error is exactly Fail or Continue; unset means Fail
-# ============================================================================================
-
-@pytest.mark.parametrize("value, expected", [
-    pytest.param("Fail", "Fail", id="on-error-fail"),
-    pytest.param("Continue", "Continue", id="on-error-continue"),
-    pytest.param(None, "Fail", id="on-error-unset-means-fail-as-documented"),
-])
-def test_parse_on_error_accepts(value, expected):
-    assert hooks.parse_on_error(value) == expected
-
-
-@pytest.mark.parametrize("value", [
-    pytest.param("fail", id="on-error-lowercase-is-error"),
-    pytest.param("Abort", id="on-error-unknown-is-error"),
-    pytest.param("Continue ", id="on-error-trailing-space-is-error"),
-    pytest.param("", id="on-error-empty-is-error"),
-    pytest.param("CONTINUE", id="on-error-uppercase-is-error"),
-])
-def test_parse_on_error_rejects(value):
-    with pytest.raises(ValueError) as info:
-        hooks.parse_on_error(value)
-    assert json.dumps(value) in str(info.value)
-
-
-# ============================================================================================
 # Section 1: pod annotations, defaults, legacy keys
 # ============================================================================================
 

@@ -139,6 +139,20 @@ def test_phase_for(hooks, export_result, fatal, phase):
     assert rec.phase_for(hooks, export_result, fatal) == phase
 
 
+@pytest.mark.parametrize("totals,export,errors,phase", [
+    ({"hooks_failed": 0}, {"path": "x"}, [], "Completed"),
+    ({"hooks_failed": 1}, {"path": "x"}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "excluded_pods": ["ns/a"]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "errors": [{"message": "m"}]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x"}, ["post hooks could not run"], "PartiallyFailed"),
+    ({"hooks_failed": 5}, None, [], "Failed"),
+    ({"hooks_failed": 0}, {"msg": "no space"}, [], "Failed"),
+])
+def test_phase_for_run_errors(totals, export, errors, phase):
+    assert rec.phase_for(totals, export, run_errors=errors) == phase
+
+
+
 # --------------------------------------------------------------------------------------------
 # Record files
 # --------------------------------------------------------------------------------------------
