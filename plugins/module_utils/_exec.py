@@ -198,7 +198,7 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
 # One phase of a plan
 
 def result_for(pod, item, phase):
-    """A result entry (section 8 shape) for one planned hook or invalid-hook error item."""
+    """A result entry (the shape pod_hooks returns as ``hooks``) for one planned hook or invalid-hook error item."""
     invalid = "message" in item
     return dict(
         namespace=pod.get("namespace"),

@@ -63,10 +63,8 @@ RULE_KEYS = ("name", "includedNamespaces", "excludedNamespaces", "includedResour
              "excludedResources", "labelSelector", "pre", "post")
 RULE_HOOK_KEYS = ("exec",)
 EXEC_KEYS = ("container", "command", "onError", "timeout")
-SELECTOR_KEYS = ("matchLabels", "matchExpressions")
-EXPRESSION_KEYS = ("key", "operator", "values")
-EXPRESSION_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-POD_RESOURCE_NAMES = ("pods", "pod", "po")
+
+
 def annotation_key(phase, field):
     """Annotation name of ``field`` for ``phase`` (``pre``/``post``), or the legacy key for phase ``None``."""
     return (phase + "." if phase else "") + ANNOTATION_DOMAIN + field

@@ -62,7 +62,6 @@ PHASE_FAILED = "Failed"
 PHASES = (PHASE_NEW, PHASE_IN_PROGRESS, PHASE_COMPLETED, PHASE_PARTIALLY_FAILED, PHASE_FAILED)
 
 
-
 def storage_location(cluster=None):
     return cluster if cluster is not None else DEFAULT_LOCATION
 

@@ -53,9 +53,10 @@ def totals_from_entries(entries):
 
 def hook_error_messages(hook_results):
     """One error dict (namespace, message) per failed hook result."""
-    return [{"namespace": result.get("namespace"), "message": "pod %s/%s: %s hook %s in container %s failed: %s" % (
-                result.get("namespace"), result.get("pod"), result.get("phase"), json.dumps(result.get("command")),
-                result.get("container"), result.get("error") or "exit code %s" % result.get("exit_code"))}
+    return [{"namespace": result.get("namespace"),
+             "message": "pod %s/%s: %s hook %s in container %s failed: %s" % (
+                 result.get("namespace"), result.get("pod"), result.get("phase"), json.dumps(result.get("command")),
+                 result.get("container"), result.get("error") or "exit code %s" % result.get("exit_code"))}
             for result in hook_results or [] if result.get("status") == "failed"]
 
 

@@ -115,7 +115,7 @@ options:
   hook_results:
     description:
       - O(state=finished) or O(state=thawed) - the RV(kubehooks.backup.pod_hooks#module:hooks) lists of
-        M(kubehooks.backup.pod_hooks) (pre and post concatenated): the record of what ran. Their statuses
+        M(kubehooks.backup.pod_hooks) (pre and post concatenated) - the record of what ran. Their statuses
         give C(hookStatus.hooksAttempted) and C(hooksFailed), and each is logged with the time it ended.
     type: list
     elements: dict

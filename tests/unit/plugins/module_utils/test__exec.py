@@ -5,7 +5,7 @@
 test here is pure orchestration (order, on-error Fail/Continue, not_run, skipped, parallelism,
 one client per worker thread, the result shape).  The real exec over the websocket is covered by
 tests/integration/test_exec.py against the local cluster; the status payloads below are the ones
-that cluster's real node and kwok actually send (../shared/reference/local-control-plane.md).
+that cluster's real node and kwok actually send (the local cluster of the README).
 """
 
 from __future__ import absolute_import, division, print_function

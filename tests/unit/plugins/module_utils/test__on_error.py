@@ -13,7 +13,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _on_error 
 
 
 # ============================================================================================
-# Section 1 / 4: on-error is exactly Fail or Continue; unset means Fail
+# on-error is exactly Fail or Continue; unset means Fail
 # ============================================================================================
 
 @pytest.mark.parametrize("value, expected", [
@@ -39,7 +39,7 @@ def test_parse_on_error_rejects(value):
 
 
 # ============================================================================================
-# Section 4: consequences of a failed hook
+# consequences of a failed hook
 # ============================================================================================
 
 def test_fail_summary_names_every_fail_hook():

@@ -116,7 +116,7 @@ def test_finish_record_derives_the_error_count_without_messages():
 
 
 # --------------------------------------------------------------------------------------------
-# Phase math (hook-semantics section 4)
+# Phase math (_record.phase_for: the one place the phase is decided)
 # --------------------------------------------------------------------------------------------
 
 OK_EXPORT = {"path": "/b/b.tar.gz", "errors": [], "excluded_pods": []}
@@ -150,7 +150,6 @@ def test_phase_for(hooks, export_result, fatal, phase):
 ])
 def test_phase_for_run_errors(totals, export, errors, phase):
     assert rec.phase_for(totals, export, run_errors=errors) == phase
-
 
 
 # --------------------------------------------------------------------------------------------
