@@ -1,7 +1,7 @@
 """Go builds from the module proxy into the cache, keyed by version.
 
 Each build goes to a temporary directory that is renamed into place when complete, so a half-finished
-build never counts as present. Facts: /work/shared/reference/local-control-plane.md ("Building").
+build never counts as present. See the README, "The local cluster".
 """
 import json
 import os

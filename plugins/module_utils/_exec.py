@@ -6,7 +6,7 @@
 stdout and stderr captured and capped, no stdin, no TTY, no shell) and parses the exit status
 from the error channel itself: ``WSClient.returncode`` re-reads that channel and raises on real
 payloads.  ``run_phase`` runs one phase of a plan (``_hooks.phase_sequence``): pods in parallel,
-the hooks of one pod in order, with Velero's on-error semantics.  What is recorded about the
+the hooks of one pod in order, with Velero's on-error semantics (decided in _on_error).  What is recorded about the
 results (totals, the failure message, Velero-shaped log entries) is in _hook_results.
 
 A timeout closes the stream; the process inside the container may keep running (Velero too).
@@ -33,7 +33,11 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
-from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import describe_hook
+from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import (
+    INVALID_HOOK_ON_ERROR,
+    fails_pod,
+    stop_reason as on_error_stop_reason,
+)
 
 try:
     import websocket
@@ -194,7 +198,7 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
 # One phase of a plan
 
 def result_for(pod, item, phase):
-    """A result entry (section 8 shape) for one planned hook or invalid-hook error item."""
+    """A result entry (the shape pod_hooks returns as ``hooks``) for one planned hook or invalid-hook error item."""
     invalid = "message" in item
     return dict(
         namespace=pod.get("namespace"),
@@ -205,7 +209,7 @@ def result_for(pod, item, phase):
         name=item.get("name"),
         phase=phase,
         index=item.get("index"),
-        on_error="Fail" if invalid else item.get("on_error"),
+        on_error=INVALID_HOOK_ON_ERROR if invalid else item.get("on_error"),
         timeout=None if invalid else item.get("timeout"),
         status=None,
         exit_code=None,
@@ -215,6 +219,7 @@ def result_for(pod, item, phase):
         duration=0.0,
         error=None,
         reason=None,
+        finished_at=None,
     )
 
 
@@ -247,8 +252,9 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
                     result[key] = outcome[key]
         if invalid and result["status"] in ("skipped", "not_run"):
             result["reason"] += " (this hook is also invalid: %s)" % item["message"]
-        if result["status"] == "failed" and result["on_error"] == "Fail" and not stop_reason:
-            stop_reason = "not run: %s failed with on-error Fail" % describe_hook(result)
+        if fails_pod(result) and not stop_reason:
+            stop_reason = on_error_stop_reason(result)
+        result["finished_at"] = round(time.time(), 3)
         results.append(result)
         report(result)
     return results

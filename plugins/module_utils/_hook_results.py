@@ -21,26 +21,11 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._durations import
 ATTEMPTED = ("succeeded", "failed", "not_run")
 
 
-def describe_hook(result):
-    return "%s hook %s #%s" % (result["phase"], json.dumps(result["name"]), result["index"])
-
-
 def totals(results):
     """``{hooks_attempted, hooks_failed}``: attempted = succeeded + failed + not_run (never skipped)."""
     attempted = sum(1 for r in results if r.get("status") in ATTEMPTED)
     failed = sum(1 for r in results if r.get("status") == "failed")
     return dict(hooks_attempted=attempted, hooks_failed=failed)
-
-
-def fail_summary(results):
-    """A message naming each pod and hook that failed with on-error Fail; None when there is none."""
-    lines = ["%s/%s: %s%s: %s" % (r["namespace"], r["pod"], describe_hook(r),
-                                  " in container %s" % r["container"] if r.get("container") else "",
-                                  r.get("error") or "failed")
-             for r in results if r.get("status") == "failed" and r.get("on_error") == "Fail"]
-    if not lines:
-        return None
-    return "%d hook(s) with on-error Fail failed: %s" % (len(lines), "; ".join(lines))
 
 
 _LEVELS = {"succeeded": "info", "skipped": "info", "not_run": "warning", "failed": "error"}
@@ -61,8 +46,11 @@ def velero_log_entry(result, backup=None, now=None):
 
     ``backup`` is written as Velero writes it, ``<backup namespace>/<backup name>``; a bare name
     gets Velero's default namespace: ``nginx-hook-test`` -> ``velero/nginx-hook-test``.
-    ``now`` is a datetime or epoch seconds (default: the current time); ``time`` is RFC 3339 UTC.
+    ``now`` is a datetime or epoch seconds (default: when the hook ended, ``finished_at``, else the
+    current time); ``time`` is RFC 3339 UTC.
     """
+    if now is None:
+        now = result.get("finished_at")
     status = result.get("status")
     detail = result.get("error") or result.get("reason")
     entry = {

@@ -14,6 +14,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _ho
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary, failed_pods, parse_on_error
 
 PLANNED = "planned"
 
@@ -51,7 +52,7 @@ def check_plan(pods):
                     if not isinstance(hook, dict):
                         raise ValueError("a hook must be a dictionary")
                     _hooks.check_argv(hook.get("command"))
-                    _hooks.parse_on_error(hook.get("on_error"))
+                    parse_on_error(hook.get("on_error"))
                     parse_duration(hook.get("timeout"))
                     if not isinstance(hook.get("container"), str) or not hook.get("container"):
                         raise ValueError("the container must be a non-empty string")
@@ -94,7 +95,7 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     output_cap = _positive(params, "output_limit", _exec.DEFAULT_OUTPUT_CAP)
     if check_mode:
         results = planned_results(pods, phase)
-        return dict(changed=bool(results), hooks=results, hooks_attempted=0, hooks_failed=0)
+        return dict(changed=bool(results), hooks=results, hooks_attempted=0, hooks_failed=0, failed_pods=[])
 
     if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
         # The client's exec websocket carries only the Authorization header: the hooks would run
@@ -116,9 +117,10 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     kwargs = {} if exec_fn is None else {"exec_fn": exec_fn}
     results = _exec.run_phase(pods, phase, client_factory, parallelism=parallelism, on_result=log,
                               output_cap=output_cap, **kwargs)
-    result = dict(hooks=results, changed=any(r["status"] in ("succeeded", "failed") for r in results))
+    result = dict(hooks=results, changed=any(r["status"] in ("succeeded", "failed") for r in results),
+                  failed_pods=failed_pods(results))
     result.update(_hook_results.totals(results))
-    messages = [m for m in [_hook_results.fail_summary(results)] + log_errors if m]
+    messages = [m for m in [fail_summary(results)] + log_errors if m]
     if messages:
         result.update(failed=True, msg="; ".join(messages))
     return result

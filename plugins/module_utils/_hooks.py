@@ -32,6 +32,7 @@ import json
 from collections import namedtuple
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import parse_on_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     FieldError,
     RuleError,
@@ -56,20 +57,14 @@ ANNOTATION_DOMAIN = "hook.backup.velero.io/"
 FROM_ANNOTATION = "<from-annotation>"
 SOURCE_ANNOTATION = "annotation"
 SOURCE_SPEC = "spec"
-ON_ERROR_FAIL = "Fail"
-ON_ERROR_CONTINUE = "Continue"
-ON_ERROR_VALUES = (ON_ERROR_FAIL, ON_ERROR_CONTINUE)
-DEFAULT_ON_ERROR = ON_ERROR_FAIL  # Velero's documented default (its code uses Continue)
 DEFAULT_TIMEOUT = 30  # seconds
 
 RULE_KEYS = ("name", "includedNamespaces", "excludedNamespaces", "includedResources",
              "excludedResources", "labelSelector", "pre", "post")
 RULE_HOOK_KEYS = ("exec",)
 EXEC_KEYS = ("container", "command", "onError", "timeout")
-SELECTOR_KEYS = ("matchLabels", "matchExpressions")
-EXPRESSION_KEYS = ("key", "operator", "values")
-EXPRESSION_OPERATORS = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-POD_RESOURCE_NAMES = ("pods", "pod", "po")
+
+
 def annotation_key(phase, field):
     """Annotation name of ``field`` for ``phase`` (``pre``/``post``), or the legacy key for phase ``None``."""
     return (phase + "." if phase else "") + ANNOTATION_DOMAIN + field
@@ -111,15 +106,6 @@ def parse_command(value):
         raise ValueError("the command is whitespace followed by '[': remove the leading whitespace to give "
                          "a JSON array, or the command would be one program with that odd name")
     return [value]
-
-
-def parse_on_error(value):
-    """Return ``Fail`` or ``Continue`` (exactly, case-sensitive); None means the default ``Fail``."""
-    if value is None:
-        return DEFAULT_ON_ERROR
-    if value not in ON_ERROR_VALUES:
-        raise ValueError("on-error must be exactly Fail or Continue, got %s" % show_value(value))
-    return value
 
 
 def parse_timeout(value):

@@ -62,7 +62,6 @@ PHASE_FAILED = "Failed"
 PHASES = (PHASE_NEW, PHASE_IN_PROGRESS, PHASE_COMPLETED, PHASE_PARTIALLY_FAILED, PHASE_FAILED)
 
 
-
 def storage_location(cluster=None):
     return cluster if cluster is not None else DEFAULT_LOCATION
 
@@ -185,18 +184,19 @@ def frozen_pods(record):
     return value if isinstance(value, list) else []
 
 
-def phase_for(hook_totals=None, export_result=None, fatal=False):
-    """The final phase (hook-semantics section 4).  PURE.
+def phase_for(hook_totals=None, export_result=None, fatal=False, run_errors=()):
+    """The final phase of a backup: the one place it is decided.  PURE.
 
     ``Failed``: ``fatal`` (the run could not proceed: bad rules, API unreachable) or nothing was
     exported (``export_result`` None or without an archive ``path``).  Else ``PartiallyFailed`` when
-    any hook failed (``hook_totals["hooks_failed"]``) or the export reported errors.  Else
-    ``Completed``.  Hook failures alone never make a backup Failed.
+    any hook failed (``hook_totals["hooks_failed"]``), the export reported errors or left out pods
+    (their Fail pre hook failed), or the run reported errors of its own (``run_errors``: a hook task
+    that could not run at all).  Else ``Completed``.  Hook failures alone never make a backup Failed.
     """
     if fatal or not export_result or not export_result.get("path"):
         return PHASE_FAILED
     hooks_failed = int((hook_totals or {}).get("hooks_failed") or 0)
-    if hooks_failed > 0 or export_result.get("errors") or export_result.get("excluded_pods"):
+    if hooks_failed > 0 or export_result.get("errors") or export_result.get("excluded_pods") or list(run_errors or []):
         return PHASE_PARTIALLY_FAILED
     return PHASE_COMPLETED
 

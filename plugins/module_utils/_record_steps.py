@@ -51,46 +51,13 @@ def totals_from_entries(entries):
     return totals([e for e in entries if "hookCommand" in e])
 
 
-def task_hooks(phase, result):
-    """(hook results, run error or None) from a registered pod_hooks task result."""
-    if not result or result.get("skipped"):
-        return [], None
-    if isinstance(result.get("hooks"), list):
-        return result["hooks"], None
-    if result.get("failed") or result.get("msg"):
-        message = "the %s hooks could not run: %s" % (phase, result.get("msg") or "the task failed")
-        if phase == "post":
-            message += "; pods of the hook plan may still be frozen: run the thaw playbook for this backup"
-        return [], message
-    return [], None
-
-
-def decide_phase(hook_totals, export_result, run_errors=()):
-    """_record.phase_for, plus: any run-level error makes a complete backup PartiallyFailed."""
-    phase = _record.phase_for(hook_totals, export_result)
-    if phase == _record.PHASE_COMPLETED and list(run_errors or []):
-        return _record.PHASE_PARTIALLY_FAILED
-    return phase
-
-
-def hook_error_messages(hook_results, entries=()):
-    """One error dict (namespace, message) per failed hook, from results or else log entries."""
-    errors = []
-    for result in hook_results or []:
-        if result.get("status") == "failed":
-            errors.append({"namespace": result.get("namespace"), "message": "pod %s/%s: %s hook %s in container %s "
-                           "failed: %s" % (result.get("namespace"), result.get("pod"), result.get("phase"),
-                                           json.dumps(result.get("command")), result.get("container"),
-                                           result.get("error") or "exit code %s" % result.get("exit_code"))})
-    if hook_results:
-        return errors
-    for entry in entries:
-        if entry.get("status") == "failed" and "hookCommand" in entry:
-            errors.append({"namespace": entry.get("namespace"), "message": "pod %s/%s: %s hook %s in container %s "
-                           "failed: %s" % (entry.get("namespace"), entry.get("pod"), entry.get("hookPhase"),
-                                           json.dumps(entry.get("hookCommand")), entry.get("hookContainer"),
-                                           entry.get("error") or "exit code %s" % entry.get("exitCode"))})
-    return errors
+def hook_error_messages(hook_results):
+    """One error dict (namespace, message) per failed hook result."""
+    return [{"namespace": result.get("namespace"),
+             "message": "pod %s/%s: %s hook %s in container %s failed: %s" % (
+                 result.get("namespace"), result.get("pod"), result.get("phase"), json.dumps(result.get("command")),
+                 result.get("container"), result.get("error") or "exit code %s" % result.get("exit_code"))}
+            for result in hook_results or [] if result.get("status") == "failed"]
 
 
 def export_log_entries(export_result, failure_reason=None, when=None):
@@ -155,19 +122,16 @@ def annotation(record, key, default=None):
     return ((record.get("metadata") or {}).get("annotations") or {}).get(key, default)
 
 
-def new_hook_entries(params, bdir, record):
-    """(hook log entries not yet copied into the record's log, the new copied-line count).
+def hook_log_lines(params, bdir, record):
+    """How many lines of the JSON-lines hook log the record accounts for once finished.
 
-    The entries come from the JSON-lines hook log when it has uncopied lines; otherwise from
-    ``hook_results`` (converted with Velero's field names).
+    The record's hook entries come from the results the executor returned; the hook log holds the
+    same hooks (it exists to rebuild what a killed run did), so all its complete lines count as
+    copied.  An unreadable log never stops the record.
     """
-    name = params["name"]
-    path = params.get("hook_log") or _layout.hook_log_path(bdir, name)
     copied = int(annotation(record, _record.ANNOTATION_LOG_COPIED, "0") or 0)
-    entries, count = _hook_results.read_jsonl(path, skip=copied)
-    if not entries and params.get("hook_results"):
-        entries = [velero_log_entry(r, backup=name) for r in params["hook_results"]]
-    return entries, max(count, copied)
+    path = params.get("hook_log") or _layout.hook_log_path(bdir, params["name"])
+    return max(_hook_results.read_jsonl(path, skip=copied, quiet=True)[1], copied)
 
 
 def _hook_key(entry):
@@ -214,7 +178,46 @@ def describe(bdir, name, record, **extra):
         excluded_pods=json.loads(annotation(record, _record.ANNOTATION_EXCLUDED_PODS, "[]")),
     )
     result.update(extra)
+    result["summary"] = summary_lines(name, result)
     return result
+
+
+_PHASE_NOTES = {
+    _record.PHASE_PARTIALLY_FAILED: " - the backup is usable but incomplete, see the errors below",
+    _record.PHASE_FAILED: " - see the errors below",
+    _record.PHASE_NEW: " - check mode, nothing was frozen, exported or written",
+}
+MAX_ERROR_LINES = 20
+
+
+def summary_lines(name, result):
+    """The lines the role prints at the end of a run, from this module's result."""
+    window = result.get("freeze_window_seconds")
+    phase = result.get("phase") or _record.PHASE_FAILED
+    files = result.get("files") or {}
+    lines = [
+        "Backup %s: %s%s" % (name, phase, _PHASE_NOTES.get(phase, "")),
+        "Hooks: %d attempted, %d failed (%d pods with pre hooks)" % (
+            result.get("hooks_attempted") or 0, result.get("hooks_failed") or 0, len(result.get("frozen_pods") or [])),
+        "Items: %d of %d backed up" % (result.get("items_backed_up") or 0, result.get("total_items") or 0),
+        "Freeze window: %s" % ("%.2f s" % float(window) if window is not None else "none (nothing was frozen)"),
+        "Files: %s" % (result.get("backup_dir") or "none"),
+        "Logs: %s (Velero's fields: zcat | grep hookCommand), %s" % (
+            os.path.basename(files.get("logs") or _layout.log_path("", name)),
+            os.path.basename(files.get("hook_log") or _layout.hook_log_path("", name))),
+        "Archive: %s" % ("%s, %s" % (os.path.basename(_layout.archive_path("", name)),
+                                     os.path.basename(_layout.resource_list_path("", name)))
+                         if phase in (_record.PHASE_COMPLETED, _record.PHASE_PARTIALLY_FAILED) else "none"),
+    ]
+    if result.get("excluded_pods"):
+        lines.append("Not in the archive (a pre hook with on-error Fail failed): %s"
+                     % ", ".join(result["excluded_pods"]))
+    errors = list(result.get("error_messages") or [])
+    lines.extend("Error: %s" % text for text in errors[:MAX_ERROR_LINES])
+    if len(errors) > MAX_ERROR_LINES:
+        lines.append("... and %d more errors in %s" % (len(errors) - MAX_ERROR_LINES,
+                                                       os.path.basename(_layout.results_path("", name))))
+    return lines
 
 
 def spec_record(params, cluster):
@@ -247,87 +250,106 @@ def start(params, check_mode):
     return describe(bdir, name, record, changed=True, plan=plan)
 
 
-def finish(params, check_mode):
+def load_for_finish(params, check_mode):
+    """(backup dir, record, whether it exists, the result to return at once or None)."""
     bdir, cluster = resolve_backup_dir(params)
     name = params["name"]
     run_id = params.get("run_id")
-    exists = os.path.exists(_layout.record_path(bdir))
-    if exists:
-        record = _record.load_record(bdir)
-        if not run_id:
-            # This run failed before it started its record (bad rules, API unreachable, or this
-            # very name taken): report that, and leave the existing backup as it is.
-            message = ("backup %s already exists in %s (phase %s) and was left untouched; this run did not "
-                       "start: %s" % (name, os.path.dirname(bdir), (record.get("status") or {}).get("phase"),
-                                      params.get("failure_reason") or "see the failed task above"))
-            return dict(changed=False, name=name, phase=_record.PHASE_FAILED, backup_dir=None,
-                        hooks_attempted=0, hooks_failed=0, items_backed_up=0, total_items=0,
-                        error_messages=[message])
-        if annotation(record, ANNOTATION_RUN_ID) != run_id:
-            raise KubehooksError("the record %s belongs to another run (run id %s, not %s)"
-                                 % (_layout.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
-        if (record.get("status") or {}).get("phase") in FINAL_PHASES:
-            return describe(bdir, name, record, changed=False, error_messages=[])
-    elif run_id and check_mode:
-        # The started step ran in check mode too: nothing was frozen, exported or written.
-        record = spec_record(params, cluster)
-        return describe(bdir, name, record, changed=False, error_messages=[],
-                        msg="check mode: nothing was frozen, exported or written")
-    elif run_id:
-        raise KubehooksError("no backup record at %s for run %s" % (_layout.record_path(bdir), run_id))
-    else:
+    if not os.path.exists(_layout.record_path(bdir)):
+        if run_id and check_mode:
+            # The started step ran in check mode too: nothing was frozen, exported or written.
+            return bdir, None, False, describe(bdir, name, spec_record(params, cluster), changed=False,
+                                               error_messages=[], msg="check mode: nothing was frozen, exported or written")
+        if run_id:
+            raise KubehooksError("no backup record at %s for run %s" % (_layout.record_path(bdir), run_id))
         record = spec_record(params, cluster)  # the run failed before it could start a record
         _record.mark_started(record, [])
+        return bdir, record, False, None
+    record = _record.load_record(bdir)
+    if not run_id:
+        # This run failed before it started its record (bad rules, API unreachable, or this very
+        # name taken): report that, and leave the existing backup as it is.
+        message = ("backup %s already exists in %s (phase %s) and was left untouched; this run did not "
+                   "start: %s" % (name, os.path.dirname(bdir), (record.get("status") or {}).get("phase"),
+                                  params.get("failure_reason") or "see the failed task above"))
+        return bdir, record, True, dict(
+            changed=False, name=name, phase=_record.PHASE_FAILED, backup_dir=None, hooks_attempted=0,
+            hooks_failed=0, items_backed_up=0, total_items=0, error_messages=[message],
+            summary=summary_lines(name, dict(phase=_record.PHASE_FAILED, error_messages=[message])))
+    if annotation(record, ANNOTATION_RUN_ID) != run_id:
+        raise KubehooksError("the record %s belongs to another run (run id %s, not %s)"
+                             % (_layout.record_path(bdir), annotation(record, ANNOTATION_RUN_ID), run_id))
+    if (record.get("status") or {}).get("phase") in FINAL_PHASES:
+        return bdir, record, True, describe(bdir, name, record, changed=False, error_messages=[])
+    return bdir, record, True, None
 
+
+def collect(params):
+    """What the run reports: the executor's hook results, the export, the run's own errors."""
     export_result = params.get("export") or None
     failure_reason = params.get("failure_reason")
     if export_result is not None and not export_result.get("path"):
         if not failure_reason and export_result.get("msg"):
             failure_reason = "the export failed: %s" % export_result["msg"]
         export_result = None  # a failed task's result
-    run_errors = list(params["errors"] or [])
     hook_results = list(params["hook_results"] or [])
-    for phase_name in ("pre", "post"):
-        results, run_error = task_hooks(phase_name, params.get(phase_name + "_result"))
-        hook_results.extend(results)
-        if run_error:
-            run_errors.append(run_error)
-    params = dict(params, hook_results=hook_results)
-    hook_entries, copied = new_hook_entries(params, bdir, record) if exists else ([], 0)
-    hook_totals = totals(hook_results) if hook_results else totals_from_entries(hook_entries)
-    phase = decide_phase(hook_totals, export_result, run_errors)
+    return dict(export=export_result, failure_reason=failure_reason, run_errors=list(params["errors"] or []),
+                hook_results=hook_results, hook_totals=totals(hook_results))
+
+
+def decide(outcome):
+    """Add the phase, the failure reason of a Failed backup, the errors and warnings to ``outcome``."""
+    export_result = outcome["export"]
+    phase = _record.phase_for(outcome["hook_totals"], export_result, run_errors=outcome["run_errors"])
+    failure_reason = outcome["failure_reason"]
     if phase == _record.PHASE_FAILED and not failure_reason:
         failure_reason = "nothing was exported"
-
-    errors = hook_error_messages(params["hook_results"], hook_entries)
+    errors = hook_error_messages(outcome["hook_results"])
     errors.extend((export_result or {}).get("errors") or [])
-    errors.extend(run_errors)
+    errors.extend(outcome["run_errors"])
     if failure_reason and export_result is None:
         errors.append(failure_reason)
-    warnings = list((export_result or {}).get("warning_messages") or [])
-    _record.finish_record(record, phase, hook_totals, export_result, errors=errors, warnings=warnings,
-                          freeze_window=params.get("freeze_window"),
-                          failure_reason=failure_reason if phase == _record.PHASE_FAILED else None)
-    _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED, str(copied))
-    messages = [error_text(e) for e in errors]
-    if check_mode:
-        return describe(bdir, name, record, changed=True, error_messages=messages)
+    outcome.update(phase=phase, failure_reason=failure_reason, errors=errors,
+                   warnings=list((export_result or {}).get("warning_messages") or []))
+    return outcome
 
-    if not exists:
+
+def write_finished(bdir, name, record, outcome, adopt):
+    """Claim the directory when the run never started one, then the log, resource list, results, record."""
+    if adopt:
         _layout.claim_backup_dir(bdir, name, adopt_unrecorded=True)
+    export_result = outcome["export"]
+    hook_entries = [velero_log_entry(result, backup=name) for result in outcome["hook_results"]]
     pre = [e for e in hook_entries if e.get("hookPhase") != "post"]
     post = [e for e in hook_entries if e.get("hookPhase") == "post"]
-    when = (export_result or {}).get("finished_at")
-    entries = pre + export_log_entries(export_result, failure_reason, when) + post
-    entries.extend({"level": "error", "msg": text} for text in run_errors)
-    entries.append(phase_entry(record, phase))
+    entries = pre + export_log_entries(export_result, outcome["failure_reason"],
+                                       (export_result or {}).get("finished_at")) + post
+    entries.extend({"level": "error", "msg": text} for text in outcome["run_errors"])
+    entries.append(phase_entry(record, outcome["phase"]))
     _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
     if export_result and export_result.get("resource_list_path") and \
             os.path.exists(export_result["resource_list_path"]):
         _record.write_resource_list(bdir, name, export_result["resource_list_path"])
-    _record.write_results(bdir, name, errors, warnings)
+    _record.write_results(bdir, name, outcome["errors"], outcome["warnings"])
     _record.write_record(bdir, record)
-    return describe(bdir, name, record, changed=True, error_messages=messages)
+
+
+def finish(params, check_mode):
+    """state=finished: load -> collect -> decide the phase -> write."""
+    bdir, record, exists, early = load_for_finish(params, check_mode)
+    if early is not None:
+        return early
+    name = params["name"]
+    outcome = decide(collect(params))
+    phase = outcome["phase"]
+    _record.finish_record(record, phase, outcome["hook_totals"], outcome["export"], errors=outcome["errors"],
+                          warnings=outcome["warnings"], freeze_window=params.get("freeze_window"),
+                          failure_reason=outcome["failure_reason"] if phase == _record.PHASE_FAILED else None)
+    _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED,
+                           str(hook_log_lines(params, bdir, record) if exists else 0))
+    if not check_mode:
+        write_finished(bdir, name, record, outcome, adopt=not exists)
+    return describe(bdir, name, record, changed=True, error_messages=[error_text(e) for e in outcome["errors"]])
 
 
 def thaw(params, check_mode):

@@ -541,6 +541,7 @@ def resource_applies_to_pods(included, excluded):
         return False
     return not included or "*" in included or any(included_hits)
 
+
 def glob_match(patterns, value):
     """True when ``value`` matches one of the glob ``patterns`` (``*``, ``?``, ``[...]``; no separator)."""
     for pattern in patterns:
@@ -601,7 +602,7 @@ class ResourceFilter(object):
 def namespaces_include_everything(included, excluded):
     """Velero's NamespaceIncludesExcludes.IncludeEverything: all namespaces, no exclusion.
 
-    ``*`` beside other entries still means all (this collection's scope rule, section 8).
+    ``*`` beside other entries still means all (this collection's scope rule, see the scope options).
     """
     included = list(included or [])
     return not list(excluded or []) and (not included or "*" in included)

@@ -198,6 +198,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 
+
 def execute(km):
     params = km.params
     storage = params.get("storage_dir") or _layout.default_storage_dir()

@@ -19,8 +19,10 @@ description:
     C(velero-backup.json) - a Velero C(Backup) object in phase C(InProgress) whose spec mirrors the
     inputs and whose annotation C(backup.kubehooks.io/frozen-pods) lists the pods whose pre hooks are
     about to run. Call it BEFORE any pre hook runs.
-  - O(state=finished) appends the hook entries (with Velero's field names, from O(hook_log) or
-    O(hook_results)), the export entries and the final phase to C(<name>-logs.gz), writes
+  - O(state=finished) takes what the run reports - the hook results the executor returned
+    (O(hook_results)), the export's result (O(export)) and the run's own errors (O(errors),
+    O(failure_reason)) - and appends the hook entries (with Velero's field names), the export entries and
+    the final phase to C(<name>-logs.gz), writes
     C(<name>-results.gz), and completes C(velero-backup.json) - phase C(Completed),
     C(PartiallyFailed) or C(Failed), C(hookStatus), C(progress), completion time, error and warning
     counts, and the measured freeze window in the annotation C(backup.kubehooks.io/freeze-window-seconds).
@@ -113,27 +115,17 @@ options:
   hook_results:
     description:
       - O(state=finished) or O(state=thawed) - the RV(kubehooks.backup.pod_hooks#module:hooks) lists of
-        M(kubehooks.backup.pod_hooks) (pre and post concatenated). Their statuses give
-        C(hookStatus.hooksAttempted) and C(hooksFailed); they are logged when O(hook_log) is not given.
+        M(kubehooks.backup.pod_hooks) (pre and post concatenated) - the record of what ran. Their statuses
+        give C(hookStatus.hooksAttempted) and C(hooksFailed), and each is logged with the time it ended.
     type: list
     elements: dict
     default: []
-  pre_result:
-    description:
-      - O(state=finished) - the registered result of the M(kubehooks.backup.pod_hooks) task of the pre phase,
-        as it is (skipped, failed or not). Its RV(kubehooks.backup.pod_hooks#module:hooks) are added to
-        O(hook_results); a task that failed without running its hooks is recorded as an error of the run.
-    type: dict
-  post_result:
-    description:
-      - O(state=finished) - the same for the post phase. A post task that could not run is recorded as an
-        error saying the pods may still be frozen.
-    type: dict
   hook_log:
     description:
-      - The JSON-lines file given to M(kubehooks.backup.pod_hooks) as C(log_path). Its entries not yet
-        copied are copied into C(<name>-logs.gz) with the time each hook ended.
-      - Default C(<backup_dir>/<name>-hooks.jsonl) (RV(hook_log)) when that file exists.
+      - The JSON-lines file given to M(kubehooks.backup.pod_hooks) as C(log_path). It only serves to
+        rebuild what a killed run did - O(state=thawed) copies its entries not yet in C(<name>-logs.gz);
+        O(state=finished) records O(hook_results) and counts the file's lines as copied.
+      - Default C(<backup_dir>/<name>-hooks.jsonl) (RV(hook_log)).
     type: path
   export:
     description:
@@ -146,8 +138,8 @@ options:
     type: str
   errors:
     description:
-      - O(state=finished) - other errors of the run (a task that failed as a whole, such as the post
-        hooks). Any error makes an otherwise complete backup C(PartiallyFailed).
+      - O(state=finished) - other errors of the run (a hook task that could not run at all, such as the
+        post hooks). Any error makes an otherwise complete backup C(PartiallyFailed).
     type: list
     elements: str
     default: []
@@ -298,6 +290,14 @@ error_messages:
   returned: when O(state=finished)
   type: list
   elements: str
+summary:
+  description: The backup in a few lines (phase, hooks, items, freeze window, files, pods left out, errors), as the role prints it.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "Backup nginx-hook-test: Completed"
+    - "Hooks: 2 attempted, 0 failed (1 pods with pre hooks)"
 """
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps
@@ -327,8 +327,6 @@ def main():
         hook_results=dict(type="list", elements="dict", default=[]),
         hook_log=dict(type="path"),
         export=dict(type="dict"),
-        pre_result=dict(type="dict"),
-        post_result=dict(type="dict"),
         failure_reason=dict(type="str"),
         errors=dict(type="list", elements="str", default=[]),
         freeze_window=dict(type="float"),

@@ -183,6 +183,17 @@ hooks:
     reason:
       description: Why the hook was skipped or not run, else null.
       type: str
+    finished_at:
+      description: When the hook ended (or was found skipped or not run), in seconds since the epoch; null in check mode.
+      type: float
+failed_pods:
+  description:
+    - The pods that failed a hook with on-error V(Fail), as C(namespace/name) - after the pre phase, the pods the
+      export leaves out (the role passes this list to M(kubehooks.backup.resource_export) as C(exclude_pods)).
+  returned: always
+  type: list
+  elements: str
+  sample: [db/pg-0]
 hooks_attempted:
   description: Hooks succeeded, failed or not run (as Velero's C(hookStatus.hooksAttempted)); skipped hooks are not counted.
   returned: always

@@ -94,7 +94,7 @@ def test_output_is_capped_and_flagged(api_client, namespace, real_pod):
 def test_missing_container_is_a_clear_failure(api_client, namespace, real_pod):
     result = exec_hook(api_client, namespace, real_pod, "nope", ["/bin/true"], 30)
     assert result["status"] == "failed"
-    assert "API status 400" in result["error"] and "nope" in result["error"]
+    assert "API error 400" in result["error"] and "nope" in result["error"]
 
 
 def test_parallel_across_fake_pods(pods, namespace, api_client, admin_factory):

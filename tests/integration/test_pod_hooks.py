@@ -262,5 +262,5 @@ def test_a_pending_pod_is_attempted_and_its_exec_error_is_the_failure(cluster, n
     result = hooks_of(cluster, namespace, "pre")
     hook = result["hooks"][0]
     assert hook["status"] == "failed" and hook["exit_code"] is None
-    assert "API status 400" in hook["error"], hook["error"]
+    assert "API error 400" in hook["error"], hook["error"]
     assert (result["hooks_attempted"], result["hooks_failed"]) == (1, 1) and result["failed"] is True

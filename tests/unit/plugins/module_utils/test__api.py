@@ -64,4 +64,5 @@ def test_one_wording_for_401_403_other_and_no_answer():
         "Unauthorized: the API server rejected the credentials while trying to list pods: bad token"
     assert api_error_message(0, "list pods", "connection refused") == "Could not list pods: connection refused"
     assert isinstance(api_error(ApiRequestError(401, "x"), "list pods"), AuthorizationError)
-    assert type(api_error(ApiRequestError(500, "x"), "list pods", default=ValueError)) is ValueError
+    other = api_error(ApiRequestError(500, "x"), "list pods", default=ValueError)
+    assert isinstance(other, ValueError) and not isinstance(other, AuthorizationError)

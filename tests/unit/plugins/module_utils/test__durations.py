@@ -11,7 +11,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _durations
 
 
 # ============================================================================================
-# Section 1: timeout is a Go duration; bare number = seconds; zero/negative/garbage are errors
+# timeout is a Go duration; bare number = seconds; zero/negative/garbage are errors
 # ============================================================================================
 
 @pytest.mark.parametrize("value, seconds", [

@@ -5,7 +5,7 @@
 test here is pure orchestration (order, on-error Fail/Continue, not_run, skipped, parallelism,
 one client per worker thread, the result shape).  The real exec over the websocket is covered by
 tests/integration/test_exec.py against the local cluster; the status payloads below are the ones
-that cluster's real node and kwok actually send (../shared/reference/local-control-plane.md).
+that cluster's real node and kwok actually send (the local cluster of the README).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,7 +25,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     parse_exec_status,
     run_phase,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import fail_summary, totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals
+from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary
 
 # --- parse_exec_status --------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Unit tests for _hook_results: Velero's hook counters, the failure message, JSON log entries and their file."""
+"""Unit tests for _hook_results: Velero's hook counters, JSON log entries and their file."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -13,34 +13,17 @@ import pytest
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import (
     append_jsonl,
-    fail_summary,
     totals,
     velero_log_entry,
 )
 
 
-# --- totals / summary ---------------------------------------------------------------------
+# --- totals ---------------------------------------------------------------------
 
 def test_totals_counts():
     results = [{"status": s} for s in ("succeeded", "failed", "not_run", "skipped", "failed", "succeeded")]
     assert totals(results) == {"hooks_attempted": 5, "hooks_failed": 2}
     assert totals([]) == {"hooks_attempted": 0, "hooks_failed": 0}
-
-
-def test_fail_summary_names_every_fail_hook():
-    results = [
-        dict(namespace="db", pod="a", phase="pre", name="freeze", index=0, container="c", status="failed",
-             on_error="Fail", error="timed out after 2s"),
-        dict(namespace="db", pod="b", phase="pre", name="<from-annotation>", index=1, container=None,
-             status="failed", on_error="Fail", error="invalid hook: bad"),
-        dict(namespace="db", pod="c", phase="pre", name="x", index=0, container="c", status="failed",
-             on_error="Continue", error="exit 1"),
-    ]
-    message = fail_summary(results)
-    assert message.startswith("2 hook(s) with on-error Fail failed: ")
-    assert 'db/a: pre hook "freeze" #0 in container c: timed out after 2s' in message
-    assert 'db/b: pre hook "<from-annotation>" #1: invalid hook: bad' in message
-    assert "db/c" not in message
 
 
 # --- log entries --------------------------------------------------------------------------

@@ -100,13 +100,15 @@ def mixed_plan():
 def test_every_hook_of_any_status_is_logged_with_veleros_fields(tmp_path):
     log = tmp_path / "hooks.jsonl"
     result = _hook_runs.run_hooks(object, mixed_plan(), {"phase": "pre", "log_path": str(log)},
-                             exec_fn=fake_exec)
+                                  exec_fn=fake_exec)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted((e["pod"], e["status"]) for e in lines) == [
         ("a", "failed"), ("a", "not_run"), ("bad", "failed"), ("done", "skipped")]
     assert all(e["hookType"] == "exec" and e["hookPhase"] == "pre" for e in lines)
     assert (result["hooks_attempted"], result["hooks_failed"]) == (3, 2)  # invalid hooks are counted
     assert result["failed"] and "nginx-example/a" in result["msg"] and "nginx-example/bad" in result["msg"]
+    # The pods the export leaves out: those that failed a Fail hook (an invalid hook acts as Fail).
+    assert result["failed_pods"] == ["nginx-example/a", "nginx-example/bad"]
 
 
 def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
@@ -115,7 +117,7 @@ def test_an_unwritable_log_fails_before_any_hook_runs(tmp_path):
     ran = []
     with pytest.raises(KubehooksError, match="could not append to the hook log"):
         _hook_runs.run_hooks(object, [POD], {"phase": "pre", "log_path": str(blocker / "log.jsonl")},
-                        exec_fn=lambda *a, **k: ran.append(a))
+                             exec_fn=lambda *a, **k: ran.append(a))
     assert ran == []
 
 

@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Unit tests of plugins/module_utils/_hooks.py, the pure hook resolution.
 
-Table-driven; each case id names the rule of hook-semantics.md (sections 1, 2, 4, 8) it checks.
+Table-driven; each case id names the rule it checks (Velero's hook semantics, as pod_hooks_info documents them).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -59,7 +59,7 @@ def commands(entry, phase):
 
 
 # ============================================================================================
-# Section 1: command parsing (JSON array vs one argv element)
+# command parsing (JSON array vs one argv element)
 # ============================================================================================
 
 @pytest.mark.parametrize("value, argv", [
@@ -99,33 +99,7 @@ def test_parse_command_rejects(value, reason):
 
 
 # ============================================================================================
-# Section 1 / 4: on-error is exactly Fail or Continue; unset means Fail
-# ============================================================================================
-
-@pytest.mark.parametrize("value, expected", [
-    pytest.param("Fail", "Fail", id="on-error-fail"),
-    pytest.param("Continue", "Continue", id="on-error-continue"),
-    pytest.param(None, "Fail", id="on-error-unset-means-fail-as-documented"),
-])
-def test_parse_on_error_accepts(value, expected):
-    assert hooks.parse_on_error(value) == expected
-
-
-@pytest.mark.parametrize("value", [
-    pytest.param("fail", id="on-error-lowercase-is-error"),
-    pytest.param("Abort", id="on-error-unknown-is-error"),
-    pytest.param("Continue ", id="on-error-trailing-space-is-error"),
-    pytest.param("", id="on-error-empty-is-error"),
-    pytest.param("CONTINUE", id="on-error-uppercase-is-error"),
-])
-def test_parse_on_error_rejects(value):
-    with pytest.raises(ValueError) as info:
-        hooks.parse_on_error(value)
-    assert json.dumps(value) in str(info.value)
-
-
-# ============================================================================================
-# Section 1: pod annotations, defaults, legacy keys
+# pod annotations, defaults, legacy keys
 # ============================================================================================
 
 def test_walkthrough_pod_resolves_to_velero_example():
@@ -273,7 +247,7 @@ def test_several_problems_make_one_error_naming_all():
 
 
 # ============================================================================================
-# Section 2 (plan time): containers, native sidecars, pods without containers
+# containers, native sidecars, pods without containers
 # ============================================================================================
 
 def test_native_sidecar_is_a_valid_container_but_classic_init_is_not():
@@ -323,7 +297,7 @@ def test_rule_hook_missing_container_is_spec_error():
 
 
 # ============================================================================================
-# Section 1: rules, precedence per phase, order
+# rules, precedence per phase, order
 # ============================================================================================
 
 FREEZE_RULE = rule("freeze-db", includedNamespaces=["db"],
@@ -345,7 +319,7 @@ def test_rule_hooks_with_defaults_and_values():
 def test_rule_defaults_first_container_fail_30s():
     entry = resolve(PODS["plain_db"], [rule("r", pre=[{"command": ["/x"]}])])
     assert entry["pre"][0]["container"] == "db"
-    assert entry["pre"][0]["on_error"] == "Fail"  # section 4: unset on-error means Fail
+    assert entry["pre"][0]["on_error"] == "Fail"  # unset on-error means Fail, as Velero documents
     assert entry["pre"][0]["timeout"] == 30
 
 
@@ -474,7 +448,7 @@ def test_rule_applies_is_namespace_resource_labels():
 
 
 # ============================================================================================
-# Section 1 (Validation) / 8: rule errors name the rule, the key and the value
+# Validation: rule errors name the rule, the key and the value
 # ============================================================================================
 
 @pytest.mark.parametrize("hook_rules, label, key, value", [
@@ -587,7 +561,7 @@ def test_invalid_selector_stops_whole_plan():
 
 
 # ============================================================================================
-# Section 8: the plan (build_plan) and its shapes
+# the plan (build_plan) and its shapes
 # ============================================================================================
 
 def plan_pods():
@@ -655,7 +629,7 @@ def test_plan_scope_errors(included, excluded, selectors):
 
 
 # ============================================================================================
-# INTERFACES.md: phase_sequence interleaves valid and invalid hooks by index
+# phase_sequence interleaves valid and invalid hooks by index (what pod_hooks runs)
 # ============================================================================================
 
 def interleaved_entry():

@@ -34,8 +34,8 @@ def test_velero_time_and_table():
     assert lst.velero_time("2026-11-25T09:10:02Z") == "2026-11-25 09:10:02 +0000 UTC"
     assert lst.velero_time(None) == "<nil>"
     lines = lst.table([{"name": "nginx-hook-test", "status": "Completed", "errors": 0, "warnings": 0,
-                       "created": "2026-11-25T09:10:02Z", "expires": "n/a", "storage_location": "default",
-                       "selector": "<none>"}])
+                        "created": "2026-11-25T09:10:02Z", "expires": "n/a", "storage_location": "default",
+                        "selector": "<none>"}])
     assert lines[0].split() == ["NAME", "STATUS", "ERRORS", "WARNINGS", "CREATED", "EXPIRES", "STORAGE", "LOCATION",
                                 "SELECTOR"]
     assert lines[1].split() == ["nginx-hook-test", "Completed", "0", "0", "2026-11-25", "09:10:02", "+0000", "UTC",
@@ -98,8 +98,9 @@ def claim(storage, name, cluster=None):
 
 def store(tmp_path, name, cluster=None, phase="Completed", now=T0, **finish):
     bdir = claim(str(tmp_path), name, cluster)
-    record = _record.mark_started(_record.new_record(name, cluster=cluster, label_selectors=finish.pop("selectors", None),
-                                             ttl=finish.pop("ttl", None), now=now), [], now=now)
+    record = _record.new_record(name, cluster=cluster, label_selectors=finish.pop("selectors", None),
+                                ttl=finish.pop("ttl", None), now=now)
+    record = _record.mark_started(record, [], now=now)
     _record.finish_record(record, phase, now=now + 10, **finish)
     _record.write_record(bdir, record)
     return bdir

@@ -116,7 +116,7 @@ def test_finish_record_derives_the_error_count_without_messages():
 
 
 # --------------------------------------------------------------------------------------------
-# Phase math (hook-semantics section 4)
+# Phase math (_record.phase_for: the one place the phase is decided)
 # --------------------------------------------------------------------------------------------
 
 OK_EXPORT = {"path": "/b/b.tar.gz", "errors": [], "excluded_pods": []}
@@ -137,6 +137,19 @@ OK_EXPORT = {"path": "/b/b.tar.gz", "errors": [], "excluded_pods": []}
 ])
 def test_phase_for(hooks, export_result, fatal, phase):
     assert rec.phase_for(hooks, export_result, fatal) == phase
+
+
+@pytest.mark.parametrize("totals,export,errors,phase", [
+    ({"hooks_failed": 0}, {"path": "x"}, [], "Completed"),
+    ({"hooks_failed": 1}, {"path": "x"}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "excluded_pods": ["ns/a"]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x", "errors": [{"message": "m"}]}, [], "PartiallyFailed"),
+    ({"hooks_failed": 0}, {"path": "x"}, ["post hooks could not run"], "PartiallyFailed"),
+    ({"hooks_failed": 5}, None, [], "Failed"),
+    ({"hooks_failed": 0}, {"msg": "no space"}, [], "Failed"),
+])
+def test_phase_for_run_errors(totals, export, errors, phase):
+    assert rec.phase_for(totals, export, run_errors=errors) == phase
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def params(state, storage, **extra):
     base = dict(state=state, name="b1", backup_dir=None, storage_dir=str(storage), cluster=None, api_host=None,
                 plan=[], included_namespaces=[], excluded_namespaces=[], included_resources=[], excluded_resources=[],
                 label_selectors=[], include_cluster_resources=None, hooks=[], ttl=None, run_id=None, hook_results=[],
-                hook_log=None, export=None, pre_result=None, post_result=None, failure_reason=None, errors=[],
+                hook_log=None, export=None, failure_reason=None, errors=[],
                 freeze_window=None)
     base.update(extra)
     return base
@@ -65,28 +65,6 @@ def test_plan_keeps_pods_with_hooks_and_frozen_pods_are_those_with_pre_hooks():
             pod("bad", errors=[{"phase": "pre", "message": "x"}]), pod("done", pre=[hook(FREEZE)], phase="Succeeded")]
     assert [p["name"] for p in br.hooked_pods(plan)] == ["pre", "post", "bad", "done"]
     assert br.frozen_pod_names(plan) == ["ns/pre"]
-
-
-def test_task_hooks_from_registered_results():
-    assert br.task_hooks("pre", None) == ([], None)
-    assert br.task_hooks("pre", {"skipped": True, "changed": False}) == ([], None)
-    hooks = [result("a", "pre", "failed", FREEZE)]
-    assert br.task_hooks("pre", {"failed": False, "msg": "1 hook(s) failed", "hooks": hooks}) == (hooks, None)
-    hooks_, error = br.task_hooks("post", {"failed": True, "msg": "connection refused"})
-    assert hooks_ == [] and "post hooks could not run: connection refused" in error and "thaw playbook" in error
-
-
-@pytest.mark.parametrize("totals,export,errors,phase", [
-    ({"hooks_failed": 0}, {"path": "x"}, [], "Completed"),
-    ({"hooks_failed": 1}, {"path": "x"}, [], "PartiallyFailed"),
-    ({"hooks_failed": 0}, {"path": "x", "excluded_pods": ["ns/a"]}, [], "PartiallyFailed"),
-    ({"hooks_failed": 0}, {"path": "x", "errors": [{"message": "m"}]}, [], "PartiallyFailed"),
-    ({"hooks_failed": 0}, {"path": "x"}, ["post hooks could not run"], "PartiallyFailed"),
-    ({"hooks_failed": 5}, None, [], "Failed"),
-    ({"hooks_failed": 0}, {"msg": "no space"}, [], "Failed"),
-])
-def test_decide_phase(totals, export, errors, phase):
-    assert br.decide_phase(totals, export, errors) == phase
 
 
 def test_export_log_entries():
@@ -153,8 +131,8 @@ def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path)
     append_jsonl(started["hook_log"], [velero_log_entry(r, backup="b1") for r in pre + post])
     with gzip.open(os.path.join(bdir, "b1-resource-list.json.gz"), "wt") as handle:
         json.dump({"v1/Pod": ["ns/a"]}, handle)
-    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], pre_result={"hooks": pre},
-                            post_result={"hooks": post}, export=export_result(bdir), freeze_window=1.25), False)
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=pre + post,
+                            export=export_result(bdir), freeze_window=1.25), False)
     assert done["phase"] == "Completed" and done["changed"]
     assert (done["hooks_attempted"], done["hooks_failed"], done["items_backed_up"]) == (2, 0, 3)
     assert done["freeze_window_seconds"] == 1.25
@@ -167,6 +145,9 @@ def test_finished_completes_the_record_logs_in_order_and_is_idempotent(tmp_path)
     assert entries[0]["hookCommand"] == FREEZE and entries[0]["backup"] == "velero/b1"
     assert entries[-1]["msg"] == "Backup completed" and entries[-1]["freezeWindowSeconds"] == 1.25
     assert _record.read_results(bdir, "b1") == {"errors": {}, "warnings": {}}
+    # The hook log's lines are the same hooks: counted as copied, not shown again as pending.
+    assert record["metadata"]["annotations"][_record.ANNOTATION_LOG_COPIED] == "2"
+    assert done["summary"][:2] == ["Backup b1: Completed", "Hooks: 2 attempted, 0 failed (1 pods with pre hooks)"]
     # Again: nothing changes, the log is not appended twice.
     again = br.finish(params("finished", tmp_path, run_id=started["run_id"], export=export_result(bdir)), False)
     assert not again["changed"] and len(read_log(bdir)) == len(entries)
@@ -198,8 +179,8 @@ def test_finished_after_a_failed_export_is_failed_with_the_reason(tmp_path):
 def test_finished_with_hook_failures_and_a_post_task_that_could_not_run(tmp_path):
     started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)])]), False)
     pre = [result("a", "pre", "failed", FREEZE)]
-    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], pre_result={"hooks": pre, "msg": "x"},
-                            post_result={"failed": True, "msg": "Unauthorized"},
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=pre,
+                            errors=["the post hooks could not run: Unauthorized"],
                             export=export_result(started["backup_dir"], excluded_pods=["ns/a"])), False)
     assert done["phase"] == "PartiallyFailed"
     assert any("ns/a" in m and "pre hook" in m for m in done["error_messages"])
@@ -209,6 +190,50 @@ def test_finished_with_hook_failures_and_a_post_task_that_could_not_run(tmp_path
     assert record["status"]["errors"] == 2
     results = _record.read_results(done["backup_dir"], "b1")
     assert results["errors"]["namespaces"]["ns"] and results["errors"]["velero"]
+
+
+def test_finished_records_what_ran_when_the_hook_log_was_never_written(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
+    bdir = started["backup_dir"]
+    pre, post = [result("a", "pre", "succeeded", FREEZE)], [result("a", "post", "failed", UNFREEZE)]
+    assert not os.path.exists(started["hook_log"])
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=pre + post,
+                            export=export_result(bdir)), False)
+    assert (done["phase"], done["hooks_attempted"], done["hooks_failed"]) == ("PartiallyFailed", 2, 1)
+    assert [(e["hookPhase"], e["status"]) for e in read_log(bdir) if "hookCommand" in e] == \
+        [("pre", "succeeded"), ("post", "failed")]
+    assert _record.load_record(bdir)["metadata"]["annotations"][_record.ANNOTATION_LOG_COPIED] == "0"
+
+
+def test_hook_entries_carry_the_time_each_hook_ended(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)])]), False)
+    pre = [result("a", "pre", "succeeded", FREEZE, finished_at=1795596000.0)]
+    br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=pre,
+                     export=export_result(started["backup_dir"])), False)
+    entry = [e for e in read_log(started["backup_dir"]) if "hookCommand" in e][0]
+    assert entry["time"] == _record.timestamp(1795596000.0)
+
+
+def test_summary_lines():
+    result = dict(phase="PartiallyFailed", hooks_attempted=4, hooks_failed=1, frozen_pods=["ns/a", "ns/b"],
+                  items_backed_up=11, total_items=12, freeze_window_seconds=1.234, backup_dir="/s/backups/b1",
+                  excluded_pods=["ns/b"], error_messages=["e%d" % i for i in range(22)])
+    lines = br.summary_lines("b1", result)
+    assert lines[:7] == [
+        "Backup b1: PartiallyFailed - the backup is usable but incomplete, see the errors below",
+        "Hooks: 4 attempted, 1 failed (2 pods with pre hooks)",
+        "Items: 11 of 12 backed up",
+        "Freeze window: 1.23 s",
+        "Files: /s/backups/b1",
+        "Logs: b1-logs.gz (Velero's fields: zcat | grep hookCommand), b1-hooks.jsonl",
+        "Archive: b1.tar.gz, b1-resource-list.json.gz"]
+    assert lines[7] == "Not in the archive (a pre hook with on-error Fail failed): ns/b"
+    assert lines[8] == "Error: e0" and lines[-1] == "... and 2 more errors in b1-results.gz"
+    failed = br.summary_lines("b1", dict(phase="Failed", error_messages=["x"]))
+    assert failed[0] == "Backup b1: Failed - see the errors below" and "Archive: none" in failed
+    assert "Freeze window: none (nothing was frozen)" in failed and failed[-1] == "Error: x"
+    assert br.summary_lines("b1", dict(phase="New"))[0] == \
+        "Backup b1: New - check mode, nothing was frozen, exported or written"
 
 
 def test_finished_without_a_started_record_records_the_failure(tmp_path):

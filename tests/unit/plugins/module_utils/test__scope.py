@@ -21,7 +21,7 @@ def resources():
 
 
 # ============================================================================================
-# Section 8: namespace scope (included_namespaces / excluded_namespaces)
+# namespace scope (included_namespaces / excluded_namespaces)
 # ============================================================================================
 
 @pytest.mark.parametrize("included, excluded, namespace, expected", [
@@ -92,7 +92,7 @@ def test_valid_namespace_patterns(pattern):
 
 
 # ============================================================================================
-# Section 8: label_selectors (list of selector strings, ANDed, as kubernetes.core)
+# label_selectors (list of selector strings, ANDed, as kubernetes.core)
 # ============================================================================================
 
 LABELS = {"app": "db", "tier": "backend", "replicas": "3", "example.com/team": "core"}
