@@ -264,7 +264,6 @@ class Watchdog(object):
                       not_thawed=sorted(not_thawed), hooks=results, ended=time.time())
         if error:
             record["error"] = error
-        _critical.write_json(self.record_path, record)
         if self.log_path and results:
             try:
                 entries = []
@@ -273,8 +272,9 @@ class Watchdog(object):
                     entry["thawedBy"] = "watchdog"
                     entries.append(entry)
                 _tracker.append_jsonl(self.log_path, entries)
-            except KubehooksError:
-                pass  # the record above has every result
+            except KubehooksError as exc:
+                record["log_error"] = str(exc)  # the record has every result
+        _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
         return 0 if not not_thawed and not error else 1
 
 
