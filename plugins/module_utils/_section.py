@@ -146,16 +146,18 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     log_errors = []
     log = _hook_logger(params, log_errors)
     marks.create()
-    if stage == "all":
-        controller = os.getpid()
-    else:
+    playbook = None
+    if stage == "all":  # the module process, and the playbook whose cancellation must stop it
+        controller, playbook = os.getpid(), _watchdog.find_ansible()
+    else:  # the module returns with the pods frozen: the playbook that will run the thaw stage
         controller = _watchdog.find_controller()
     deadline = None
     if options.max_freeze_seconds:
         deadline = time.time() + options.max_freeze_seconds + options.thaw_retry_seconds + \
             _watchdog.DEADLINE_MARGIN_SECONDS
     watchdog = _watchdog.Watchdog(plan, client_factory, marks, options, record_path, controller, deadline=deadline,
-                                  log_path=params.get("log_path"), backup=name, exec_fn=exec_fn)
+                                  log_path=params.get("log_path"), backup=name, exec_fn=exec_fn,
+                                  playbook_pid=playbook)
     watchdog.start()  # before the first thread and the first pre hook
 
     capture_fn = None

@@ -7,9 +7,12 @@ Started before the first pre hook, it outlives the process that froze the pods:
 - it is a double-forked child in a session of its own (``setsid``): ansible-runner, as AWX uses
   it, cancels a job by SIGKILL to the whole process group, and a terminal's SIGINT/SIGHUP goes to
   the foreground group; neither reaches it;
-- it watches one process, the *controller*: the module process itself (``stage: all``) or the
-  outermost ``ansible-playbook``/``ansible`` ancestor (``stage: freeze``, where the pods stay
-  frozen across tasks).  A pid is matched with its start time from ``/proc/<pid>/stat``, so a
+- it watches the *controller*: the module process itself (``stage: all``) or the outermost
+  ``ansible-playbook``/``ansible`` ancestor (``stage: freeze``, where the pods stay frozen across
+  tasks).  With ``stage: all`` it also watches that ancestor: ansible-core (2.19 here) runs each
+  task's worker in a session of its own, so cancelling the job (a signal to the playbook's process
+  group) kills ``ansible-playbook`` but not the module; the watchdog then stops the module (SIGKILL,
+  so that no pre hook runs after the thaw) and thaws.  A pid is matched with its start time from ``/proc/<pid>/stat``, so a
   reused pid is not mistaken for the controller; a zombie counts as dead;
 - every 0.2 s it reads the thaw state (_critical.ThawState: a read never blocks on a frozen
   filesystem).  When the run wrote ``done`` or every pod is thawed, it records ``acted: false``
@@ -90,12 +93,10 @@ def alive(pid, start_time, proc="/proc"):
     return stat is not None and stat[0] == start_time and stat[1] not in ("Z", "X")
 
 
-def find_controller(pid=None, proc="/proc"):
-    """The outermost ``ansible-playbook``/``ansible`` ancestor of ``pid`` (default: this process),
-    else the parent: the process whose death means nobody will run the thaw stage."""
+def find_ansible(pid=None, proc="/proc"):
+    """The outermost ``ansible-playbook``/``ansible`` ancestor of ``pid`` (default: this process), or None."""
     pid = os.getpid() if pid is None else pid
     found, current = None, parent_pid(pid, proc)
-    first = current
     while current > 1:
         try:
             with open(os.path.join(proc, str(current), "cmdline"), "rb") as handle:
@@ -105,7 +106,14 @@ def find_controller(pid=None, proc="/proc"):
         if any(os.path.basename(arg) in CONTROLLER_NAMES for arg in argv[:2]):
             found = current
         current = parent_pid(current, proc)
-    return found or first
+    return found
+
+
+def find_controller(pid=None, proc="/proc"):
+    """The outermost ``ansible-playbook``/``ansible`` ancestor of ``pid``, else its parent: the
+    process whose death means nobody will run the thaw stage."""
+    pid = os.getpid() if pid is None else pid
+    return find_ansible(pid, proc) or parent_pid(pid, proc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,7 +127,7 @@ class Watchdog(object):
     """
 
     def __init__(self, pods, client_factory, marks, options, record_path, controller_pid, deadline=None,
-                 log_path=None, backup=None, exec_fn=_exec.exec_hook):
+                 log_path=None, backup=None, exec_fn=_exec.exec_hook, playbook_pid=None):
         self.pods = [pod for pod in pods if _critical.has_hooks(pod, "post")]
         self.client_factory = client_factory
         self.marks = marks
@@ -127,6 +135,8 @@ class Watchdog(object):
         self.record_path = record_path
         self.controller_pid = controller_pid
         self.controller_start = (proc_stat(controller_pid) or (None, None))[0]
+        self.playbook_pid = playbook_pid
+        self.playbook_start = (proc_stat(playbook_pid) or (None, None))[0] if playbook_pid else None
         self.deadline = deadline
         self.log_path = log_path
         self.backup = backup
@@ -148,7 +158,7 @@ class Watchdog(object):
 
     def base_record(self):
         return dict(pid=self.pid, started=self.started, controller_pid=self.controller_pid,
-                    deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods], acted=None)
+                    playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods], acted=None)
 
     def start(self):
         """Fork the watchdog (before any thread exists); return its pid once it is detached."""
@@ -209,13 +219,16 @@ class Watchdog(object):
         os.closerange(3, limit)
 
     def decide(self, now=None):
-        """What to do now: None (keep waiting), ``"stand down"``, ``"controller died"`` or ``"deadline"``."""
+        """What to do now: None (keep waiting), ``"stand down"``, ``"controller died"``,
+        ``"ansible-playbook died"`` or ``"deadline"``."""
         state = self.marks.read()
         keys = [_critical.pod_key(pod) for pod in self.pods]
         if state["done"] or all(key in state["thawed"] for key in keys):
             return "stand down"
         if not alive(self.controller_pid, self.controller_start):
             return "controller died"
+        if self.playbook_start is not None and not alive(self.playbook_pid, self.playbook_start):
+            return "ansible-playbook died"
         now = time.time() if now is None else now
         if self.deadline is not None and now >= self.deadline:
             return "deadline"
@@ -247,14 +260,33 @@ class Watchdog(object):
                 os.close(fd)
             setattr(configuration, attribute, copy)
 
+    def _stop_controller(self):
+        """SIGKILL the module process (checked by its start time) and wait until it is gone."""
+        if alive(self.controller_pid, self.controller_start):
+            try:
+                os.kill(self.controller_pid, signal.SIGKILL)
+            except OSError:
+                pass
+        until = time.monotonic() + 5
+        while alive(self.controller_pid, self.controller_start) and time.monotonic() < until:
+            time.sleep(0.02)
+
     def act(self, reason):
-        """Thaw the pods not thawed yet (after a death: also those the controller had claimed)."""
+        """Thaw the pods not thawed yet (after a death: also those the controller had claimed).
+
+        ``ansible-playbook died`` (the job was cancelled) while the module process lives on - recent
+        ansible-core (2.19 here) runs a task's worker in a session of its own, so a signal to the
+        playbook's process group does not reach the module: the watchdog stops the module first (no pre hook
+        may run after the thaw), then thaws as after its death.
+        """
         results, thawed, not_thawed, error = [], [], [], None
         try:
+            if reason == "ansible-playbook died":
+                self._stop_controller()
             self._restore_certificates()
             results, thawed, not_thawed = _critical.thaw_pods(
                 self.pods, self.client_factory, self.marks, _critical.WATCHDOG, self.options,
-                exec_fn=self.exec_fn, steal=(reason == "controller died"))
+                exec_fn=self.exec_fn, steal=(reason != "deadline"))
         except Exception as exc:  # pylint: disable=broad-except  # recorded below
             error = "%s: %s" % (type(exc).__name__, exc)
         finally:
