@@ -21,7 +21,7 @@ description:
     RV(failed_pods); it still gets its post hooks, as does every pod of its group.
   - O(max_freeze_seconds) is the frozen section's deadline, counted from the first pre hook. Each pre hook's
     timeout is cut to the time left (a hook's own timeout never extends it); a capture still running at the
-    deadline is abandoned and the post hooks start. Post hooks are not cut: they keep their own timeouts.
+    deadline is abandoned and the post hooks start. Post hooks are not cut; they keep their own timeouts.
   - A post hook that could not be executed (connection refused or reset, DNS failure, a websocket that fails
     to open, HTTP 5xx or 429 on the upgrade) is retried with backoff (0.2 s doubling to 2 s) until
     O(thaw_retry_seconds) after the group's post phase started. A hook that ran and exited non-zero, or timed
@@ -43,7 +43,7 @@ description:
     are frozen (a CSI or cloud snapshot). V(freeze) runs the pre hooks and the capture and returns with the
     pods frozen; its watchdog then watches the outermost C(ansible-playbook) process and the deadline.
     V(thaw) runs the post hooks of the pods not thawed yet and tells the watchdog to stand down.
-  - The task fails when any pod may still be frozen (RV(not_thawed)); its message names them. It does not
+  - The task fails when any pod may still be frozen (RV(not_thawed)), with a message naming them. It does not
     fail because a hook with on-error V(Fail) failed; RV(hooks_failed) and RV(failed_pods) say so and the
     role records the backup as C(PartiallyFailed), as Velero does.
 author:

@@ -168,9 +168,9 @@ def test_a_real_capture_runs_inside_the_section(cluster, namespace, frozen_pv, t
         for key, volumes in group["volumes"].items():
             ns, name = key.split("/", 1)
             # a PV of the pool may hold an earlier run's files: a probe file name of its own
-            probe = _exec.exec_hook(factory(), ns, name, "main", ["/bin/sh", "-c", "cat /data/payload.txt; "
-                                    "f=/data/probe-%s; (touch $f </dev/null >/dev/null 2>&1 &); sleep 1; "
-                                    "test -e $f && echo writable || echo frozen" % token], 20)
+            script = ("cat /data/payload.txt; f=/data/probe-%s; (touch $f </dev/null >/dev/null 2>&1 &); "
+                      "sleep 1; test -e $f && echo writable || echo frozen" % token)
+            probe = _exec.exec_hook(factory(), ns, name, "main", ["/bin/sh", "-c", script], 20)
             seen[key] = probe
             entries += [dict(namespace=ns, pod=name, volume=v, status="captured" if probe["status"] == "succeeded"
                              else "failed") for v in volumes]
@@ -213,8 +213,8 @@ PLAYBOOK = """
 
 @pytest.mark.real_node
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killing_the_whole_playbook_process_group_while_frozen_thaws_within_seconds(cluster, namespace, frozen_pv,
-                                                                                      tmp_path, sig):
+def test_killing_the_whole_playbook_process_group_while_frozen_thaws_within_seconds(
+        cluster, namespace, frozen_pv, tmp_path, sig):
     hooks = [rule(namespace, "db", [{"command": FREEZE}, {"command": ["/bin/sleep", "60"], "timeout": "5m"}],
                   [{"command": UNFREEZE}])]
     host_path = frozen_pv("db")

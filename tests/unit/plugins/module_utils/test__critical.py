@@ -228,13 +228,12 @@ def test_reading_a_missing_or_half_written_state(tmp_path):
 
 # --- the critical section -----------------------------------------------------------------------------
 
-def run(tmp_path, pods, fake, capture=None, volumes=None, stage="all", **options):
+def run(tmp_path, pods, fake, capture=None, volumes=None, stage="all", on_result=None, **options):
     marks = ThawState(str(tmp_path / "state.jsonl")).create()
     groups = plan_groups(pods, volumes_by_pod=volumes)
-    logged = []
     result = run_critical_section(groups, factory, capture, Options(**options), marks, exec_fn=fake,
-                                  on_result=logged.append, stage=stage)
-    return result, marks.read(), logged
+                                  on_result=on_result, stage=stage)
+    return result, marks.read()
 
 
 def test_each_group_pre_capture_post_in_order_and_marks(tmp_path):
@@ -246,8 +245,10 @@ def test_each_group_pre_capture_post_in_order_and_marks(tmp_path):
         return [dict(namespace="ns", pod=group["pods"][0]["name"], volume="data", status="captured")]
 
     pods = [pod("a", [FREEZE], [THAW]), pod("b", [FREEZE], [THAW])]
-    result, state, logged = run(tmp_path, pods, fake, capture, {"ns/a": ["data"], "ns/b": ["data"]}, parallelism=1)
-    assert [name for name, _ in events] == ["a:freeze", "capture:a", "a:thaw", "b:freeze", "capture:b", "b:thaw"]
+    logged = []
+    result, state = run(tmp_path, pods, fake, capture, {"ns/a": ["data"], "ns/b": ["data"]}, parallelism=1,
+                        on_result=logged.append)
+    assert [event[0] for event in events] == ["a:freeze", "capture:a", "a:thaw", "b:freeze", "capture:b", "b:thaw"]
     assert [r["phase"] for r in result["hooks"]] == ["pre", "pre", "post", "post"]
     assert len(logged) == 4
     assert [v["status"] for v in result["volumes"]] == ["captured", "captured"]
@@ -263,7 +264,7 @@ def test_each_group_pre_capture_post_in_order_and_marks(tmp_path):
 def test_groups_run_in_parallel(tmp_path):
     pods = [pod(n, [hook(0, ["sleep", "0.3"])], [THAW]) for n in "abcd"]
     started = time.monotonic()
-    result, _, _ = run(tmp_path, pods, FakeExec(), parallelism=4)
+    result = run(tmp_path, pods, FakeExec(), parallelism=4)[0]
     assert time.monotonic() - started < 1.0
     assert len(result["groups"]) == 4
 
@@ -276,7 +277,7 @@ def test_a_failed_fail_pre_hook_skips_the_capture_of_that_pod_but_not_its_thaw(t
         return [dict(namespace="ns", pod=k.split("/")[1], volume="v", status="captured") for k in group["volumes"]]
 
     pods = [pod("a", [hook(0, ["fail"]), hook(1, ["freeze"])], [THAW]), pod("b", [FREEZE], [THAW])]
-    result, state, _ = run(tmp_path, pods, FakeExec(), capture, {"ns/a": ["v"], "ns/b": ["v"]})
+    result, state = run(tmp_path, pods, FakeExec(), capture, {"ns/a": ["v"], "ns/b": ["v"]})
     assert result["failed_pods"] == ["ns/a"]
     assert captured == ["ns/b"]
     assert {(v["pod"], v["status"]) for v in result["volumes"]} == {("a", "not_captured"), ("b", "captured")}
@@ -294,7 +295,7 @@ def test_max_freeze_cuts_a_long_pre_hook_and_abandons_a_capture_then_thaws(tmp_p
     pods = [pod("a", [hook(0, ["sleep", "30"], timeout=3600)], [THAW]), pod("b", [FREEZE], [THAW])]
     started = time.monotonic()
     try:
-        result, state, _ = run(tmp_path, pods, FakeExec(), slow_capture, {"ns/b": ["v"]}, max_freeze_seconds=0.5)
+        result, state = run(tmp_path, pods, FakeExec(), slow_capture, {"ns/b": ["v"]}, max_freeze_seconds=0.5)
     finally:
         release.set()
     assert time.monotonic() - started < 3
@@ -307,7 +308,7 @@ def test_max_freeze_cuts_a_long_pre_hook_and_abandons_a_capture_then_thaws(tmp_p
 
 def test_a_post_hook_that_cannot_be_executed_leaves_the_pod_not_thawed(tmp_path):
     pods = [pod("a", [FREEZE], [hook(0, ["down"])]), pod("b", [FREEZE], [THAW])]
-    result, state, _ = run(tmp_path, pods, FakeExec(down_times=1000), thaw_retry_seconds=0.5)
+    result, state = run(tmp_path, pods, FakeExec(down_times=1000), thaw_retry_seconds=0.5)
     assert result["not_thawed"] == ["ns/a"]
     assert state["released"] == {"ns/a": "controller"} and "ns/a" not in state["thawed"]
     post_a = [r for r in result["hooks"] if r["pod"] == "a" and r["phase"] == "post"][0]
@@ -316,7 +317,7 @@ def test_a_post_hook_that_cannot_be_executed_leaves_the_pod_not_thawed(tmp_path)
 
 def test_retries_that_succeed_thaw_the_pod(tmp_path):
     pods = [pod("a", [FREEZE], [hook(0, ["down"])])]
-    result, state, _ = run(tmp_path, pods, FakeExec(down_times=2), thaw_retry_seconds=30)
+    result, state = run(tmp_path, pods, FakeExec(down_times=2), thaw_retry_seconds=30)
     assert result["not_thawed"] == [] and state["thawed"] == {"ns/a": "controller"}
     assert result["hooks"][-1]["attempts"] == 3 and result["hooks"][-1]["status"] == "succeeded"
 
@@ -334,7 +335,7 @@ def test_a_pod_claimed_by_the_watchdog_is_not_thawed_twice(tmp_path):
 
 def test_stage_freeze_leaves_the_pods_frozen_and_thaw_stage_thaws_them(tmp_path):
     pods = [pod("a", [FREEZE], [THAW]), pod("b", post=[THAW])]
-    result, state, _ = run(tmp_path, pods, FakeExec(), stage="freeze")
+    result, state = run(tmp_path, pods, FakeExec(), stage="freeze")
     assert [r["phase"] for r in result["hooks"]] == ["pre"] and state["thawed"] == {}
     marks = ThawState(str(tmp_path / "state.jsonl"))
     thawed = _critical.thaw_stage(pods, factory, marks, Options(), exec_fn=FakeExec())
