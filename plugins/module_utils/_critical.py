@@ -28,7 +28,8 @@ volumes to capture form groups too (capture without freeze); pods with neither a
   (whatever their exit status) or ``released`` when one could not be executed: it may still be
   frozen, and the result's ``not_thawed`` names it.
 
-``ThawState`` is the thaw-state file (JSON lines, owner-only) shared with the watchdog (_watchdog).
+``ThawState`` is the thaw-state file (``_layout.thaw_state``: JSON lines, owner-only) shared with
+the watchdog (_watchdog).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -41,9 +42,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import format_duration, phase_sequence
+from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
 
 # Defaults of the deadlines (the module and the role document them).
 DEFAULT_MAX_FREEZE_SECONDS = 600
@@ -57,30 +59,9 @@ CONTROLLER = "controller"
 WATCHDOG = "watchdog"
 
 
-# ---------------------------------------------------------------------------------------------
-# File names: kept here, in one place, until the layout module owns them.
-
-def thaw_state_path(backup_dir, name):
-    """``<backup_dir>/<name>-thaw-state.jsonl``: claims and thaw marks, read by the watchdog."""
-    return os.path.join(backup_dir, "%s-thaw-state.jsonl" % name)
-
-
-def watchdog_record_path(backup_dir, name):
-    """``<backup_dir>/<name>-watchdog.json``: the watchdog's pid, then what it did."""
-    return os.path.join(backup_dir, "%s-watchdog.json" % name)
-
-
 def write_json(path, data):
-    """Replace ``path`` with ``data`` as JSON, owner-only (0600), atomically."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        payload = (json.dumps(data, sort_keys=True) + "\n").encode("utf-8")
-        while payload:
-            payload = payload[os.write(fd, payload):]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    """Replace ``path`` with ``data`` as JSON, owner-only (0600), atomically (_layout.atomic_write)."""
+    return _layout.atomic_write(path, (json.dumps(data, sort_keys=True) + "\n").encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,7 +77,10 @@ def has_hooks(pod, phase):
 
 
 def _volume_name(volume):
-    return volume.get("name") if isinstance(volume, dict) else str(volume)
+    """A selected volume's name: ``_volumes.select_volumes`` items carry ``volume``."""
+    if isinstance(volume, dict):
+        return volume.get("volume") or volume.get("name")
+    return str(volume)
 
 
 def plan_groups(pods, freeze_together=False, volumes_by_pod=None, claims_by_pod=None):

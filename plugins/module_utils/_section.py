@@ -9,18 +9,28 @@
     -> ``freeze``: the same without the post hooks; the watchdog is left watching ansible-playbook
     -> ``thaw``:   the post hooks of the pods not thawed yet, ``done`` for the watchdog
 
-The capture is injected (``select_volumes(pod, default_volumes_to_fs_backup)`` and
-``capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, ...)``): until the
-capture module is part of the collection, nothing is selected and nothing is captured.
+The capture is injected: ``select_volumes(pod, default_volumes_to_fs_backup)`` (``_volumes``:
+``(selected, skipped)`` or a plain list) and ``capture_pod_volumes(get_client, pod, selected,
+backup_dir, name, deadline, parallelism=...)`` (``_capture``; ``deadline`` is a ``time.monotonic``
+value, the freeze deadline, or None).  Until the capture is part of the collection, the module
+passes ``no_volumes``: nothing is selected and nothing is captured.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
+import threading
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _plan, _tracker, _watchdog
+from ansible_collections.kubehooks.backup.plugins.module_utils import (
+    _critical,
+    _exec,
+    _hook_results,
+    _hook_runs,
+    _layout,
+    _watchdog,
+)
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
     api_getter,
@@ -76,19 +86,19 @@ def _options(params):
 def _hook_logger(params, errors):
     log_path = params.get("log_path")
     if log_path:
-        _tracker.append_jsonl(log_path, [])  # created (0600) or refused now, before anything is frozen
+        _hook_results.append_jsonl(log_path, [])  # created (0600) or refused now, before anything is frozen
 
     def log(result):
         if log_path and not errors:
             try:
-                _tracker.append_jsonl(log_path, [_tracker.velero_log_entry(result, backup=params["name"])])
+                _hook_results.append_jsonl(log_path, [_hook_results.velero_log_entry(result, backup=params["name"])])
             except KubehooksError as exc:
                 errors.append(str(exc))
     return log
 
 
 def _finish(result, params, log_errors):
-    result.update(_tracker.totals(result["hooks"]))
+    result.update(_hook_results.totals(result["hooks"]))
     result["changed"] = bool(result["hooks"] or result.get("volumes"))
     messages = []
     if result.get("not_thawed"):
@@ -105,15 +115,15 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         exec_fn=_exec.exec_hook):
     """The backup_capture module's result for ``params`` (see its documentation)."""
     plan = list(params["plan"] or [])
-    _plan.check_plan(plan)
+    _hook_runs.check_plan(plan)
     options = _options(params)
-    stage, name = params["stage"], params["name"]
+    stage, name = params["stage"], _layout.check_backup_name(params["name"])
     backup_dir = os.path.abspath(params["backup_dir"])
     if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
         raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
                              "kubernetes Python client; run the hooks with credentials of that identity instead")
-    marks = _critical.ThawState(_critical.thaw_state_path(backup_dir, name))
-    record_path = _critical.watchdog_record_path(backup_dir, name)
+    marks = _critical.ThawState(_layout.thaw_state(backup_dir, name))
+    record_path = _layout.watchdog_record(backup_dir, name)
 
     if stage == "thaw":
         if check_mode:
@@ -135,7 +145,10 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         key = _critical.pod_key(pod)
         obj = objects.get(key)
         claims[key] = claims_of(obj)
-        volumes[key] = list(select_volumes(obj, params["default_volumes_to_fs_backup"]) or []) if obj else []
+        picked = select_volumes(obj, params["default_volumes_to_fs_backup"]) if obj else []
+        if isinstance(picked, tuple):  # _volumes.select_volumes: (selected, skipped)
+            picked = picked[0]
+        volumes[key] = list(picked or [])
     groups = _critical.plan_groups(plan, params["freeze_together"], volumes, claims)
     if check_mode:
         return dict(changed=bool(groups), stage=stage, plan=_critical.describe_plan(groups), hooks=[], volumes=[],
@@ -163,12 +176,24 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     capture_fn = None
     if capture_pod_volumes is not None:
         def capture_fn(group, section_deadline):
+            """The group's volumes, pod by pod; one ApiClient per capture thread, closed after."""
+            local, clients = threading.local(), []
+
+            def get_client():
+                if getattr(local, "client", None) is None:
+                    local.client = client_factory()
+                    clients.append(local.client)
+                return local.client
             entries = []
-            for pod in group["pods"]:
-                key = _critical.pod_key(pod)
-                if group["volumes"].get(key):
-                    entries += capture_pod_volumes(client_factory, objects[key], group["volumes"][key], backup_dir,
-                                                   name, section_deadline, parallelism=options.parallelism)
+            try:
+                for pod in group["pods"]:
+                    key = _critical.pod_key(pod)
+                    if group["volumes"].get(key):
+                        entries += capture_pod_volumes(get_client, objects[key], group["volumes"][key], backup_dir,
+                                                       name, section_deadline, parallelism=options.parallelism)
+            finally:
+                for client in clients:
+                    getattr(client, "close", lambda: None)()
             return entries
 
     result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,

@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _tracker
+from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 POLL_SECONDS = 0.2
@@ -300,10 +300,10 @@ class Watchdog(object):
             try:
                 entries = []
                 for result in results:
-                    entry = _tracker.velero_log_entry(result, backup=self.backup)
+                    entry = _hook_results.velero_log_entry(result, backup=self.backup)
                     entry["thawedBy"] = "watchdog"
                     entries.append(entry)
-                _tracker.append_jsonl(self.log_path, entries)
+                _hook_results.append_jsonl(self.log_path, entries)
             except KubehooksError as exc:
                 record["log_error"] = str(exc)  # the record has every result
         _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
