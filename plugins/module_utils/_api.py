@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import threading
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError
 
@@ -22,12 +23,14 @@ except ImportError:  # pragma: no cover - only outside Ansible
 
 try:
     from kubernetes.client.rest import ApiException
+    from kubernetes.stream import ws_client as _ws_client
     from kubernetes.stream.ws_client import WSClient, get_websocket_url
     from urllib3.exceptions import HTTPError as Urllib3HTTPError
-    from websocket import WebSocketBadStatusException
+    from websocket import WebSocket, WebSocketBadStatusException
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
     ApiException = Urllib3HTTPError = WebSocketBadStatusException = WSClient = get_websocket_url = None
+    WebSocket = _ws_client = None
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_PAGE_SIZE = 500
@@ -173,11 +176,51 @@ def exec_url(host, namespace, pod, container, argv):
     return get_websocket_url(host.rstrip("/") + path, query)
 
 
-def open_exec(api_client, namespace, pod, container, argv):
+# The socket timeout of the exec being opened by this thread (see open_exec).
+_CONNECT = threading.local()
+
+
+if WebSocket is not None:
+    class _TimedWebSocket(WebSocket):
+        """A WebSocket whose connect takes the timeout of the exec this thread is opening.
+
+        The client's ``create_websocket`` connects without a timeout (the TCP connect, the TLS and
+        HTTP handshakes and every later read could wait forever).  websocket-client only offers a
+        process-wide default for that; this class reads the timeout of ONE exec from a thread-local
+        set by ``open_exec`` around that exec's connect, so each exec has its own bound and other
+        websockets of the process keep theirs.
+        """
+
+        def connect(self, url, **options):
+            timeout = getattr(_CONNECT, "timeout", None)
+            if timeout is not None and options.get("timeout") is None:
+                options["timeout"] = timeout
+            return super(_TimedWebSocket, self).connect(url, **options)
+else:  # pragma: no cover - without the client nothing connects
+    _TimedWebSocket = None
+
+
+def _install_timed_websocket():
+    """Make the client's ``create_websocket`` build ``_TimedWebSocket`` (idempotent).
+
+    Without a thread-local timeout it behaves exactly as the client's own class.  Returns False
+    when this client version does not build its socket through ``ws_client.WebSocket``.
+    """
+    current = getattr(_ws_client, "WebSocket", None)
+    if current is _TimedWebSocket:
+        return True
+    if current is WebSocket:
+        _ws_client.WebSocket = _TimedWebSocket
+        return True
+    return False
+
+
+def open_exec(api_client, namespace, pod, container, argv, timeout=None):
     """Open an exec websocket (binary channels, nothing captured twice); raise ApiRequestError.
 
     The handshake's HTTP status (403 without ``pods/exec`` get+create, 404 for a deleted pod, 400
-    for a missing container) is kept in ``ApiRequestError.status``.
+    for a missing container) is kept in ``ApiRequestError.status``.  ``timeout`` (seconds) bounds
+    this exec's socket: the connect, the handshake and each later read; other execs are unaffected.
     """
     _require_client()
     configuration = api_client.configuration
@@ -186,8 +229,13 @@ def open_exec(api_client, namespace, pod, container, argv):
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"].lower()] = setting["value"]
     url = exec_url(configuration.host, namespace, pod, container, argv)
+    if timeout is not None:
+        _install_timed_websocket()
+    _CONNECT.timeout = timeout
     try:
         return WSClient(configuration, url, headers, False, binary=True)
     except WebSocketBadStatusException as exc:
         body = getattr(exc, "resp_body", None)
         raise ApiRequestError(exc.status_code, status_message(body, str(exc)), body)
+    finally:
+        _CONNECT.timeout = None

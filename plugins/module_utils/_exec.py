@@ -15,8 +15,11 @@ A timeout closes the stream; the process inside the container may keep running (
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import json
 import re
+import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -40,11 +43,17 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import 
 )
 
 try:
-    import websocket
-    from websocket import WebSocketConnectionClosedException, WebSocketException
+    from websocket import (
+        WebSocketAddressException,
+        WebSocketConnectionClosedException,
+        WebSocketException,
+        WebSocketProxyException,
+        WebSocketTimeoutException,
+    )
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
-    websocket = WebSocketException = WebSocketConnectionClosedException = None
+    WebSocketException = WebSocketConnectionClosedException = WebSocketAddressException = None
+    WebSocketProxyException = WebSocketTimeoutException = None
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_OUTPUT_CAP = 65536
@@ -52,6 +61,13 @@ DEFAULT_PARALLELISM = 8
 ERROR_CHANNEL = 3
 # Longest single wait on the socket: bounds how late a deadline is noticed.
 _POLL_SECONDS = 0.5
+# Added to a hook's timeout for its socket (connect, handshake, each read): see open_exec.
+_SOCKET_MARGIN_SECONDS = 5
+# ``not_executed`` values: the exec could not be opened, so the command certainly did not run.
+UNREACHABLE = "unreachable"  # no connection / no upgrade: retrying may work
+GONE = "gone"  # 404: the pod no longer exists (nothing of it can still be frozen)
+_RETRYABLE_ERRNOS = (errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.ENETUNREACH,
+                     errno.EHOSTUNREACH, errno.EPIPE, errno.ETIMEDOUT, errno.ENETDOWN, errno.EHOSTDOWN)
 FINISHED_POD_PHASES = ("Succeeded", "Failed")
 
 
@@ -142,12 +158,45 @@ def exec_error_message(exc, namespace, pod, container):
     return "exec into %s container %s failed: %s: %s" % (where, container, type(exc).__name__, exc)
 
 
+def not_executed_kind(exc):
+    """Why an exception raised while OPENING an exec means the command did not run, else None.
+
+    ``UNREACHABLE`` (worth retrying): connection refused/reset/unreachable, DNS failure, a proxy
+    failure, an HTTP 5xx or 429 answer to the upgrade.  ``GONE``: 404, the pod was deleted.  None:
+    anything permanent (401, 403, 400 missing container, a TLS certificate problem) or where the
+    command may have started (a handshake that timed out after the request was sent).
+    """
+    if isinstance(exc, ApiRequestError):
+        if exc.status == 404:
+            return GONE
+        if exc.status == 429 or 500 <= (exc.status or 0) <= 599 or exc.status == 0:
+            return UNREACHABLE
+        return None
+    if isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return None  # a certificate or protocol problem: permanent
+    if WebSocketTimeoutException is not None and isinstance(exc, WebSocketTimeoutException):
+        return None  # the upgrade request was sent: the command may be running
+    if isinstance(exc, socket.timeout):
+        return None
+    if WebSocketAddressException is not None and isinstance(exc, (WebSocketAddressException, WebSocketProxyException)):
+        return UNREACHABLE
+    if isinstance(exc, (socket.gaierror, ConnectionError)):
+        return UNREACHABLE
+    if isinstance(exc, OSError) and exc.errno in _RETRYABLE_ERRNOS:
+        return UNREACHABLE
+    if WebSocketConnectionClosedException is not None and isinstance(exc, WebSocketConnectionClosedException):
+        return UNREACHABLE  # closed during the handshake: no upgrade, no exec
+    return None
+
+
 def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, output_cap=DEFAULT_OUTPUT_CAP):
     """Run ``argv`` in ``namespace/pod`` container ``container``; never raises for exec problems.
 
     Returns ``{status, exit_code, stdout, stderr, truncated, duration, error}`` where status is
-    ``succeeded`` or ``failed``.  ``api_client`` must not be shared with another thread while
-    this runs (``stream()`` swaps its request method).
+    ``succeeded`` or ``failed``, plus ``not_executed`` (see ``not_executed_kind``) when the exec
+    could not be opened.  ``api_client`` must not be shared with another thread while this runs
+    (``stream()`` swaps its request method).  The socket's own timeout (connect, handshake, each
+    read) is this hook's timeout plus a margin, for this exec only.
     """
     if KUBERNETES_IMPORT_ERROR is not None:
         raise ExecError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
@@ -158,7 +207,8 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
                   duration=0.0, error=None)
     ws = None
     try:
-        ws = open_exec(api_client, namespace, pod, container, list(argv))
+        ws = open_exec(api_client, namespace, pod, container, list(argv),
+                       timeout=float(timeout_seconds) + _POLL_SECONDS + _SOCKET_MARGIN_SECONDS)
         timed_out = False
         while ws.is_open():
             remaining = deadline - time.monotonic()
@@ -181,6 +231,9 @@ def exec_hook(api_client, namespace, pod, container, argv, timeout_seconds, outp
     except Exception as exc:  # pylint: disable=broad-except  # every failure is this hook's result
         result["status"] = "failed"
         result["error"] = exec_error_message(exc, namespace, pod, container)
+        kind = not_executed_kind(exc) if ws is None else None
+        if kind:
+            result["not_executed"] = kind
     finally:
         if ws is not None:
             try:
@@ -247,7 +300,8 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
             except Exception as exc:  # pylint: disable=broad-except  # record it, keep going
                 outcome = dict(status="failed", error="%s: %s" % (
                     "could not exec" if isinstance(exc, KubehooksError) else type(exc).__name__, exc))
-            for key in ("status", "exit_code", "stdout", "stderr", "truncated", "duration", "error"):
+            for key in ("status", "exit_code", "stdout", "stderr", "truncated", "duration", "error",
+                        "not_executed", "attempts"):
                 if key in outcome:
                     result[key] = outcome[key]
         if invalid and result["status"] in ("skipped", "not_run"):
@@ -258,20 +312,6 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
         results.append(result)
         report(result)
     return results
-
-
-def _bound_socket_waits(pods, phase):
-    """Give the websocket connect (which the client opens without a timeout) a bound.
-
-    The client's ``create_websocket`` passes no timeout, so an API server that accepts the TCP
-    connection but never answers the upgrade would hold a worker past its hook's timeout.
-    websocket-client only offers a process-wide default; a module process runs one phase, so the
-    longest hook timeout of the phase (plus a margin) bounds every connect and every read.
-    """
-    timeouts = [item.get("timeout") for pod in pods for item in phase_sequence(pod, phase)
-                if isinstance(item.get("timeout"), (int, float))]
-    if websocket is not None and timeouts:
-        websocket.setdefaulttimeout(max(timeouts) + _POLL_SECONDS + 5)
 
 
 def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_result=None,
@@ -287,7 +327,6 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     if int(parallelism) < 1:
         raise ExecError("parallelism must be at least 1, got %s" % parallelism)
     pods = list(pods)
-    _bound_socket_waits(pods, phase)
     local = threading.local()
     clients = []
     lock = threading.Lock()

@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: what the backup_capture module does, stage by stage. Not a public API.
+
+    check the options and the plan -> read the plan's pods (one LIST per namespace) -> groups
+    -> check mode: the exact plan, nothing run, no file written
+    -> ``all``:    thaw state + hook log created, watchdog forked (before any thread), the critical
+                   section (_critical), ``done`` for the watchdog, its record read back
+    -> ``freeze``: the same without the post hooks; the watchdog is left watching ansible-playbook
+    -> ``thaw``:   the post hooks of the pods not thawed yet, ``done`` for the watchdog
+
+The capture is injected: ``select_volumes(pod, default_volumes_to_fs_backup)`` (``_volumes``:
+``(selected, skipped)`` or a plain list) and ``capture_pod_volumes(get_client, pod, selected,
+backup_dir, name, deadline, parallelism=...)`` (``_capture``; ``deadline`` is a ``time.monotonic``
+value, the freeze deadline, or None).  Until the capture is part of the collection, the module
+passes ``no_volumes``: nothing is selected and nothing is captured.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import threading
+import time
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import (
+    _critical,
+    _exec,
+    _hook_results,
+    _hook_runs,
+    _layout,
+    _watchdog,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
+    ApiRequestError,
+    api_getter,
+    list_pages,
+    pods_path,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+
+# How long a finished run waits for the watchdog to record that it stood down.
+WATCHDOG_RECORD_WAIT_SECONDS = 3
+
+
+def no_volumes(pod, default_volumes_to_fs_backup):  # pylint: disable=unused-argument
+    """The volume selector used until the capture module is wired in: nothing is captured."""
+    return []
+
+
+def read_pods(client_factory, plan):
+    """``{"ns/name": pod object}`` for the plan's pods: one paginated LIST per namespace."""
+    wanted = set(_critical.pod_key(pod) for pod in plan)
+    found = {}
+    client = client_factory()
+    try:
+        get_json = api_getter(client)
+        for namespace in sorted(set(pod["namespace"] for pod in plan)):
+            try:
+                for obj in list_pages(get_json, pods_path(namespace)):
+                    key = "%s/%s" % (namespace, (obj.get("metadata") or {}).get("name"))
+                    if key in wanted:
+                        found[key] = obj
+            except ApiRequestError as err:
+                raise KubehooksError("Could not list pods in namespace %s (to find the volumes of the plan's "
+                                     "pods): %s" % (namespace, err))
+    finally:
+        close = getattr(client, "close", None)
+        if close is not None:
+            close()
+    return found
+
+
+def claims_of(pod_object):
+    return [volume["persistentVolumeClaim"].get("claimName")
+            for volume in ((pod_object or {}).get("spec") or {}).get("volumes") or []
+            if isinstance(volume, dict) and isinstance(volume.get("persistentVolumeClaim"), dict)]
+
+
+def _options(params):
+    return _critical.Options(max_freeze_seconds=params["max_freeze_seconds"],
+                             thaw_retry_seconds=params["thaw_retry_seconds"],
+                             parallelism=params["parallelism"], output_cap=params["output_limit"]).check()
+
+
+def _hook_logger(params, errors):
+    log_path = params.get("log_path")
+    if log_path:
+        _hook_results.append_jsonl(log_path, [])  # created (0600) or refused now, before anything is frozen
+
+    def log(result):
+        if log_path and not errors:
+            try:
+                _hook_results.append_jsonl(log_path, [_hook_results.velero_log_entry(result, backup=params["name"])])
+            except KubehooksError as exc:
+                errors.append(str(exc))
+    return log
+
+
+def _finish(result, params, log_errors):
+    result.update(_hook_results.totals(result["hooks"]))
+    result["changed"] = bool(result["hooks"] or result.get("volumes"))
+    messages = []
+    if result.get("not_thawed"):
+        messages.append("%d pod(s) may still be frozen: their post hooks could not be executed within "
+                        "thaw_retry_seconds=%s: %s; run the thaw playbook (or their post hooks) for them"
+                        % (len(result["not_thawed"]), params["thaw_retry_seconds"], ", ".join(result["not_thawed"])))
+    messages += log_errors
+    if messages:
+        result.update(failed=True, msg="; ".join(messages))
+    return result
+
+
+def run(params, client_factory, check_mode=False, select_volumes=no_volumes, capture_pod_volumes=None,
+        exec_fn=_exec.exec_hook):
+    """The backup_capture module's result for ``params`` (see its documentation)."""
+    plan = list(params["plan"] or [])
+    _hook_runs.check_plan(plan)
+    options = _options(params)
+    stage, name = params["stage"], _layout.check_backup_name(params["name"])
+    backup_dir = os.path.abspath(params["backup_dir"])
+    if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
+        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
+                             "kubernetes Python client; run the hooks with credentials of that identity instead")
+    marks = _critical.ThawState(_layout.thaw_state(backup_dir, name))
+    record_path = _layout.watchdog_record(backup_dir, name)
+
+    if stage == "thaw":
+        if check_mode:
+            return dict(changed=False, stage=stage, plan=[], hooks=[], not_thawed=[])
+        if not os.path.exists(marks.path):
+            raise KubehooksError("%s does not exist: no freeze stage of backup %s ran with backup_dir %s"
+                                 % (marks.path, name, backup_dir))
+        log_errors = []
+        result = _critical.thaw_stage(plan, client_factory, marks, options, exec_fn=exec_fn,
+                                      on_result=_hook_logger(params, log_errors))
+        marks.done(_critical.CONTROLLER)
+        result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
+        result["stage"] = stage
+        return _finish(result, params, log_errors)
+
+    objects = read_pods(client_factory, plan)
+    volumes, claims = {}, {}
+    for pod in plan:
+        key = _critical.pod_key(pod)
+        obj = objects.get(key)
+        claims[key] = claims_of(obj)
+        picked = select_volumes(obj, params["default_volumes_to_fs_backup"]) if obj else []
+        if isinstance(picked, tuple):  # _volumes.select_volumes: (selected, skipped)
+            picked = picked[0]
+        volumes[key] = list(picked or [])
+    groups = _critical.plan_groups(plan, params["freeze_together"], volumes, claims)
+    if check_mode:
+        return dict(changed=bool(groups), stage=stage, plan=_critical.describe_plan(groups), hooks=[], volumes=[],
+                    groups=[], not_thawed=[], failed_pods=[], freeze_window_seconds=None)
+
+    if not os.path.isdir(backup_dir):
+        os.makedirs(backup_dir, 0o700)
+    log_errors = []
+    log = _hook_logger(params, log_errors)
+    marks.create()
+    playbook = None
+    if stage == "all":  # the module process, and the playbook whose cancellation must stop it
+        controller, playbook = os.getpid(), _watchdog.find_ansible()
+    else:  # the module returns with the pods frozen: the playbook that will run the thaw stage
+        controller = _watchdog.find_controller()
+    deadline = None
+    if options.max_freeze_seconds:
+        deadline = time.time() + options.max_freeze_seconds + options.thaw_retry_seconds + \
+            _watchdog.DEADLINE_MARGIN_SECONDS
+    watchdog = _watchdog.Watchdog(plan, client_factory, marks, options, record_path, controller, deadline=deadline,
+                                  log_path=params.get("log_path"), backup=name, exec_fn=exec_fn,
+                                  playbook_pid=playbook)
+    watchdog.start()  # before the first thread and the first pre hook
+
+    capture_fn = None
+    if capture_pod_volumes is not None:
+        def capture_fn(group, section_deadline):
+            """The group's volumes, pod by pod; one ApiClient per capture thread, closed after."""
+            local, clients = threading.local(), []
+
+            def get_client():
+                if getattr(local, "client", None) is None:
+                    local.client = client_factory()
+                    clients.append(local.client)
+                return local.client
+            entries = []
+            try:
+                for pod in group["pods"]:
+                    key = _critical.pod_key(pod)
+                    if group["volumes"].get(key):
+                        entries += capture_pod_volumes(get_client, objects[key], group["volumes"][key], backup_dir,
+                                                       name, section_deadline, parallelism=options.parallelism)
+            finally:
+                for client in clients:
+                    getattr(client, "close", lambda: None)()
+            return entries
+
+    result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,
+                                            on_result=log, stage=stage)
+    result["stage"] = stage
+    if stage == "all":
+        marks.done(_critical.CONTROLLER)
+        result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
+    else:
+        result["frozen_pods"] = sorted(set(_critical.pod_key(pod) for group in groups for pod in group["pods"]
+                                           if _critical.has_hooks(pod, "pre")))
+        result["watchdog"] = dict(watchdog.base_record(), deadline=deadline)
+    return _finish(result, params, log_errors)
