@@ -124,6 +124,7 @@ notes:
   - The options and their E(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s), so
     AWX's C(OpenShift or Kubernetes API Bearer Token) credential (which sets E(K8S_AUTH_HOST),
     E(K8S_AUTH_API_KEY), E(K8S_AUTH_VERIFY_SSL) and E(K8S_AUTH_SSL_CA_CERT)) works unchanged.
-  - Every module of this collection belongs to the C(kubehooks.backup.k8s) action group, so these options
-    can be set once with C(module_defaults).
+  - The modules that contact a cluster (M(kubehooks.backup.pod_hooks_info), M(kubehooks.backup.pod_hooks),
+    M(kubehooks.backup.resource_export)) form the action group C(kubehooks.backup.k8s), so these options can be
+    set once with C(module_defaults) for C(group/kubehooks.backup.k8s).
 """

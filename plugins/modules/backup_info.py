@@ -22,7 +22,6 @@ description:
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
-  - kubehooks.backup.auth
   - kubehooks.backup.backup_location
 attributes:
   check_mode:
@@ -56,9 +55,8 @@ options:
 requirements:
   - jmespath (only for O(query))
 notes:
-  - The connection options are accepted, and ignored, so that one C(module_defaults) entry for
-    C(group/kubehooks.backup.k8s) covers every module of the collection.
-  - Expiration is shown as Velero shows it; nothing in this collection deletes backups.
+  - It takes no connection options and is not in the C(kubehooks.backup.k8s) action group, so C(module_defaults)
+    for C(group/kubehooks.backup.k8s) never passes credentials to it.
 seealso:
   - module: kubehooks.backup.backup_record
   - name: velero backup get / logs
@@ -195,7 +193,6 @@ query_result:
 """
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _listing
-from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 
 
@@ -224,7 +221,7 @@ def main():
     )
     spec.update(QUERY_SPEC)
     KubehooksModule(
-        argument_spec(spec), needs_client=False,
+        spec, needs_client=False,
         mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")],
     ).run(execute)
 
