@@ -243,6 +243,15 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     # The output ends like the walkthrough: the `velero backup get` line, then the hookCommand lines.
     with open(report) as handle:
         shown = handle.read().splitlines()
+    # Before them, `velero backup describe nginx-hook-test --details`.
+    described = "\n".join(shown[:shown.index("$ velero backup get nginx-hook-test")])
+    for expected in ("$ velero backup describe nginx-hook-test --details", "Name:         nginx-hook-test",
+                     "Phase:  Completed", "Namespaces:\n  Included:  nginx-example",
+                     "Resource List:\n", "  apps/v1/Deployment:\n    - nginx-example/nginx-deployment\n",
+                     "  v1/PersistentVolumeClaim:\n    - nginx-example/nginx-logs\n",
+                     "HooksAttempted:  2\nHooksFailed:     0"):
+        assert expected in described, (expected, described)
+    assert "Phase:  Completed" in proc.stdout  # printed in the playbook's output too
     header = next(i for i, line in enumerate(shown) if line.startswith("NAME"))
     assert shown[header + 1].split()[:2] == ["nginx-hook-test", "Completed"], shown
     assert [line for line in shown[header + 2:] if line.strip()], shown
@@ -275,7 +284,7 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     assert len(hook_lines(bdir, "nginx-hook-test")) == 3
 
 
-@pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw"])
+@pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw", "delete", "expire"])
 def test_playbooks_resolve_by_their_collection_name(name):
     """`ansible-playbook kubehooks.backup.<name>` as with an installed collection (syntax check only)."""
     bindir = os.path.dirname(sys.executable)

@@ -43,3 +43,17 @@ def test_execution_environment_pins_and_no_second_collection_version():
     version = yaml.safe_load(read("galaxy.yml"))["version"]
     for path in ("execution-environment.yml", "meta/execution-environment.yml"):
         assert not re.search(r"(?<![0-9.])%s(?![0-9])" % re.escape(version), read(path)), "%s repeats the collection version %s (galaxy.yml owns it)" % (path, version)
+
+
+def test_the_license_text_is_the_one_every_header_points_to():
+    assert yaml.safe_load(read("galaxy.yml"))["license"] == ["GPL-3.0-or-later"]
+    text = read("COPYING")
+    assert text.lstrip().startswith("GNU GENERAL PUBLIC LICENSE") and "Version 3, 29 June 2007" in text
+    assert "COPYING" not in yaml.safe_load(read("galaxy.yml"))["build_ignore"]
+    for base in ("plugins",):
+        for folder, _dirs, names in os.walk(os.path.join(ROOT, base)):
+            for name in names:
+                if name.endswith(".py") and name != "__init__.py":
+                    with open(os.path.join(folder, name)) as handle:
+                        head = handle.read(400)
+                    assert "GNU General Public License v3.0+ (see COPYING" in head, os.path.join(folder, name)
