@@ -5,12 +5,15 @@ import sys
 import tarfile
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules"))
                  if name.endswith(".py") and not name.startswith("_"))
-CLUSTER_MODULES = ("pod_hooks_info", "pod_hooks", "resource_export")
+with open(os.path.join(ROOT, "meta", "runtime.yml")) as _handle:
+    # The modules that contact a cluster: the k8s action group (tests/unit/plugins/modules checks it).
+    CLUSTER_MODULES = yaml.safe_load(_handle)["action_groups"]["k8s"]
 
 
 def run(cmd, **kwargs):
