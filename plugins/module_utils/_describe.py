@@ -161,11 +161,11 @@ def describe_lines(d):
         lines += ["", "Failure reason:  %s" % d["failure_reason"]]
     lines += [""] + _message_lines("Warnings", d["warnings"], d.get("warning_messages"))
     lines += [""] + _message_lines("Errors", d["errors"], d.get("error_messages"))
-    lines += ["", "Namespaces:"] + _aligned([("Included", _list(d["included_namespaces"])),
-                                              ("Excluded", _list(d["excluded_namespaces"]))], "  ")
-    lines += ["", "Resources:"] + _aligned([("Included", _list(d["included_resources"])),
-                                             ("Excluded", _list(d["excluded_resources"])),
-                                             ("Cluster-scoped", d["cluster_scoped"])], "  ")
+    namespaces = [("Included", _list(d["included_namespaces"])), ("Excluded", _list(d["excluded_namespaces"]))]
+    resources = [("Included", _list(d["included_resources"])), ("Excluded", _list(d["excluded_resources"])),
+                 ("Cluster-scoped", d["cluster_scoped"])]
+    lines += ["", "Namespaces:"] + _aligned(namespaces, "  ")
+    lines += ["", "Resources:"] + _aligned(resources, "  ")
     lines += ["", "Label selector:  %s" % d["label_selector"], "", "Storage Location:  %s" % d["storage_location"],
               "", "TTL:  %s" % (d["ttl"] or "<none>"), ""]
     if d["hooks"]:

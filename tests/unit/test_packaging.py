@@ -42,7 +42,8 @@ def test_execution_environment_pins_and_no_second_collection_version():
     assert meta["dependencies"] == {"python": "requirements.txt", "system": "bindep.txt"}
     version = yaml.safe_load(read("galaxy.yml"))["version"]
     for path in ("execution-environment.yml", "meta/execution-environment.yml"):
-        assert not re.search(r"(?<![0-9.])%s(?![0-9])" % re.escape(version), read(path)), "%s repeats the collection version %s (galaxy.yml owns it)" % (path, version)
+        repeated = re.search(r"(?<![0-9.])%s(?![0-9])" % re.escape(version), read(path))
+        assert not repeated, "%s repeats the collection version %s (galaxy.yml owns it)" % (path, version)
 
 
 def test_the_license_text_is_the_one_every_header_points_to():

@@ -26,8 +26,8 @@ def backup(tmp_path):
     _record.write_record(bdir, record)
     _record.write_results(bdir, "b1", errors=[{"namespace": "db", "message": "hook failed in db/pg-0"}],
                           warnings=["a Velero-level warning"])
-    _record.write_resource_list(bdir, "b1", {"v1/Pod": ["db/pg-0"], "apps/v1/StatefulSet": ["db/pg"],
-                                            "v1/Namespace": ["db"]})
+    resources = {"v1/Pod": ["db/pg-0"], "apps/v1/StatefulSet": ["db/pg"], "v1/Namespace": ["db"]}
+    _record.write_resource_list(bdir, "b1", resources)
     return bdir
 
 
