@@ -7,6 +7,10 @@ PYTHON ?= python3
 VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.kubehooks-installed
+# The oldest supported kubernetes client and ansible-core (tests/requirements-floor.txt).
+FLOOR_VENV ?= $(CURDIR)/.venv-floor
+FLOOR_STAMP := $(FLOOR_VENV)/.kubehooks-installed
+FLOOR_TESTS ?= tests/unit tests/integration/test_exec.py tests/integration/test_pod_hooks.py tests/integration/test_impersonation.py
 export PATH := $(VENV)/bin:$(PATH)
 # ansible-test and antsibull-docs need .../ansible_collections/kubehooks/backup: a copy outside the checkout.
 BUILD_DIR ?= $(or $(TMPDIR),/tmp)/kubehooks-build-$(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-12)
@@ -14,7 +18,7 @@ SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_i
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv test lint sanity units integration demo bench cluster-up cluster-down cluster-status build clean
+.PHONY: help venv floors test lint sanity units integration demo bench cluster-up cluster-down cluster-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,7 +32,14 @@ $(STAMP): requirements.txt tests/requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt -r tests/requirements.txt
 	@touch $@
 
-test: venv lint sanity units integration ## Every gate: lint, sanity, unit and integration tests
+$(FLOOR_STAMP): tests/requirements-floor.txt
+	@echo "== creating $(FLOOR_VENV) (the oldest supported kubernetes client and ansible-core)"
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet -r tests/requirements-floor.txt
+	@touch $@
+
+test: venv lint sanity units floors integration ## Every gate: lint, sanity, unit tests, the floors, integration tests
 
 lint: venv ## ansible-lint (production profile), antsibull-docs, antsibull-changelog
 	@# Playbooks and roles use kubehooks.backup.* (and module_defaults group/kubehooks.backup.k8s): both tools
@@ -46,6 +57,13 @@ sanity: venv ## ansible-test sanity on a copy of the collection
 
 units: venv ## Unit tests (pure logic, no cluster)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+floors: venv $(FLOOR_STAMP) ## Unit and exec integration tests with the oldest supported versions (.venv-floor)
+	@$(FLOOR_VENV)/bin/python -c 'import sys, ansible, kubernetes, urllib3; \
+	  print("== floors: Python %d.%d, ansible-core %s, kubernetes %s, urllib3 %s" % (sys.version_info[:2] + \
+	        (ansible.__version__, kubernetes.__version__, urllib3.__version__)))'
+	$(PY) -m localcluster up >/dev/null
+	PATH="$(FLOOR_VENV)/bin:$$PATH" $(FLOOR_VENV)/bin/python -m pytest $(FLOOR_TESTS) $(PYTEST_ARGS)
 
 integration: venv ## Integration tests on the local cluster (started when it is not running)
 	@# Start (or reuse) the cluster here, where its progress shows; the first start builds it (~10 min).
@@ -83,5 +101,5 @@ cluster-status: ## Show the local cluster's state
 build: venv ## Build the collection tarball
 	ansible-galaxy collection build --force .
 
-clean: ## Remove build output (keeps .venv and the cluster caches)
+clean: ## Remove build output (keeps .venv, .venv-floor and the cluster caches)
 	rm -rf $(BUILD_DIR) tests/output kubehooks-backup-*.tar.gz

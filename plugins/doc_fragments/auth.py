@@ -103,24 +103,28 @@ options:
     type: bool
   impersonate_user:
     description:
-      - User name to impersonate for every request.
-      - The Python client cannot send impersonation headers when it opens an exec websocket, so
-        M(kubehooks.backup.pod_hooks) refuses to run hooks with impersonation rather than run them with
-        the credentials' own identity; listing and reading honour it.
+      - User name to impersonate (the C(Impersonate-User) header) for every request.
+      - Listing and reading (pods, resources to export) impersonate. The exec websocket of the kubernetes
+        Python client carries only the C(Authorization) header, so M(kubehooks.backup.pod_hooks) refuses to run
+        hooks with O(impersonate_user) or O(impersonate_groups) rather than run them with the credentials'
+        own identity.
       - Can also be set with the E(K8S_AUTH_IMPERSONATE_USER) environment variable.
     type: str
   impersonate_groups:
     description:
-      - Group to impersonate for every request. The Python client sends one C(Impersonate-Group) header, so at most one group is accepted.
+      - Groups to impersonate, together with O(impersonate_user). As M(kubernetes.core.k8s), one
+        C(Impersonate-Group) header is sent per group (the API server reads a comma-joined value as one group).
+      - The same limit as O(impersonate_user) applies to pods/exec.
       - Can also be set with the E(K8S_AUTH_IMPERSONATE_GROUPS) environment variable, comma-separated.
     type: list
     elements: str
 requirements:
-  - kubernetes >= 24.2.0 (the Python client)
+  - kubernetes >= 30.1.0 (the Python client)
 notes:
   - The options and their E(K8S_AUTH_*) environment variables are those of M(kubernetes.core.k8s), so
     AWX's C(OpenShift or Kubernetes API Bearer Token) credential (which sets E(K8S_AUTH_HOST),
     E(K8S_AUTH_API_KEY), E(K8S_AUTH_VERIFY_SSL) and E(K8S_AUTH_SSL_CA_CERT)) works unchanged.
-  - Every module of this collection belongs to the C(kubehooks.backup.k8s) action group, so these options
-    can be set once with C(module_defaults).
+  - The modules that contact a cluster (M(kubehooks.backup.pod_hooks_info), M(kubehooks.backup.pod_hooks),
+    M(kubehooks.backup.resource_export)) form the action group C(kubehooks.backup.k8s), so these options can be
+    set once with C(module_defaults) for C(group/kubehooks.backup.k8s).
 """

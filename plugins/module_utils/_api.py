@@ -91,7 +91,7 @@ def _require_client():
 
 
 def api_getter(api_client, request_timeout=None):
-    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes>=24.2)."""
+    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes >= 30.1.0)."""
     _require_client()
     headers = {"Accept": "application/json"}
 

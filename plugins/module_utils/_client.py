@@ -10,6 +10,12 @@ service account, then the default kubeconfig.
 ``ClientFactory`` builds the configuration once and hands out a fresh ``ApiClient`` per call:
 ``kubernetes.stream.stream()`` swaps the client's request method, so each exec worker thread needs
 a client of its own.
+
+Impersonation, as kubernetes.core: ``Impersonate-User``, and ONE ``Impersonate-Group`` header per
+group (the API server reads a comma-joined value as a single group name).  The client keeps its
+default headers in a plain dict, one value per name, so the groups are added where the request
+leaves the client (its urllib3 pool).  The exec websocket sends only the Authorization header: no
+impersonation there (``_hook_runs`` refuses it before anything runs).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,10 +32,13 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import Ku
 
 try:
     import kubernetes
+    from urllib3._collections import HTTPHeaderDict  # urllib3 1.26 and 2.x (2.x also exports it at the top)
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
-    kubernetes = None
+    kubernetes = HTTPHeaderDict = None
     KUBERNETES_IMPORT_ERROR = exc
+
+IMPERSONATE_GROUP = "Impersonate-Group"
 
 FALSE_STRINGS = ("0", "false", "no", "off", "")
 
@@ -118,12 +127,11 @@ class ClientFactory(object):
     def __init__(self, params, environ=None):
         auth = resolve_auth(params, environ)
         self.impersonate_user = auth.get("impersonate_user")
-        self.impersonate_groups = auth.get("impersonate_groups") or []
-        if len(self.impersonate_groups) > 1:
-            # The client sends one value per header name, and the API reads a comma-joined value
-            # as ONE group name: refuse rather than silently impersonate fewer groups.
-            raise KubehooksError("impersonate_groups: only one group is supported by the Python "
-                                 "client, got %s" % ", ".join(self.impersonate_groups))
+        self.impersonate_groups = list(auth.get("impersonate_groups") or [])
+        if self.impersonate_groups and not self.impersonate_user:
+            # The API server answers such a request with an error that does not say why.
+            raise KubehooksError("impersonate_groups needs impersonate_user (the API server impersonates "
+                                 "groups only together with a user)")
         self.configuration = build_configuration(auth)
 
     @property
@@ -136,5 +144,22 @@ class ClientFactory(object):
         if self.impersonate_user:
             client.set_default_header("Impersonate-User", self.impersonate_user)
         if self.impersonate_groups:
-            client.set_default_header("Impersonate-Group", self.impersonate_groups[0])
+            send_groups(client, self.impersonate_groups)
         return client
+
+
+def send_groups(client, groups):
+    """Make every request of ``client`` carry one ``Impersonate-Group`` header per group."""
+    pool = client.rest_client.pool_manager
+    request = pool.request
+
+    def request_with_groups(method, url, *args, **kwargs):
+        headers = HTTPHeaderDict(kwargs.get("headers") or {})
+        headers.discard(IMPERSONATE_GROUP)
+        for group in groups:
+            headers.add(IMPERSONATE_GROUP, group)
+        kwargs["headers"] = headers
+        return request(method, url, *args, **kwargs)
+
+    pool.request = request_with_groups
+    return client

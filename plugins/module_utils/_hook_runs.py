@@ -100,8 +100,9 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
         # The client's exec websocket carries only the Authorization header: the hooks would run
         # with the credentials' own identity, not the impersonated one.  Refuse before anything runs.
-        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
-                             "kubernetes Python client; run the hooks with credentials of that identity instead")
+        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec: the kubernetes "
+                             "Python client opens the exec websocket with the Authorization header only; run the "
+                             "hooks with credentials of that identity instead (listing and reading do impersonate)")
     log_path, backup = params.get("log_path"), params.get("backup")
     log_errors = []
     if log_path:

@@ -115,6 +115,7 @@ def summarize(record, bdir=None, now=None):
         "items_backed_up": int(progress.get("itemsBackedUp") or 0),
         "total_items": int(progress.get("totalItems") or 0),
         "completed": status.get("completionTimestamp"),
+        "expiration": expiration,
         "path": bdir,
     }
 

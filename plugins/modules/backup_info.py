@@ -15,6 +15,10 @@ description:
   - With O(name), returns that backup - its status, its Velero C(Backup) object, its error and warning
     messages, its hook plan - and, with O(logs=true), its log entries, like C(velero backup logs)
     (O(hooks_only=true) keeps only the hook entries, the lines C(grep hookCommand) finds).
+  - With O(describe=true) (or O(details=true)) the backup is also described like C(velero backup describe
+    [--details]) - phase, times, expiration, scope, hook status and, with O(details=true), the resource list
+    grouped by kind, the captured volumes and the error and warning messages per namespace - as data
+    (RV(description)) and as the text velero prints (RV(description_lines)).
   - With O(name) but without O(cluster), the backup is looked up in every cluster of the storage
     directory; a name found in several clusters is an error that lists them. With O(backup_dir) and
     O(name), the record there must be that backup's.
@@ -22,7 +26,6 @@ description:
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
-  - kubehooks.backup.auth
   - kubehooks.backup.backup_location
 attributes:
   check_mode:
@@ -47,6 +50,25 @@ options:
       - Return only the hook entries of the log (those carrying C(hookCommand)). Implies O(logs=true).
     type: bool
     default: false
+  describe:
+    description:
+      - With O(name) or O(backup_dir), return RV(description) and RV(description_lines), like C(velero backup describe).
+    type: bool
+    default: false
+  details:
+    description:
+      - Like C(velero backup describe --details) - add the resource list grouped by kind, the captured volumes and the
+        error and warning messages per namespace. Implies O(describe=true).
+    type: bool
+    default: false
+  log_format:
+    description:
+      - The form of RV(log_lines). V(json) - the JSON lines of the log file. V(text) - Velero's default text format
+        (logfmt, C(time=... level=info msg=... hookCommand="[...]")), what C(velero backup logs) prints.
+        C(grep hookCommand) finds the hook entries in both.
+    type: str
+    choices: [json, text]
+    default: json
   query:
     description:
       - A JMESPath expression applied to the module's result; its value is returned as RV(query_result),
@@ -56,9 +78,8 @@ options:
 requirements:
   - jmespath (only for O(query))
 notes:
-  - The connection options are accepted, and ignored, so that one C(module_defaults) entry for
-    C(group/kubehooks.backup.k8s) covers every module of the collection.
-  - Expiration is shown as Velero shows it; nothing in this collection deletes backups.
+  - It takes no connection options and is not in the C(kubehooks.backup.k8s) action group, so C(module_defaults)
+    for C(group/kubehooks.backup.k8s) never passes credentials to it.
 seealso:
   - module: kubehooks.backup.backup_record
   - name: velero backup get / logs
@@ -80,6 +101,23 @@ EXAMPLES = r"""
     name: nginx-hook-test
     hooks_only: true
   register: backup
+
+- name: Like velero backup describe nginx-hook-test --details
+  kubehooks.backup.backup_info:
+    name: nginx-hook-test
+    details: true
+  register: described
+
+- name: Print it
+  ansible.builtin.debug:
+    msg: "{{ described.description_lines }}"
+
+- name: Like velero backup logs nginx-hook-test (text) | grep hookCommand
+  kubehooks.backup.backup_info:
+    name: nginx-hook-test
+    hooks_only: true
+    log_format: text
+  register: text_log
 
 - name: The commands of the pre hooks that failed
   kubehooks.backup.backup_info:
@@ -113,6 +151,9 @@ backups:
       type: str
     expires:
       description: As Velero's EXPIRES column (V(29d), V(3h ago), V(n/a)).
+      type: str
+    expiration:
+      description: C(status.expiration) (RFC 3339), or null when the backup has no O(kubehooks.backup.backup_record#module:ttl).
       type: str
     storage_location:
       description: The cluster name, or V(default).
@@ -184,8 +225,24 @@ logs:
   type: list
   elements: dict
 log_lines:
-  description: The same entries as the JSON lines of the file, for display.
+  description: The same entries as lines, for display - JSON lines, or Velero's text lines with O(log_format=text).
   returned: when O(logs) or O(hooks_only)
+  type: list
+  elements: str
+description:
+  description:
+    - The backup as C(velero backup describe) shows it - C(name), C(phase), C(errors), C(warnings), C(failure_reason),
+      C(included_namespaces), C(excluded_namespaces), C(included_resources), C(excluded_resources), C(cluster_scoped),
+      C(label_selector), C(storage_location), C(ttl), C(hooks), C(started), C(completed), C(expiration), C(expires),
+      C(total_items), C(items_backed_up), C(hooks_attempted), C(hooks_failed), C(frozen_pods), C(path).
+    - With O(details=true) also C(resource_list) (C({"apps/v1/Deployment" - ["ns/name"]})), C(volumes) (the entries of
+      C(<name>-volumes.json.gz) - namespace, pod, volume, pvc, path, bytes, files, sha256, method, status, error; empty
+      when no volume was captured), C(error_messages) and C(warning_messages) (C(velero), C(cluster), C(namespaces)).
+  returned: when O(describe) or O(details)
+  type: dict
+description_lines:
+  description: RV(description) as the text C(velero backup describe [--details]) prints.
+  returned: when O(describe) or O(details)
   type: list
   elements: str
 query_result:
@@ -194,19 +251,27 @@ query_result:
   type: raw
 """
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _listing
-from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
+from ansible_collections.kubehooks.backup.plugins.module_utils import _describe, _layout, _listing
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
+
+
+def show(params, bdir, expected_name=None):
+    result = _listing.show_backup(bdir, params["logs"], params["hooks_only"], expected_name)
+    if params["describe"] or params["details"]:
+        result["description"] = _describe.describe(bdir, result["record"], params["details"])
+        result["description_lines"] = _describe.describe_lines(result["description"])
+    if "logs" in result and params["log_format"] == "text":
+        result["log_lines"] = [_describe.logfmt_line(entry) for entry in result["logs"]]
+    return result
 
 
 def execute(km):
     params = km.params
     storage = params.get("storage_dir") or _layout.default_storage_dir()
     if params.get("backup_dir"):
-        return _listing.show_backup(params["backup_dir"], params["logs"], params["hooks_only"], params.get("name"))
+        return show(params, params["backup_dir"], params.get("name"))
     if params.get("name"):
-        bdir = _listing.find_backup(storage, params["name"], params.get("cluster"))
-        return _listing.show_backup(bdir, params["logs"], params["hooks_only"])
+        return show(params, _listing.find_backup(storage, params["name"], params.get("cluster")))
     if params.get("cluster") is not None:
         _layout.check_cluster_name(params["cluster"])
     rows = _listing.list_records(storage, params.get("cluster"))
@@ -221,10 +286,13 @@ def main():
         backup_dir=dict(type="path"),
         logs=dict(type="bool", default=False),
         hooks_only=dict(type="bool", default=False),
+        describe=dict(type="bool", default=False),
+        details=dict(type="bool", default=False),
+        log_format=dict(type="str", default="json", choices=["json", "text"]),
     )
     spec.update(QUERY_SPEC)
     KubehooksModule(
-        argument_spec(spec), needs_client=False,
+        spec, needs_client=False,
         mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")],
     ).run(execute)
 

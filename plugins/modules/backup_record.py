@@ -33,7 +33,6 @@ description:
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
-  - kubehooks.backup.auth
   - kubehooks.backup.backup_location
 attributes:
   check_mode:
@@ -148,10 +147,11 @@ options:
       - O(state=finished) - seconds from just before the pre hooks to just after the post hooks.
     type: float
 notes:
-  - The connection options are accepted, and ignored, so that one C(module_defaults) entry for
-    C(group/kubehooks.backup.k8s) covers every module of the collection. This module does not import
-    the kubernetes library.
+  - It takes no connection options and is not in the C(kubehooks.backup.k8s) action group, so C(module_defaults)
+    for C(group/kubehooks.backup.k8s) never passes credentials to it. It does not import the kubernetes library.
   - Directories are created with mode 0700 and files with mode 0600.
+  - O(state=started) warns when the backup directory looks ephemeral - the overlay root filesystem of a container
+    (the home directory of an AWX execution environment) or a tmpfs - because the backup would be lost with it.
   - "Phase: C(Failed) when nothing was exported; C(PartiallyFailed) when a hook failed, the export
     reported errors, a pod was left out, or the run reported O(errors); C(Completed) otherwise. Hook
     failures alone never make a backup C(Failed)."
@@ -285,6 +285,12 @@ excluded_pods:
   returned: always
   type: list
   elements: str
+storage_warning:
+  description:
+    - Why the backup directory looks ephemeral (on the overlay root of a container, such as an AWX execution
+      environment, or on a tmpfs), also shown as a warning; null when it does not.
+  returned: when O(state=started)
+  type: str
 error_messages:
   description: The errors recorded in C(<name>-results.gz) by O(state=finished), as text.
   returned: when O(state=finished)
@@ -300,11 +306,10 @@ summary:
     - "Hooks: 2 attempted, 0 failed (1 pods with pre hooks)"
 """
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps, _storage
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import (
     BACKUP_LOCATION_ARG_SPEC,
     BACKUP_SCOPE_ARG_SPEC,
-    argument_spec,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 
@@ -312,7 +317,13 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._module import Ku
 def execute(km):
     state = km.params["state"]
     handler = {"started": _record_steps.start, "finished": _record_steps.finish, "thawed": _record_steps.thaw}[state]
-    return handler(km.params, km.check_mode)
+    result = handler(km.params, km.check_mode)
+    if state == "started":
+        warning = _storage.ephemeral_reason(result["backup_dir"])
+        if warning:
+            km.module.warn(warning)
+        result["storage_warning"] = warning
+    return result
 
 
 def main():
@@ -332,7 +343,7 @@ def main():
         freeze_window=dict(type="float"),
     )
     KubehooksModule(
-        argument_spec(spec), needs_client=False,
+        spec, needs_client=False,
         mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster"), ("backup_dir", "api_host")],
     ).run(execute)
 

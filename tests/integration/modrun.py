@@ -49,10 +49,10 @@ def run_module(name, args, check_mode=False, env=None, timeout=300):
     return result
 
 
-def run_playbook(playbook, extra_vars=None, env=None, timeout=900, inventory=None):
+def run_playbook(playbook, extra_vars=None, env=None, timeout=900, inventory=None, extra_args=()):
     """Run ansible-playbook from the test virtualenv; return the CompletedProcess (text)."""
     bindir = os.path.dirname(sys.executable)
-    cmd = [os.path.join(bindir, "ansible-playbook"), playbook]
+    cmd = [os.path.join(bindir, "ansible-playbook"), playbook] + list(extra_args)
     if inventory:
         cmd += ["-i", inventory]
     if extra_vars:

@@ -5,11 +5,15 @@ import sys
 import tarfile
 
 import pytest
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
 MODULES = sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, "plugins", "modules"))
                  if name.endswith(".py") and not name.startswith("_"))
+with open(os.path.join(ROOT, "meta", "runtime.yml")) as _handle:
+    # The modules that contact a cluster: the k8s action group (tests/unit/plugins/modules checks it).
+    CLUSTER_MODULES = yaml.safe_load(_handle)["action_groups"]["k8s"]
 
 
 def run(cmd, **kwargs):
@@ -38,6 +42,10 @@ def test_tarball_leaves_out_development_files(installed):
         names = archive.getnames()
     assert "galaxy.yml" not in names  # replaced by MANIFEST.json
     assert "MANIFEST.json" in names and "meta/runtime.yml" in names
+    # Every file header says "see COPYING": the license text ships in the tarball.
+    assert "COPYING" in names
+    for playbook in ("backup", "thaw", "nginx_fsfreeze", "delete", "expire"):
+        assert "playbooks/%s.yml" % playbook in names
     for unwanted in (".venv/", "tests/output/", "localcluster/", ".git/", "__pycache__"):
         assert not [name for name in names if unwanted in name + "/"], unwanted
 
@@ -55,4 +63,5 @@ def test_installed_module_docs_render(installed, module):
     dest, env = installed[1], installed[2]
     text = run([os.path.join(BIN, "ansible-doc"), "kubehooks.backup." + module], env=env, cwd=str(dest))
     assert "EXAMPLES" in text and "RETURN VALUES" in text
-    assert "K8S_AUTH_HOST" in text  # the shared auth fragment is rendered
+    # The shared auth fragment is rendered where a cluster is contacted, and only there.
+    assert ("K8S_AUTH_HOST" in text) == (module in CLUSTER_MODULES)

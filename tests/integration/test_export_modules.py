@@ -47,8 +47,11 @@ def test_record_steps_and_info_without_the_cluster(tmp_path):
     plan = [{"namespace": "ns", "name": "a", "phase": "Running", "errors": [],
              "pre": [{"source": "annotation", "name": "<from-annotation>", "container": "c", "command": ["/bin/true"],
                       "on_error": "Fail", "timeout": 30, "index": 0}], "post": []}]
-    started = run_module("backup_record", {"state": "started", "name": "r1", "storage_dir": storage, "cluster": "c1",
-                                           "plan": plan, "kubeconfig": "/nonexistent"})  # auth options: ignored
+    args = {"state": "started", "name": "r1", "storage_dir": storage, "cluster": "c1", "plan": plan}
+    # It never contacts a cluster: connection options are not options of it (nor of backup_info).
+    refused = run_module("backup_record", dict(args, kubeconfig="/nonexistent"))
+    assert refused["failed"] and "Unsupported parameters" in refused["msg"] and "kubeconfig" in refused["msg"]
+    started = run_module("backup_record", args)
     assert started["phase"] == "InProgress" and started["frozen_pods"] == ["ns/a"], started
     listing = run_module("backup_info", {"storage_dir": storage})
     assert [(r["name"], r["status"], r["cluster"]) for r in listing["backups"]] == [("r1", "InProgress", "c1")]

@@ -4,8 +4,8 @@
   through a lock file; the test removes the namespace afterwards).
 - a run killed with SIGKILL while a real filesystem is frozen, recovered by the ``thaw`` playbook.
 - the ``backup`` playbook launched the way AWX launches a job: ansible-runner, a private data dir,
-  the credential's K8S_AUTH_* variables in env/envvars, survey answers in env/extravars, two
-  inventory hosts (two scopes, each with its own credentials) backed up at once.
+  survey answers in env/extravars, two inventory hosts (two scopes, each with its own credentials in
+  kubehooks_auth) backed up at once.  The job credential (K8S_AUTH_*): test_awx_credential.py.
 
 SAFETY: only the loop-mounted PVs of the local cluster are frozen (their host paths are checked to be
 under the cluster's PV dir); writes that may block on a frozen filesystem run in separate processes
@@ -243,6 +243,15 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     # The output ends like the walkthrough: the `velero backup get` line, then the hookCommand lines.
     with open(report) as handle:
         shown = handle.read().splitlines()
+    # Before them, `velero backup describe nginx-hook-test --details`.
+    described = "\n".join(shown[:shown.index("$ velero backup get nginx-hook-test")])
+    for expected in ("$ velero backup describe nginx-hook-test --details", "Name:         nginx-hook-test",
+                     "Phase:  Completed", "Namespaces:\n  Included:  nginx-example",
+                     "Resource List:\n", "  apps/v1/Deployment:\n    - nginx-example/nginx-deployment\n",
+                     "  v1/PersistentVolumeClaim:\n    - nginx-example/nginx-logs\n",
+                     "HooksAttempted:  2\nHooksFailed:     0"):
+        assert expected in described, (expected, described)
+    assert "Phase:  Completed" in proc.stdout  # printed in the playbook's output too
     header = next(i for i, line in enumerate(shown) if line.startswith("NAME"))
     assert shown[header + 1].split()[:2] == ["nginx-hook-test", "Completed"], shown
     assert [line for line in shown[header + 2:] if line.strip()], shown
@@ -275,7 +284,7 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     assert len(hook_lines(bdir, "nginx-hook-test")) == 3
 
 
-@pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw"])
+@pytest.mark.parametrize("name", ["nginx_fsfreeze", "backup", "thaw", "delete", "expire"])
 def test_playbooks_resolve_by_their_collection_name(name):
     """`ansible-playbook kubehooks.backup.<name>` as with an installed collection (syntax check only)."""
     bindir = os.path.dirname(sys.executable)
@@ -466,9 +475,9 @@ def test_backup_playbook_through_ansible_runner_two_clusters_at_once(
     second = make_fake_pods(core_v1, second_namespace, 3, "b")
     wait_running(core_v1, namespace, first)
     wait_running(core_v1, second_namespace, second)
-    # The job's Kubernetes credential (AWX injects K8S_AUTH_*): least privilege in the first namespace.
+    # Each cluster carries its own credentials as host vars (least privilege in its namespace); a job
+    # credential (K8S_AUTH_*) together with kubehooks_auth is refused (test_awx_credential.py).
     cred_a = sa_token(namespace, BACKUP_RULES, name="awx-backup")
-    # The second cluster carries its own credentials as host vars (another ServiceAccount).
     cred_b = sa_token(second_namespace, BACKUP_RULES, name="awx-backup")
     namespace_reader([cred_a, cred_b])
 
@@ -478,8 +487,6 @@ def test_backup_playbook_through_ansible_runner_two_clusters_at_once(
     (data / "inventory").mkdir()
     (data / "project").mkdir()
     (data / "env" / "envvars").write_text(json.dumps({
-        "K8S_AUTH_HOST": cred_a["host"], "K8S_AUTH_API_KEY": cred_a["token"],
-        "K8S_AUTH_SSL_CA_CERT": cred_a["ca_cert"], "K8S_AUTH_VERIFY_SSL": "True",
         "ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"],
     }))
@@ -494,7 +501,9 @@ def test_backup_playbook_through_ansible_runner_two_clusters_at_once(
         "backup_fail_on_partial": "true"}))
     (data / "inventory" / "hosts.json").write_text(json.dumps({
         "all": {"children": {"clusters": {"hosts": {
-            "cluster-a": {"backup_included_namespaces": [namespace]},
+            "cluster-a": {"backup_included_namespaces": [namespace],
+                          "kubehooks_auth": {"host": cred_a["host"], "api_key": cred_a["token"],
+                                             "ca_cert": cred_a["ca_cert"], "validate_certs": True}},
             "cluster-b": {"backup_included_namespaces": [second_namespace],
                           "kubehooks_auth": {"host": cred_b["host"], "api_key": cred_b["token"],
                                              "ca_cert": cred_b["ca_cert"]}},

@@ -1,7 +1,10 @@
 """Auth option resolution: module params, then K8S_AUTH_<OPTION>, then K8S_AUTH_<CLIENT ATTRIBUTE>."""
+import http.server
+import threading
+
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _client
+from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _client
 from ansible_collections.kubehooks.backup.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
@@ -93,13 +96,65 @@ def test_missing_kubeconfig_is_a_clear_error(tmp_path):
         _client.ClientFactory({"kubeconfig": str(tmp_path / "nope")}, {})
 
 
-def test_impersonation_headers():
-    client = _client.ClientFactory({"host": "https://h", "api_key": "t", "impersonate_user": "bob",
-                                    "impersonate_groups": ["ops"]}, {})()
-    assert client.default_headers["Impersonate-User"] == "bob"
-    assert client.default_headers["Impersonate-Group"] == "ops"
+class _HeaderRecorder(http.server.BaseHTTPRequestHandler):
+    """A loopback API stand-in: answers every GET with an empty list and keeps the request headers."""
+
+    seen = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        type(self).seen.append(self.headers)
+        body = b'{"kind": "PodList", "items": [], "metadata": {}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
 
 
-def test_several_impersonated_groups_are_refused():
-    with pytest.raises(KubehooksError, match="only one group"):
+@pytest.fixture
+def loopback_api():
+    """A real HTTP server on 127.0.0.1 (the headers on the wire are what this checks, not a mock)."""
+    _HeaderRecorder.seen = []
+    server = http.server.HTTPServer(("127.0.0.1", 0), _HeaderRecorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_port, _HeaderRecorder.seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("groups", [["ops"], ["ops", "dev", "system:authenticated"]])
+def test_one_impersonate_group_header_per_group(loopback_api, groups):
+    host, seen = loopback_api
+    factory = _client.ClientFactory({"host": host, "api_key": "t", "impersonate_user": "bob",
+                                     "impersonate_groups": groups}, {})
+    get_json = _api.api_getter(factory(), request_timeout=10)
+    assert get_json("/api/v1/namespaces/db/pods", [("limit", 1)])["kind"] == "PodList"
+    assert get_json("/api/v1/pods")["kind"] == "PodList"  # every request, not only the first
+    for headers in seen:
+        assert headers.get_all("Impersonate-User") == ["bob"]
+        assert headers.get_all("Impersonate-Group") == groups  # one header each, in order
+        assert headers.get("Authorization") == "Bearer t"
+    assert len(seen) == 2
+
+
+def test_groups_from_the_environment_are_split_on_commas(loopback_api):
+    host, seen = loopback_api
+    factory = _client.ClientFactory({"host": host, "api_key": "t"},
+                                    {"K8S_AUTH_IMPERSONATE_USER": "bob", "K8S_AUTH_IMPERSONATE_GROUPS": "ops, dev"})
+    _api.api_getter(factory(), request_timeout=10)("/api/v1/pods")
+    assert seen[0].get_all("Impersonate-Group") == ["ops", "dev"]
+
+
+def test_no_impersonation_headers_by_default(loopback_api):
+    host, seen = loopback_api
+    _api.api_getter(_client.ClientFactory({"host": host, "api_key": "t"}, {})(), request_timeout=10)("/api/v1/pods")
+    assert seen[0].get_all("Impersonate-User") is None and seen[0].get_all("Impersonate-Group") is None
+
+
+def test_groups_without_a_user_are_refused():
+    with pytest.raises(KubehooksError, match="impersonate_groups needs impersonate_user"):
         _client.ClientFactory({"host": "https://h", "api_key": "t", "impersonate_groups": ["a", "b"]}, {})
