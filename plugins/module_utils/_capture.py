@@ -1,0 +1,739 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PRIVATE module_utils: file-system copy of pod volumes through ``pods/exec``. Not a public API.
+
+``capture_volume`` runs ``tar -c -f - -C <mount path> .`` (an argv, no shell) in a container that
+mounts the volume, through the ``pods/exec`` websocket opened by ``_api.open_exec``, and streams
+stdout into ``<volume>.tar.gz``: frames are read straight from the websocket (the client's
+``WSClient`` would accumulate a whole channel in memory between reads), handed through a small
+bounded queue to a writer thread that gzip-compresses (zlib, on the controller), hashes (sha256 of
+the ``.tar.gz``), writes a temporary file in the destination directory and counts the archive's
+members from the tar headers as they pass.  Memory stays bounded by the queue whatever the volume
+size.  Only a complete capture is renamed into place; a failed one leaves no archive (its temporary
+file is removed).  zlib and hashlib release the GIL, so receiving and compressing use two cores.
+
+Pure parts: ``TarCounter`` (incremental tar header parser), ``tar_command``, the index entries.
+I/O parts: ``capture_volume``, ``capture_pod_volumes``, ``capture_volumes``, the index files.
+Which volumes are copied (Velero's annotations) is decided in ``_volumes``.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import gzip
+import hashlib
+import json
+import os
+import queue
+import tempfile
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import open_exec
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
+    DEFAULT_OUTPUT_CAP,
+    ERROR_CHANNEL,
+    _CappedBuffer,
+    exec_error_message,
+    parse_exec_status,
+)
+from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
+    safe_path_part,
+    volume_archive,
+)
+
+try:
+    from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
+    WEBSOCKET_IMPORT_ERROR = None
+except ImportError as exc:  # reported through _api's KUBERNETES_IMPORT_ERROR first
+    ABNF = WebSocketConnectionClosedException = WebSocketTimeoutException = None
+    WEBSOCKET_IMPORT_ERROR = exc
+
+METHOD = "fs-copy"
+# zlib level of the .tar.gz: see bench/bench_capture.py for the measurement that chose it.
+DEFAULT_COMPRESSLEVEL = 1
+DEFAULT_CAPTURE_PARALLELISM = 2
+STDOUT_CHANNEL = 1
+STDERR_CHANNEL = 2
+_V5_CLOSE_CHANNEL = 255
+_POLL_SECONDS = 0.5
+_PROGRESS_SECONDS = 0.5
+_QUEUE_FRAMES = 32          # bound on stream data held between the receiver and the writer
+_STATUS_CAP = 65536         # the error channel carries one small JSON Status
+
+
+def tar_command(mount_path):
+    """The argv that streams the volume mounted at ``mount_path`` as a tar archive on stdout."""
+    return ["tar", "-c", "-f", "-", "-C", mount_path, "."]
+
+
+# ---------------------------------------------------------------------------------------------
+# Tar headers (pure)
+
+_BLOCK = 512
+_ZERO_BLOCK = b"\0" * _BLOCK
+_META_TYPES = (b"L", b"K", b"x", b"X", b"g")     # GNU long name/link, pax (Solaris) extended, pax global
+_PAX_TYPES = (b"x", b"X")
+_REGULAR_TYPES = (b"0", b"\0", b"7", b"S")        # tarfile.REGULAR_TYPES
+_NO_DATA_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")  # links, devices, directories, fifos
+_PAX_CAP = 1 << 20
+
+
+class TarFormatError(ValueError):
+    pass
+
+
+def _round_block(size):
+    return (size + _BLOCK - 1) // _BLOCK * _BLOCK
+
+
+def _number(field):
+    """A numeric header field: octal text, or GNU base-256 (first byte 0x80 / 0xff)."""
+    if field[0] in (0o200, 0o377):
+        value = 0
+        for byte in field[1:]:
+            value = (value << 8) + byte
+        if field[0] == 0o377:
+            value = -(256 ** (len(field) - 1) - value)
+        return value
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text or b"0", 8)
+    except ValueError:
+        raise TarFormatError("bad number %r" % field)
+
+
+def _checksum_ok(block):
+    try:
+        stored = _number(block[148:156])
+    except TarFormatError:
+        return False
+    unsigned = sum(block) - sum(block[148:156]) + 8 * 32
+    if stored == unsigned:
+        return True
+    signed = sum(b - 256 if b > 127 else b for b in block) - sum(
+        b - 256 if b > 127 else b for b in block[148:156]) + 8 * 32
+    return stored == signed
+
+
+def _pax_size(data):
+    """The ``size`` record of a pax extended header, else None."""
+    pos = 0
+    size = None
+    while pos < len(data):
+        space = data.find(b" ", pos)
+        if space < 0:
+            break
+        try:
+            length = int(data[pos:space])
+        except ValueError:
+            raise TarFormatError("bad pax record at %d" % pos)
+        if length <= 0:
+            raise TarFormatError("bad pax record length %d" % length)
+        record = data[space + 1:pos + length]
+        key, _sep, value = record.partition(b"=")
+        if key == b"size":
+            try:
+                size = int(value.rstrip(b"\n"))
+            except ValueError:
+                raise TarFormatError("bad pax size %r" % value)
+        pos += length
+    return size
+
+
+class TarCounter(object):
+    """Count the members of a tar stream fed in chunks of any size, checking each header.
+
+    ``members`` counts what ``tarfile.getmembers()`` lists: regular files, directories (the
+    volume's root ``./`` included), symbolic and hard links, devices and fifos; GNU long-name and
+    pax headers are not members.  ``ended`` is True after the end-of-archive block; ``error`` says
+    why the stream is not a tar archive (then nothing more is parsed).  Only pax headers are held in
+    memory (up to 1 MiB each); file data is skipped by arithmetic.
+    """
+
+    def __init__(self):
+        self.members = 0
+        self.ended = False
+        self.error = None
+        self._offset = 0            # stream offset of the start of the current feed
+        self._header = bytearray()  # a header block split across chunks
+        self._skip = 0              # data (+ padding) bytes still to pass
+        self._collect = None        # pax header data being collected
+        self._collect_left = 0
+        self._next_size = None      # pax size of the next member
+        self._sparse_ext = False    # old GNU sparse extension blocks follow
+        self._sparse_data = 0
+
+    def feed(self, data):
+        size = len(data)
+        if self.ended or self.error is not None:
+            self._offset += size
+            return
+        view = memoryview(data)
+        pos = 0
+        try:
+            while pos < size:
+                if self._skip:
+                    take = min(self._skip, size - pos)
+                    if self._collect is not None and self._collect_left:
+                        keep = min(take, self._collect_left)
+                        self._collect += view[pos:pos + keep]
+                        self._collect_left -= keep
+                    pos += take
+                    self._skip -= take
+                    if not self._skip and self._collect is not None:
+                        self._end_pax()
+                    continue
+                need = _BLOCK - len(self._header)
+                if need == _BLOCK and size - pos >= _BLOCK:
+                    block = bytes(view[pos:pos + _BLOCK])
+                    pos += _BLOCK
+                else:
+                    piece = view[pos:pos + need]
+                    self._header += piece
+                    pos += len(piece)
+                    if len(self._header) < _BLOCK:
+                        continue
+                    block = bytes(self._header)
+                    self._header = bytearray()
+                self._block(block, self._offset + pos - _BLOCK)
+                if self.ended:
+                    break
+        except TarFormatError as exc:
+            self.error = "not a tar archive at byte %d: %s" % (self._offset + pos, exc)
+        self._offset += size
+
+    def _end_pax(self):
+        size = _pax_size(bytes(self._collect))
+        self._collect = None
+        if size is not None:
+            self._next_size = size
+
+    def _block(self, block, offset):
+        if self._sparse_ext:
+            self._sparse_ext = block[504] != 0
+            if not self._sparse_ext:
+                self._skip = _round_block(self._sparse_data)
+            return
+        if block == _ZERO_BLOCK:
+            self.ended = True
+            return
+        if not _checksum_ok(block):
+            raise TarFormatError("header checksum mismatch at byte %d" % offset)
+        typeflag = block[156:157]
+        size = _number(block[124:136])
+        if size < 0:
+            raise TarFormatError("negative size at byte %d" % offset)
+        if typeflag in _META_TYPES:
+            if typeflag in _PAX_TYPES:
+                if size > _PAX_CAP:
+                    raise TarFormatError("pax header of %d bytes at byte %d" % (size, offset))
+                self._collect = bytearray()
+                self._collect_left = size
+                if size == 0:
+                    self._end_pax()
+            self._skip = _round_block(size)
+            return
+        self.members += 1
+        if self._next_size is not None:
+            size, self._next_size = self._next_size, None
+        data = 0 if typeflag in _NO_DATA_TYPES else size
+        if typeflag == b"S" and block[482]:
+            self._sparse_ext = True
+            self._sparse_data = data
+            return
+        self._skip = _round_block(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# The archive writer (gzip + sha256 + tar header count, in its own thread)
+
+class _ArchiveWriter(object):
+    """Compress, hash, count and write stream chunks in a thread; bounded queue in front."""
+
+    _STOP = object()
+    _ABORT = object()
+
+    def __init__(self, fd, compresslevel):
+        self._file = os.fdopen(fd, "wb")
+        self._zip = zlib.compressobj(compresslevel, zlib.DEFLATED, 31)  # 31: gzip wrapper, mtime 0
+        self._hash = hashlib.sha256()
+        self.bytes = 0
+        self.counter = TarCounter()
+        self.error = None
+        self._queue = queue.Queue(_QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._run, name="kubehooks-capture-writer")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _write(self, data):
+        if data:
+            self._hash.update(data)
+            self._file.write(data)
+            self.bytes += len(data)
+
+    def _run(self):
+        try:
+            while True:
+                item = self._queue.get()
+                if item is self._ABORT:
+                    return
+                if item is self._STOP:
+                    self._write(self._zip.flush())
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                    return
+                self.counter.feed(item)
+                self._write(self._zip.compress(item))
+        except Exception as exc:  # pylint: disable=broad-except  # reported by the capture
+            self.error = exc
+            self._drain()
+        finally:
+            try:
+                self._file.close()
+            except OSError as exc:
+                if self.error is None:
+                    self.error = exc
+
+    def _drain(self):
+        """After an error: empty the queue so that a blocked ``put`` returns."""
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def put(self, data, deadline=None):
+        """Queue one chunk; False when the deadline passed first (the writer is too slow)."""
+        while self.error is None:
+            timeout = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
+            if timeout <= 0:
+                return False
+            try:
+                self._queue.put(data, timeout=timeout)
+                return True
+            except queue.Full:
+                continue
+        return True  # the error is reported by the capture
+
+    def finish(self, timeout=None):
+        """Flush and close; True when everything was written (``error`` says otherwise)."""
+        self._queue.put(self._STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.error = self.error or OSError("writing the archive did not finish in time")
+            return False
+        return self.error is None
+
+    def abort(self):
+        self._drain()
+        try:
+            self._queue.put(self._ABORT, timeout=5)
+        except queue.Full:  # pragma: no cover - the writer drains after an error
+            pass
+        self._thread.join(10)
+
+    @property
+    def sha256(self):
+        return self._hash.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# One volume
+
+def _make_private_dirs(path):
+    """Create ``path`` and its missing parents, each with mode 0700 (``os.makedirs`` gives the
+    parents the umask's mode); concurrent creation by another capture is fine."""
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        _make_private_dirs(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def capture_volume(api_client, namespace, pod, container, mount_path, dest_path, deadline=None, progress=None,
+                   output_cap=DEFAULT_OUTPUT_CAP, volume=None, tar_argv=None,
+                   compresslevel=DEFAULT_COMPRESSLEVEL):
+    """Copy the directory ``mount_path`` of ``container`` into the gzip tar archive ``dest_path``.
+
+    Returns ``dict(status, bytes, tar_bytes, files, sha256, duration, error, stderr)``: ``status``
+    ``succeeded`` or ``failed``; ``bytes`` and ``sha256`` of the ``.tar.gz``; ``tar_bytes`` the
+    uncompressed stream; ``files`` the archive's members (see ``TarCounter``); ``error`` None or a
+    message naming namespace/pod/volume; ``stderr`` tar's stderr, capped at ``output_cap``.
+    ``deadline`` is an absolute ``time.monotonic()`` value: when it passes the copy is abandoned.
+    ``progress(tar_bytes_done)`` is called at most every 0.5 s, and once at the end.  ``tar_argv``
+    replaces ``tar_command(mount_path)``.  Never raises for exec, stream or file problems; on
+    failure no file is left at ``dest_path`` (nor a temporary one).  ``api_client`` must not be
+    used by another thread meanwhile.
+    """
+    start = time.monotonic()
+    what = "volume %s of pod %s/%s" % (volume or mount_path, namespace, pod)
+    stderr = _CappedBuffer(output_cap)
+    status_raw = _CappedBuffer(_STATUS_CAP)
+    result = dict(status="failed", bytes=0, tar_bytes=0, files=0, sha256=None, duration=0.0, error=None,
+                  stderr="")
+    argv = list(tar_argv) if tar_argv is not None else tar_command(mount_path)
+    writer = ws = tmp = None
+    tar_bytes = 0
+    reported = [0, start]
+
+    def report(force=False):
+        now = time.monotonic()
+        if progress is not None and (force or now - reported[1] >= _PROGRESS_SECONDS) and \
+                (tar_bytes != reported[0] or not force):
+            reported[0], reported[1] = tar_bytes, now
+            try:
+                progress(tar_bytes)
+            except Exception:  # pylint: disable=broad-except  # progress is advisory
+                pass
+
+    def fail(message):
+        result["error"] = "%s: %s" % (what, message)
+
+    try:
+        if WEBSOCKET_IMPORT_ERROR is not None:
+            raise KubehooksError("the websocket-client library is required: %s" % WEBSOCKET_IMPORT_ERROR)
+        if deadline is not None and time.monotonic() >= deadline:
+            fail("not copied: the deadline had passed before the copy started")
+            return result
+        directory = os.path.dirname(os.path.abspath(dest_path))
+        try:
+            _make_private_dirs(directory)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(dest_path),
+                                       suffix=".partial")
+        except OSError as exc:
+            fail("cannot create the archive in %s: %s" % (directory, exc.strerror or exc))
+            return result
+        writer = _ArchiveWriter(fd, compresslevel)
+        try:
+            ws = open_exec(api_client, namespace, pod, container, argv)
+        except Exception as exc:  # pylint: disable=broad-except  # the exec could not start
+            fail(exec_error_message(exc, namespace, pod, container))
+            return result
+        sock = ws.sock
+        timed_out = closed = False
+        while writer.error is None:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    timed_out = True
+                    break
+                sock.settimeout(min(remaining, _POLL_SECONDS))
+            else:
+                sock.settimeout(_POLL_SECONDS)
+            try:
+                opcode, frame = sock.recv_data_frame(True)
+            except WebSocketTimeoutException:
+                report()
+                continue
+            except WebSocketConnectionClosedException:
+                closed = True
+                break
+            if opcode == ABNF.OPCODE_CLOSE:
+                closed = True
+                break
+            if opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT):
+                continue
+            data = frame.data
+            if isinstance(data, str):
+                data = data.encode("utf-8")
+            if len(data) < 2:
+                continue
+            channel = data[0]
+            if channel == STDOUT_CHANNEL:
+                chunk = memoryview(data)[1:]
+                tar_bytes += len(chunk)
+                if not writer.put(chunk, deadline):
+                    timed_out = True
+                    break
+                report()
+            elif channel == STDERR_CHANNEL:
+                stderr.add(data[1:])
+            elif channel == ERROR_CHANNEL:
+                status_raw.add(data[1:])
+            # channel 255 (v5 close of a channel) and others: nothing to keep
+        result["tar_bytes"] = tar_bytes
+        result["stderr"] = stderr.text()
+        if writer.error is not None:
+            fail("cannot write %s: %s" % (dest_path, getattr(writer.error, "strerror", None) or writer.error))
+            return result
+        if timed_out:
+            fail("abandoned: the deadline passed after %d bytes of the tar stream (copy not complete)" % tar_bytes)
+            return result
+        state, exit_code, message = parse_exec_status(status_raw.text() if status_raw.size else None)
+        if state != "succeeded":
+            tail = result["stderr"].strip()[-500:]
+            if exit_code is not None:
+                fail("tar exited with code %d in container %s%s" % (
+                    exit_code, container, (": " + tail) if tail else ""))
+            elif not closed or status_raw.size:
+                fail("tar could not run in container %s: %s" % (container, message))
+            else:
+                fail("the exec stream in container %s ended without an exit status (connection lost?)" % container)
+            return result
+        if not writer.finish(timeout=max(30.0, (deadline - time.monotonic()) if deadline else 30.0)):
+            fail("cannot write %s: %s" % (dest_path, getattr(writer.error, "strerror", None) or writer.error))
+            return result
+        counter = writer.counter
+        if counter.error is not None or not counter.ended:
+            fail("the output of tar is not a complete tar archive (%s)" % (
+                counter.error or "no end-of-archive block after %d bytes" % tar_bytes))
+            return result
+        try:
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, dest_path)
+        except OSError as exc:
+            fail("cannot put the archive in place at %s: %s" % (dest_path, exc.strerror or exc))
+            return result
+        tmp = None
+        result.update(status="succeeded", bytes=writer.bytes, files=counter.members, sha256=writer.sha256)
+        return result
+    except Exception as exc:  # pylint: disable=broad-except  # every failure is this volume's result
+        if ws is not None:
+            fail(exec_error_message(exc, namespace, pod, container))
+        else:
+            fail("%s: %s" % (type(exc).__name__, exc))
+        return result
+    finally:
+        if ws is not None:
+            try:
+                ws.close(timeout=1)
+            except Exception:  # pylint: disable=broad-except
+                pass
+        if writer is not None and result["status"] != "succeeded":
+            writer.abort()
+        if tmp is not None:
+            _remove(tmp)
+        result["tar_bytes"] = tar_bytes
+        result["duration"] = round(time.monotonic() - start, 3)
+        report(force=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes of pods
+
+def _pod_identity(pod):
+    meta = pod.get("metadata") or {}
+    return meta.get("namespace"), meta.get("name")
+
+
+def index_entry(namespace, pod, item, outcome=None, path=None):
+    """One volumes-index entry for a selected volume (``_volumes.select_volumes``) and its outcome."""
+    outcome = outcome or {}
+    succeeded = outcome.get("status") == "succeeded"
+    return dict(
+        namespace=namespace,
+        pod=pod,
+        volume=item.get("volume"),
+        pvc=item.get("pvc"),
+        path=path if succeeded else None,
+        bytes=int(outcome.get("bytes") or 0),
+        files=int(outcome.get("files") or 0),
+        sha256=outcome.get("sha256") if succeeded else None,
+        method=METHOD,
+        status="succeeded" if succeeded else "failed",
+        error=None if succeeded else (outcome.get("error") or item.get("error") or "not copied"),
+        tar_bytes=int(outcome.get("tar_bytes") or 0),
+        duration=float(outcome.get("duration") or 0.0),
+    )
+
+
+class _Progress(object):
+    """Sum of the tar bytes done over several volumes; ``callback(total)`` at most every 0.5 s."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.done = {}
+        self.lock = threading.Lock()
+        self.last = 0.0
+
+    def for_volume(self, key):
+        if self.callback is None:
+            return None
+
+        def update(tar_bytes):
+            with self.lock:
+                self.done[key] = tar_bytes
+                now = time.monotonic()
+                if now - self.last < _PROGRESS_SECONDS:
+                    return
+                self.last = now
+                total = sum(self.done.values())
+            try:
+                self.callback(total)
+            except Exception:  # pylint: disable=broad-except  # progress is advisory
+                pass
+        return update
+
+    def final(self):
+        if self.callback is not None:
+            with self.lock:
+                total = sum(self.done.values())
+            try:
+                self.callback(total)
+            except Exception:  # pylint: disable=broad-except
+                pass
+
+
+def _capture_one(get_client, pod, item, backup_dir, name, deadline, progress, capture_fn, options):
+    namespace, pod_name = _pod_identity(pod)
+    if item.get("error"):
+        return index_entry(namespace, pod_name, item)
+    for part in (namespace, pod_name, item.get("volume")):
+        if not safe_path_part(part):
+            return index_entry(namespace, pod_name, item, dict(
+                error="pod %s/%s volume %s: %r cannot name a file" % (namespace, pod_name, item.get("volume"), part)))
+    dest = volume_archive(backup_dir, name, namespace, pod_name, item["volume"])
+    relative = os.path.relpath(dest, backup_dir)
+    try:
+        outcome = capture_fn(get_client(), namespace, pod_name, item["container"], item["mount_path"], dest,
+                             deadline=deadline, progress=progress, volume=item["volume"], **options)
+    except Exception as exc:  # pylint: disable=broad-except  # one volume's failure, never the run's
+        outcome = dict(status="failed", error="pod %s/%s volume %s: %s: %s" % (
+            namespace, pod_name, item["volume"], type(exc).__name__, exc))
+    return index_entry(namespace, pod_name, item, outcome, relative)
+
+
+def capture_volumes(client_factory, jobs, backup_dir, name, deadline, progress=None,
+                    parallelism=DEFAULT_CAPTURE_PARALLELISM, capture_fn=capture_volume, **options):
+    """Copy the selected volumes of several pods, up to ``parallelism`` volumes at a time.
+
+    ``jobs``: ``[(pod, selected), ...]`` with ``selected`` from ``_volumes.select_volumes``.  Each
+    worker thread gets its own ApiClient from ``client_factory()`` (closed at the end).  Returns one
+    volumes-index entry per selected volume, in job order.  ``progress(tar_bytes_done)`` reports the
+    sum over all volumes at most every 0.5 s.  Never raises for a volume's failure; a volume whose
+    turn comes after ``deadline`` fails as "not copied".  ``options`` go to ``capture_fn``
+    (``capture_volume``: ``compresslevel``, ``output_cap``, ``tar_argv``).
+    """
+    if int(parallelism) < 1:
+        raise KubehooksError("parallelism must be at least 1, got %s" % parallelism)
+    work = [(pod, item) for pod, selected in jobs for item in selected]
+    if not work:
+        return []
+    local = threading.local()
+    clients = []
+    lock = threading.Lock()
+
+    def get_client():
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = client_factory()
+            with lock:
+                clients.append(client)
+        return client
+
+    tracker = _Progress(progress)
+
+    def job(index_and_work):
+        index, (pod, item) = index_and_work
+        return _capture_one(get_client, pod, item, backup_dir, name, deadline, tracker.for_volume(index),
+                            capture_fn, options)
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(int(parallelism), len(work))) as pool:
+            entries = list(pool.map(job, enumerate(work)))
+    finally:
+        for client in clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # pylint: disable=broad-except
+                    pass
+    tracker.final()
+    return entries
+
+
+def capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, progress=None,
+                        parallelism=DEFAULT_CAPTURE_PARALLELISM, capture_fn=capture_volume, **options):
+    """Copy the selected volumes of one pod (up to ``parallelism`` at a time); index entries in order.
+
+    ``get_client()`` is called in each worker thread and must return an ApiClient that thread may
+    use alone (e.g. a thread-local one, as ``_exec.run_phase`` gives); ``capture_volumes`` does this
+    for several pods with one bounded pool.
+    """
+    if int(parallelism) < 1:
+        raise KubehooksError("parallelism must be at least 1, got %s" % parallelism)
+    selected = list(selected)
+    if not selected:
+        return []
+    tracker = _Progress(progress)
+
+    def job(index_and_item):
+        index, item = index_and_item
+        return _capture_one(get_client, pod, item, backup_dir, name, deadline, tracker.for_volume(index),
+                            capture_fn, options)
+
+    with ThreadPoolExecutor(max_workers=min(int(parallelism), len(selected))) as pool:
+        entries = list(pool.map(job, enumerate(selected)))
+    tracker.final()
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# The volumes index (<name>-volumes.json.gz)
+
+def write_volumes_index(path, entries):
+    """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``."""
+    directory = os.path.dirname(os.path.abspath(path))
+    data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
+    tmp = None
+    try:
+        _make_private_dirs(directory)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
+    finally:
+        if tmp is not None:
+            _remove(tmp)
+    return path
+
+
+def read_volumes_index(path):
+    """The entries of a volumes index; [] when the file does not exist; KubehooksError if unreadable."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            entries = json.loads(handle.read().decode("utf-8"))
+    except (IOError, OSError) as exc:
+        if not os.path.exists(path):
+            return []
+        raise KubehooksError("cannot read the volumes index %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+    except ValueError as exc:
+        raise KubehooksError("the volumes index %s is not valid JSON: %s" % (path, exc))
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise KubehooksError("the volumes index %s is not a list of entries" % path)
+    return entries
+
+
+def volume_totals(entries):
+    """Totals of volumes-index entries for the record: volumes, succeeded, failed, bytes, files."""
+    entries = list(entries or [])
+    return dict(
+        volumes=len(entries),
+        succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
+        failed=sum(1 for e in entries if e.get("status") != "succeeded"),
+        bytes=sum(int(e.get("bytes") or 0) for e in entries),
+        files=sum(int(e.get("files") or 0) for e in entries),
+    )
