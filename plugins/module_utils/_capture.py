@@ -427,15 +427,18 @@ def capture_volume(api_client, namespace, pod, container, mount_path, dest_path,
             return result
         sock = ws.sock
         timed_out = closed = False
+        wait = None
         while writer.error is None:
+            want = _POLL_SECONDS
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     timed_out = True
                     break
-                sock.settimeout(min(remaining, _POLL_SECONDS))
-            else:
-                sock.settimeout(_POLL_SECONDS)
+                want = min(remaining, _POLL_SECONDS)
+            if want != wait:  # a syscall: only when it changes
+                sock.settimeout(want)
+                wait = want
             try:
                 opcode, frame = sock.recv_data_frame(True)
             except WebSocketTimeoutException:
@@ -512,6 +515,8 @@ def capture_volume(api_client, namespace, pod, container, mount_path, dest_path,
     finally:
         if ws is not None:
             try:
+                if result["status"] != "succeeded":
+                    ws.sock.abort()  # abandoned: no wait for the rest of the stream
                 ws.close(timeout=1)
             except Exception:  # pylint: disable=broad-except
                 pass

@@ -165,6 +165,9 @@ class _FakeSocket(object):
     def settimeout(self, value):
         self.timeouts.append(value)
 
+    def abort(self):
+        self.aborted = True
+
     def recv_data_frame(self, control):
         if not self.events:
             return ABNF.OPCODE_CLOSE, _Frame(b"")
