@@ -57,8 +57,24 @@ def kubectl(*args, **kwargs):
     return sh([str(cfg.kubectl), "--kubeconfig", str(cfg.kubeconfig)] + list(args), **kwargs)
 
 
-def setup(core, cfg, size_mib, workdir):
-    img, mnt = os.path.join(workdir, "volume.ext4"), os.path.join(workdir, "mnt")
+def wait_gone(read, what, timeout=180):
+    from kubernetes.client.rest import ApiException
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            read()
+        except ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise SystemExit("%s from an earlier run is still being deleted" % what)
+        time.sleep(1)
+
+
+def setup(core, cfg, size_mib, img, mnt):
+    wait_gone(lambda: core.read_namespace(NAMESPACE), "namespace %s" % NAMESPACE)
+    wait_gone(lambda: core.read_persistent_volume(PV), "PersistentVolume %s" % PV)
     os.makedirs(mnt, exist_ok=True)
     sh(["truncate", "-s", "%dM" % size_mib, img])
     sh(["mkfs.ext4", "-F", "-q", "-E", "root_owner=0:0", img])
@@ -88,7 +104,6 @@ def setup(core, cfg, size_mib, workdir):
         if time.monotonic() > deadline:
             raise SystemExit("the bench pod did not start")
         time.sleep(0.5)
-    return img, mnt
 
 
 def fill(path, mib):
@@ -146,7 +161,7 @@ def teardown(core, img, mnt, workdir):
         except ApiException:
             pass
     deadline = time.monotonic() + 120
-    while mnt and subprocess.run(["mountpoint", "-q", mnt]).returncode == 0:
+    while subprocess.run(["mountpoint", "-q", mnt]).returncode == 0:
         # the kubelet lets go of the volume once the pod is gone; then the loop mount can go
         subprocess.run(["umount", mnt], capture_output=True)
         if time.monotonic() > deadline:
@@ -168,10 +183,10 @@ def main():
     core = core_api()
     workdir = os.path.join(str(cfg.cluster_dir), "bench-capture")
     outdir = os.path.join(workdir, "out")
-    img = mnt = None
+    img, mnt = os.path.join(workdir, "volume.ext4"), os.path.join(workdir, "mnt")
     try:
         os.makedirs(outdir, exist_ok=True)
-        img, mnt = setup(core, cfg, args.large_mib + args.small_mib + 256, workdir)
+        setup(core, cfg, args.large_mib + args.small_mib + 256, img, mnt)
         print("filling %d MiB + %d MiB in the pod ..." % (args.small_mib, args.large_mib), flush=True)
         fill(MOUNT + "/small", args.small_mib)
         fill(MOUNT + "/large", args.large_mib)
@@ -188,7 +203,10 @@ def main():
                         seconds, size = baseline(path, dest)
                         rss = None
                     else:
-                        seconds, size, rss, _result = ours(path, dest, int(what[5:]))
+                        seconds, size, rss, result = ours(path, dest, int(what[5:]))
+                        if result["attempts"] > 1:
+                            print("  (copied %d times: the first stream(s) ended without the end of the archive)"
+                                  % result["attempts"], flush=True)
                     os.remove(dest)
                     rows.setdefault((name, what), []).append((seconds, size, rss))
                     print("  round %d %-5s %-8s %6.2f s  %6.1f MiB out%s" % (

@@ -56,6 +56,7 @@ METHOD = "fs-copy"
 # zlib level of the .tar.gz: see bench/bench_capture.py for the measurement that chose it.
 DEFAULT_COMPRESSLEVEL = 1
 DEFAULT_CAPTURE_PARALLELISM = 2
+DEFAULT_RETRIES = 1
 STDOUT_CHANNEL = 1
 STDERR_CHANNEL = 2
 _V5_CLOSE_CHANNEL = 255
@@ -368,19 +369,43 @@ def _remove(path):
 
 def capture_volume(api_client, namespace, pod, container, mount_path, dest_path, deadline=None, progress=None,
                    output_cap=DEFAULT_OUTPUT_CAP, volume=None, tar_argv=None,
-                   compresslevel=DEFAULT_COMPRESSLEVEL):
+                   compresslevel=DEFAULT_COMPRESSLEVEL, retries=DEFAULT_RETRIES):
     """Copy the directory ``mount_path`` of ``container`` into the gzip tar archive ``dest_path``.
 
-    Returns ``dict(status, bytes, tar_bytes, files, sha256, duration, error, stderr)``: ``status``
-    ``succeeded`` or ``failed``; ``bytes`` and ``sha256`` of the ``.tar.gz``; ``tar_bytes`` the
-    uncompressed stream; ``files`` the archive's members (see ``TarCounter``); ``error`` None or a
-    message naming namespace/pod/volume; ``stderr`` tar's stderr, capped at ``output_cap``.
-    ``deadline`` is an absolute ``time.monotonic()`` value: when it passes the copy is abandoned.
-    ``progress(tar_bytes_done)`` is called at most every 0.5 s, and once at the end.  ``tar_argv``
-    replaces ``tar_command(mount_path)``.  Never raises for exec, stream or file problems; on
-    failure no file is left at ``dest_path`` (nor a temporary one).  ``api_client`` must not be
-    used by another thread meanwhile.
+    Returns ``dict(status, bytes, tar_bytes, files, sha256, duration, error, stderr, attempts)``:
+    ``status`` ``succeeded`` or ``failed``; ``bytes`` and ``sha256`` of the ``.tar.gz``;
+    ``tar_bytes`` the uncompressed stream; ``files`` the archive's members (see ``TarCounter``);
+    ``error`` None or a message naming namespace/pod/volume; ``stderr`` tar's stderr, capped at
+    ``output_cap``; ``attempts`` how many copies were made.  ``deadline`` is an absolute
+    ``time.monotonic()`` value: when it passes the copy is abandoned.  ``progress(tar_bytes_done)``
+    (bytes of the current attempt) is called at most every 0.5 s, and once at the end.
+    ``tar_argv`` replaces ``tar_command(mount_path)``.
+
+    A stream that the API server ends with a success status but without the end of the tar
+    archive (seen under heavy load: the tail of the stream missing) or without any exit status is
+    copied again, up to ``retries`` more times while the deadline allows; tar's own failures are
+    not retried.  Never raises for exec, stream or file problems; on failure no file is left at
+    ``dest_path`` (nor a temporary one).  ``api_client`` must not be used by another thread meanwhile.
     """
+    start = time.monotonic()
+    attempt = 0
+    while True:
+        attempt += 1
+        result = _capture_once(api_client, namespace, pod, container, mount_path, dest_path, deadline, progress,
+                               output_cap, volume, tar_argv, compresslevel)
+        retry = result.pop("_retry", False)
+        if not retry or attempt > retries or (deadline is not None and time.monotonic() >= deadline):
+            break
+    if result["status"] != "succeeded" and attempt > 1:
+        result["error"] += " (%d attempts)" % attempt
+    result["attempts"] = attempt
+    result["duration"] = round(time.monotonic() - start, 3)
+    return result
+
+
+def _capture_once(api_client, namespace, pod, container, mount_path, dest_path, deadline, progress, output_cap,
+                  volume, tar_argv, compresslevel):
+    """One copy (see ``capture_volume``); ``_retry`` True in the result when a new copy may succeed."""
     start = time.monotonic()
     what = "volume %s of pod %s/%s" % (volume or mount_path, namespace, pod)
     stderr = _CappedBuffer(output_cap)
@@ -488,14 +513,16 @@ def capture_volume(api_client, namespace, pod, container, mount_path, dest_path,
                 fail("tar could not run in container %s: %s" % (container, message))
             else:
                 fail("the exec stream in container %s ended without an exit status (connection lost?)" % container)
+                result["_retry"] = True
             return result
         if not writer.finish(timeout=max(30.0, (deadline - time.monotonic()) if deadline else 30.0)):
             fail("cannot write %s: %s" % (dest_path, getattr(writer.error, "strerror", None) or writer.error))
             return result
         counter = writer.counter
         if counter.error is not None or not counter.ended:
-            fail("the output of tar is not a complete tar archive (%s)" % (
+            fail("the stream from tar is not a complete tar archive although tar reported success (%s)" % (
                 counter.error or "no end-of-archive block after %d bytes" % tar_bytes))
+            result["_retry"] = True
             return result
         try:
             os.chmod(tmp, 0o600)
@@ -533,8 +560,11 @@ def capture_volume(api_client, namespace, pod, container, mount_path, dest_path,
 # Volumes of pods
 
 def _pod_identity(pod):
-    meta = pod.get("metadata") or {}
-    return meta.get("namespace"), meta.get("name")
+    """(namespace, name) of a pod given as an API object or as a plan entry (``namespace``, ``name``)."""
+    meta = pod.get("metadata")
+    if isinstance(meta, dict):
+        return meta.get("namespace"), meta.get("name")
+    return pod.get("namespace"), pod.get("name")
 
 
 def index_entry(namespace, pod, item, outcome=None, path=None):
@@ -618,7 +648,8 @@ def capture_volumes(client_factory, jobs, backup_dir, name, deadline, progress=N
                     parallelism=DEFAULT_CAPTURE_PARALLELISM, capture_fn=capture_volume, **options):
     """Copy the selected volumes of several pods, up to ``parallelism`` volumes at a time.
 
-    ``jobs``: ``[(pod, selected), ...]`` with ``selected`` from ``_volumes.select_volumes``.  Each
+    ``jobs``: ``[(pod, selected), ...]``: ``pod`` an API object or a plan entry (only its namespace
+    and name are read), ``selected`` from ``_volumes.select_volumes``.  Each
     worker thread gets its own ApiClient from ``client_factory()`` (closed at the end).  Returns one
     volumes-index entry per selected volume, in job order.  ``progress(tar_bytes_done)`` reports the
     sum over all volumes at most every 0.5 s.  Never raises for a volume's failure; a volume whose

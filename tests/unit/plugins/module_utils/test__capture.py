@@ -202,9 +202,11 @@ EXIT_2 = (b'\x03{"metadata":{},"status":"Failure","reason":"NonZeroExitCode","de
 def fake_exec(monkeypatch):
     calls = []
 
-    def install(events):
+    def install(events, *later):
+        plays = [events] + list(later)
+
         def opener(api_client, namespace, pod, container, argv):
-            ws = _FakeWS(events)
+            ws = _FakeWS(plays[min(len(calls), len(plays) - 1)])
             calls.append(dict(namespace=namespace, pod=pod, container=container, argv=argv, ws=ws))
             return ws
         monkeypatch.setattr(_capture, "open_exec", opener)
@@ -241,19 +243,36 @@ def test_capture_writes_gzip_archive_hash_and_counts(tmp_path, fake_exec):
     ([EXIT_2], "tar exited with code 2 in container app: tar: ./x: Cannot open"),
     ([b'\x03{"status":"Failure","reason":"InternalError","message":"OCI runtime exec failed: '
       b'exec: \\"tar\\": executable file not found in $PATH"}'], "tar could not run in container app: OCI runtime"),
-    (["close"], "ended without an exit status"),
-    ([SUCCESS], "not a complete tar archive (no end-of-archive block"),
+    (["close"], "ended without an exit status (connection lost?) (2 attempts)"),
+    ([SUCCESS], "not a complete tar archive although tar reported success (no end-of-archive block after 3000 "
+                "bytes) (2 attempts)"),
 ])
 def test_capture_failures_leave_no_file(tmp_path, fake_exec, events, fragment):
     data, _members = _archive(tarfile.GNU_FORMAT)
-    fake_exec([b"\x02tar: ./x: Cannot open\n"] + _stdout_frames(data[:3000]) + events + ["close"])
+    calls = fake_exec([b"\x02tar: ./x: Cannot open\n"] + _stdout_frames(data[:3000]) + events + ["close"])
     dest = str(tmp_path / "v.tar.gz")
     result = capture_volume(object(), "ns", "p", "app", "/data", dest, volume="data")
     assert result["status"] == "failed"
+    assert result["attempts"] == len(calls) == (2 if "attempts" in fragment else 1)
     assert result["error"].startswith("volume data of pod ns/p: ")
     assert fragment in result["error"], result["error"]
     assert result["sha256"] is None and result["bytes"] == 0
     assert _listing(str(tmp_path)) == []
+
+
+def test_truncated_stream_is_copied_again(tmp_path, fake_exec):
+    data, members = _archive(tarfile.GNU_FORMAT)
+    last = tarfile.open(fileobj=io.BytesIO(data)).getmembers()[-1]
+    tail_missing = data[:last.offset + 512]  # every member, no end-of-archive blocks
+    calls = fake_exec(_stdout_frames(tail_missing) + [SUCCESS, "close"], _stdout_frames(data) + [SUCCESS, "close"])
+    dest = str(tmp_path / "v.tar.gz")
+    result = capture_volume(object(), "ns", "p", "app", "/data", dest, volume="data")
+    assert (result["status"], result["attempts"], len(calls)) == ("succeeded", 2, 2)
+    assert gzip.decompress(open(dest, "rb").read()) == data and result["files"] == members
+    assert _listing(str(tmp_path)) == ["v.tar.gz"]
+    fake_exec(_stdout_frames(tail_missing) + [SUCCESS, "close"])
+    result = capture_volume(object(), "ns", "p", "app", "/data", str(tmp_path / "w.tar.gz"), retries=0)
+    assert (result["status"], result["attempts"]) == ("failed", 1)
 
 
 def test_capture_deadline_abandons_mid_stream(tmp_path, fake_exec):
@@ -362,7 +381,8 @@ def test_capture_volumes_one_client_per_worker_and_closed(tmp_path):
         made.append(Client())
         return made[-1]
     log = []
-    jobs = [(dict(metadata=dict(namespace="ns", name="p%d" % i)), [_item("a"), _item("b")]) for i in range(4)]
+    jobs = [(dict(metadata=dict(namespace="ns", name="p%d" % i)) if i % 2 else dict(namespace="ns", name="p%d" % i),
+             [_item("a"), _item("b")]) for i in range(4)]  # API objects and plan entries
     entries = capture_volumes(factory, jobs, str(tmp_path), "bk", time.monotonic() + 60, parallelism=3,
                               capture_fn=_fake_capture({}, log))
     assert [(e["pod"], e["volume"]) for e in entries] == [("p%d" % i, v) for i in range(4) for v in "ab"]
