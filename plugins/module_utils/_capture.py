@@ -5,12 +5,14 @@
 ``capture_volume`` runs ``tar -c -f - -C <mount path> .`` (an argv, no shell) in a container that
 mounts the volume, through the ``pods/exec`` websocket opened by ``_api.open_exec``, and streams
 stdout into ``<volume>.tar.gz``: frames are read straight from the websocket (the client's
-``WSClient`` would accumulate a whole channel in memory between reads), handed through a small
-bounded queue to a writer thread that gzip-compresses (zlib, on the controller), hashes (sha256 of
-the ``.tar.gz``), writes a temporary file in the destination directory and counts the archive's
-members from the tar headers as they pass.  Memory stays bounded by the queue whatever the volume
-size.  Only a complete capture is renamed into place; a failed one leaves no archive (its temporary
-file is removed).  zlib and hashlib release the GIL, so receiving and compressing use two cores.
+``WSClient`` would accumulate a whole channel in memory between reads), cut into 1 MiB segments
+that a small thread pool gzip-compresses (zlib, on the controller; each segment one gzip member,
+already-compressed data stored), and a writer thread writes the members in order to a temporary
+file in the destination directory, hashing them (sha256 of the ``.tar.gz``) and counting the
+archive's members from the tar headers as they pass.  Memory stays bounded by a few segments
+whatever the volume size.  Only a complete capture is renamed into place; a failed one leaves no
+archive (its temporary file is removed).  zlib and hashlib release the GIL, so receiving and
+compressing use every core.
 
 Pure parts: ``TarCounter`` (incremental tar header parser), ``tar_command``, the index entries.
 I/O parts: ``capture_volume``, ``capture_pod_volumes``, ``capture_volumes``, the index files.
@@ -62,7 +64,11 @@ STDERR_CHANNEL = 2
 _V5_CLOSE_CHANNEL = 255
 _POLL_SECONDS = 0.5
 _PROGRESS_SECONDS = 0.5
-_QUEUE_FRAMES = 32          # bound on stream data held between the receiver and the writer
+_SEGMENT = 1 << 20          # stream bytes per gzip member (the unit of parallel compression)
+_QUEUE_SEGMENTS = 4         # segments queued for compression and writing: bounds the memory
+_COMPRESS_WORKERS = 2
+_SAMPLE = 65536             # bytes of a segment tried at level 1 ...
+_STORE_RATIO = 0.97         # ... stored when they do not shrink below this ratio
 _STATUS_CAP = 65536         # the error channel carries one small JSON Status
 
 
@@ -250,22 +256,41 @@ class TarCounter(object):
 
 
 # ---------------------------------------------------------------------------------------------
-# The archive writer (gzip + sha256 + tar header count, in its own thread)
+# The archive writer: gzip members compressed in parallel, written in order with sha256 and count
+
+def gzip_member(raw, level):
+    """``raw`` as one gzip member (mtime 0).  A segment whose first 64 KiB do not shrink at level 1
+    (already compressed data: media, archives, encrypted files) is stored (level 0): deflating it
+    would cost the most CPU for nothing."""
+    if level > 0 and len(raw) >= 2 * _SAMPLE:
+        sample = raw[:_SAMPLE]
+        if len(zlib.compress(sample, 1)) >= len(sample) * _STORE_RATIO:
+            level = 0
+    deflate = zlib.compressobj(level, zlib.DEFLATED, 31)  # 31: gzip wrapper
+    return deflate.compress(raw) + deflate.flush()
+
 
 class _ArchiveWriter(object):
-    """Compress, hash, count and write stream chunks in a thread; bounded queue in front."""
+    """Cut the stream into segments, compress them in a small thread pool (zlib releases the GIL),
+    and write the gzip members in order from a writer thread that hashes them and counts the tar
+    members of the raw segments.  A multi-member gzip file is one valid ``.tar.gz`` (RFC 1952;
+    gzip, tar and Python's tarfile read it whole).  Memory: at most ``_QUEUE_SEGMENTS + 2``
+    segments in flight, whatever the volume size."""
 
     _STOP = object()
     _ABORT = object()
 
-    def __init__(self, fd, compresslevel):
+    def __init__(self, fd, compresslevel, workers=_COMPRESS_WORKERS):
         self._file = os.fdopen(fd, "wb")
-        self._zip = zlib.compressobj(compresslevel, zlib.DEFLATED, 31)  # 31: gzip wrapper, mtime 0
+        self._level = compresslevel
         self._hash = hashlib.sha256()
         self.bytes = 0
         self.counter = TarCounter()
         self.error = None
-        self._queue = queue.Queue(_QUEUE_FRAMES)
+        self._chunks = []
+        self._pending = 0
+        self._pool = ThreadPoolExecutor(max_workers=workers)
+        self._queue = queue.Queue(_QUEUE_SEGMENTS)
         self._thread = threading.Thread(target=self._run, name="kubehooks-capture-writer")
         self._thread.daemon = True
         self._thread.start()
@@ -283,12 +308,12 @@ class _ArchiveWriter(object):
                 if item is self._ABORT:
                     return
                 if item is self._STOP:
-                    self._write(self._zip.flush())
                     self._file.flush()
                     os.fsync(self._file.fileno())
                     return
-                self.counter.feed(item)
-                self._write(self._zip.compress(item))
+                raw, member = item.result()
+                self.counter.feed(raw)
+                self._write(member)
         except Exception as exc:  # pylint: disable=broad-except  # reported by the capture
             self.error = exc
             self._drain()
@@ -307,35 +332,53 @@ class _ArchiveWriter(object):
             except queue.Empty:
                 return
 
-    def put(self, data, deadline=None):
-        """Queue one chunk; False when the deadline passed first (the writer is too slow)."""
+    def _enqueue(self, item, deadline):
         while self.error is None:
             timeout = _POLL_SECONDS if deadline is None else min(_POLL_SECONDS, deadline - time.monotonic())
             if timeout <= 0:
                 return False
             try:
-                self._queue.put(data, timeout=timeout)
+                self._queue.put(item, timeout=timeout)
                 return True
             except queue.Full:
                 continue
         return True  # the error is reported by the capture
 
+    def _submit(self, deadline):
+        raw = b"".join(self._chunks)
+        self._chunks, self._pending = [], 0
+        level = self._level
+        return self._enqueue(self._pool.submit(lambda: (raw, gzip_member(raw, level))), deadline)
+
+    def put(self, data, deadline=None):
+        """Add one chunk of the stream; False when the deadline passed first (the writer is too slow)."""
+        self._chunks.append(data)
+        self._pending += len(data)
+        if self._pending >= _SEGMENT:
+            return self._submit(deadline)
+        return True
+
     def finish(self, timeout=None):
         """Flush and close; True when everything was written (``error`` says otherwise)."""
-        self._queue.put(self._STOP)
+        if self._pending and self.error is None:
+            self._submit(None)
+        self._enqueue(self._STOP, None)
         self._thread.join(timeout)
+        self._pool.shutdown(wait=False)
         if self._thread.is_alive():
             self.error = self.error or OSError("writing the archive did not finish in time")
             return False
         return self.error is None
 
     def abort(self):
+        self._chunks = []
         self._drain()
         try:
             self._queue.put(self._ABORT, timeout=5)
         except queue.Full:  # pragma: no cover - the writer drains after an error
             pass
         self._thread.join(10)
+        self._pool.shutdown(wait=False)
 
     @property
     def sha256(self):
