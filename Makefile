@@ -88,6 +88,7 @@ bench: venv ## Benchmarks on the local cluster; each prints its ratio to the bas
 	$(PY) bench/bench_hooks.py $(BENCH_ARGS)
 	$(PY) bench/bench_role.py $(BENCH_ARGS)
 	$(PY) bench/bench_export_memory.py
+	$(PY) bench/bench_capture.py
 
 cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
 	$(PY) -m localcluster up

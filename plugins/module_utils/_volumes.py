@@ -250,4 +250,3 @@ def select_volumes(pod, default_volumes_to_fs_backup=False):
         selected.append(dict(volume=volume_name, pvc=pvc, kind=kind, container=container,
                              mount_path=mount_path, error=None))
     return selected, skipped
-

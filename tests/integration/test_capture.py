@@ -9,7 +9,6 @@ leave no archive behind.
 import gzip
 import hashlib
 import io
-import json
 import os
 import stat
 import tarfile
@@ -29,7 +28,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
     ANNOTATION_BACKUP_VOLUMES,
     select_volumes,
-    volume_archive,
     volumes_index,
 )
 

@@ -137,7 +137,7 @@ def test_volume_mounted_nowhere_is_an_error_in_both_modes():
     pod = make_pod([PVC, EMPTY], containers=[{"name": "app", "volumeMounts": [{"name": "data", "mountPath": "/d"}]}],
                    annotations={ANNOTATION_BACKUP_VOLUMES: "data,scratch"})
     for default in (False, True):
-        selected, _ = select_volumes(pod, default_volumes_to_fs_backup=default)
+        selected, _skipped = select_volumes(pod, default_volumes_to_fs_backup=default)
         by = dict((s["volume"], s) for s in selected)
         assert by["data"]["error"] is None and by["data"]["mount_path"] == "/d"
         assert "mounted by no container" in by["scratch"]["error"]
@@ -151,18 +151,18 @@ def test_prefers_a_running_container_with_the_whole_volume():
     ]
     pod = make_pod([PVC], containers=containers, running=["sub", "live"],
                    annotations={ANNOTATION_BACKUP_VOLUMES: "data"})
-    (item,), _ = select_volumes(pod)
+    (item,), _skipped = select_volumes(pod)
     assert (item["container"], item["mount_path"], item["error"]) == ("live", "/z", None)
 
 
 def test_only_stopped_or_subpath_mounts_are_errors():
     containers = [{"name": "dead", "volumeMounts": [{"name": "data", "mountPath": "/y"}]}]
     pod = make_pod([PVC], containers=containers, running=[], annotations={ANNOTATION_BACKUP_VOLUMES: "data"})
-    (item,), _ = select_volumes(pod)
+    (item,), _skipped = select_volumes(pod)
     assert "not running: dead (waiting: CrashLoopBackOff)" in item["error"]
     containers = [{"name": "sub", "volumeMounts": [{"name": "data", "mountPath": "/y", "subPathExpr": "$(X)"}]}]
     pod = make_pod([PVC], containers=containers, annotations={ANNOTATION_BACKUP_VOLUMES: "data"})
-    (item,), _ = select_volumes(pod)
+    (item,), _skipped = select_volumes(pod)
     assert "only through subPath" in item["error"]
 
 
@@ -171,7 +171,7 @@ def test_native_sidecar_mount_counts():
     plain_init = {"name": "init", "volumeMounts": [{"name": "data", "mountPath": "/i"}]}
     pod = make_pod([PVC], containers=[{"name": "app"}], init_containers=[plain_init, sidecar],
                    annotations={ANNOTATION_BACKUP_VOLUMES: "data"})
-    (item,), _ = select_volumes(pod)
+    (item,), _skipped = select_volumes(pod)
     assert (item["container"], item["mount_path"]) == ("side", "/s")
 
 
