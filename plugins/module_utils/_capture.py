@@ -42,10 +42,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     exec_error_message,
     parse_exec_status,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
-    safe_path_part,
-    volume_archive,
-)
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import atomic_write, volume_archive
+from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import safe_path_part
 
 try:
     from websocket import ABNF, WebSocketConnectionClosedException, WebSocketTimeoutException
@@ -488,8 +486,9 @@ def _capture_once(api_client, namespace, pod, container, mount_path, dest_path, 
             fail("cannot create the archive in %s: %s" % (directory, exc.strerror or exc))
             return result
         writer = _ArchiveWriter(fd, compresslevel)
+        connect = None if deadline is None else max(deadline - time.monotonic(), 0.1)
         try:
-            ws = open_exec(api_client, namespace, pod, container, argv)
+            ws = open_exec(api_client, namespace, pod, container, argv, timeout=connect)
         except Exception as exc:  # pylint: disable=broad-except  # the exec could not start
             fail(exec_error_message(exc, namespace, pod, container))
             return result
@@ -768,26 +767,15 @@ def capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, p
 # The volumes index (<name>-volumes.json.gz)
 
 def write_volumes_index(path, entries):
-    """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
+    """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``.
+
+    ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
     data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
-    tmp = None
     try:
-        _make_private_dirs(directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        tmp = None
+        _make_private_dirs(os.path.dirname(os.path.abspath(path)))
     except OSError as exc:
         raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
-    finally:
-        if tmp is not None:
-            _remove(tmp)
-    return path
+    return atomic_write(path, data, what="the volumes index")
 
 
 def read_volumes_index(path):

@@ -46,7 +46,6 @@ exactly one entry in the volumes index.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import os
 import re
 
 ANNOTATION_BACKUP_VOLUMES = "backup.velero.io/backup-volumes"
@@ -66,17 +65,7 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 # --------------------------------------------------------------------------------------------
-# Paths in the backup directory (one place: becomes _layout's when that module lands)
-
-def volume_archive(bdir, name, namespace, pod, volume):
-    """``<bdir>/<name>-volumes/<ns>/<pod>/<volume>.tar.gz``."""
-    return os.path.join(bdir, "%s-volumes" % name, namespace, pod, "%s.tar.gz" % volume)
-
-
-def volumes_index(bdir, name):
-    """``<bdir>/<name>-volumes.json.gz``."""
-    return os.path.join(bdir, "%s-volumes.json.gz" % name)
-
+# Names that become paths (``_layout.volume_archive``)
 
 def safe_path_part(value):
     """True when ``value`` (a namespace, pod or volume name) is one safe path component."""

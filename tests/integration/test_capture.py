@@ -28,8 +28,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
     ANNOTATION_BACKUP_VOLUMES,
     select_volumes,
-    volumes_index,
 )
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import volumes_index
 
 pytestmark = pytest.mark.real_node
 
@@ -38,6 +38,8 @@ pytestmark = pytest.mark.real_node
 FILL = r"""
 set -e
 cd "$1"
+# pool PVs are reused between tests without being wiped
+find . -mindepth 1 -maxdepth 1 ! -name lost+found -exec rm -rf {} +
 mkdir -p sub/deeper
 printf 'hello\n' > hello.txt
 : > empty

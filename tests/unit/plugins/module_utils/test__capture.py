@@ -206,9 +206,9 @@ def fake_exec(monkeypatch):
     def install(events, *later):
         plays = [events] + list(later)
 
-        def opener(api_client, namespace, pod, container, argv):
+        def opener(api_client, namespace, pod, container, argv, timeout=None):
             ws = _FakeWS(plays[min(len(calls), len(plays) - 1)])
-            calls.append(dict(namespace=namespace, pod=pod, container=container, argv=argv, ws=ws))
+            calls.append(dict(namespace=namespace, pod=pod, container=container, argv=argv, ws=ws, timeout=timeout))
             return ws
         monkeypatch.setattr(_capture, "open_exec", opener)
         return calls
@@ -299,7 +299,7 @@ def test_capture_deadline_already_passed_does_not_exec(tmp_path, fake_exec):
 def test_capture_exec_handshake_error_is_reported(tmp_path, monkeypatch):
     from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError
 
-    def opener(*args):
+    def opener(*args, **kwargs):
         raise ApiRequestError(400, 'container "nope" is not valid for pod "p"')
     monkeypatch.setattr(_capture, "open_exec", opener)
     result = capture_volume(object(), "ns", "p", "nope", "/data", str(tmp_path / "v.tar.gz"), volume="data")

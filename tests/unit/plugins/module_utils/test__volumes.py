@@ -11,9 +11,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
     ANNOTATION_EXCLUDE_VOLUMES,
     safe_path_part,
     select_volumes,
-    volume_archive,
-    volumes_index,
 )
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import volume_archive, volumes_index
 
 
 def make_pod(volumes, containers=None, annotations=None, phase="Running", running=None, init_containers=None,
