@@ -46,7 +46,6 @@ exactly one entry in the volumes index.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import re
 
 ANNOTATION_BACKUP_VOLUMES = "backup.velero.io/backup-volumes"
 ANNOTATION_EXCLUDE_VOLUMES = "backup.velero.io/backup-volumes-excludes"
@@ -61,7 +60,6 @@ _SKIPPED_KINDS = (
                   "Secrets, ConfigMaps, downward API)"),
     ("downwardAPI", "downwardAPI volume: its content comes from the pod's own fields"),
 )
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 # --------------------------------------------------------------------------------------------
