@@ -46,7 +46,6 @@ exactly one entry in the volumes index.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-
 ANNOTATION_BACKUP_VOLUMES = "backup.velero.io/backup-volumes"
 ANNOTATION_EXCLUDE_VOLUMES = "backup.velero.io/backup-volumes-excludes"
 
