@@ -42,7 +42,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     exec_error_message,
     parse_exec_status,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._layout import atomic_write, volume_archive
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import atomic_write, ensure_dir, volume_archive
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import safe_path_part
 
 try:
@@ -386,21 +386,6 @@ class _ArchiveWriter(object):
 # ---------------------------------------------------------------------------------------------
 # One volume
 
-def _make_private_dirs(path):
-    """Create ``path`` and its missing parents, each with mode 0700 (``os.makedirs`` gives the
-    parents the umask's mode); concurrent creation by another capture is fine."""
-    if os.path.isdir(path):
-        return
-    parent = os.path.dirname(path)
-    if parent and parent != path:
-        _make_private_dirs(parent)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        if not os.path.isdir(path):
-            raise
-
-
 def _remove(path):
     try:
         os.remove(path)
@@ -479,7 +464,7 @@ def _capture_once(api_client, namespace, pod, container, mount_path, dest_path, 
             return result
         directory = os.path.dirname(os.path.abspath(dest_path))
         try:
-            _make_private_dirs(directory)
+            ensure_dir(directory)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(dest_path),
                                        suffix=".partial")
         except OSError as exc:
@@ -772,7 +757,7 @@ def write_volumes_index(path, entries):
     ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
     data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
     try:
-        _make_private_dirs(os.path.dirname(os.path.abspath(path)))
+        ensure_dir(os.path.dirname(os.path.abspath(path)))
     except OSError as exc:
         raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
     return atomic_write(path, data, what="the volumes index")

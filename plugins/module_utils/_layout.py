@@ -166,8 +166,18 @@ def claim_backup_dir(bdir, name, adopt_unrecorded=False):
 
 
 def ensure_dir(path):
-    """Create ``path`` and its parents (0700) when missing; OSError when it cannot be."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
+    """Create ``path`` and each missing parent with mode 0700 (``os.makedirs`` would give the
+    parents the umask's mode); OSError when it cannot be.  Concurrent creation is fine."""
+    if os.path.isdir(path):
+        return path
+    parent = os.path.dirname(path)
+    if parent and parent != path:
+        ensure_dir(parent)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
     return path
 
 

@@ -160,3 +160,15 @@ def test_atomic_write_without_sync_writes_the_same(tmp_path):
     path = str(tmp_path / "p.json")
     layout.atomic_write(path, b"{}", sync=False)
     assert open(path, "rb").read() == b"{}" and mode(path) == 0o600
+
+
+def test_ensure_dir_makes_every_missing_level_owner_only(tmp_path):
+    old = os.umask(0o022)
+    try:
+        target = tmp_path / "a" / "b" / "c"
+        assert layout.ensure_dir(str(target)) == str(target)
+        assert layout.ensure_dir(str(target)) == str(target)  # again: nothing to do
+    finally:
+        os.umask(old)
+    for level in (tmp_path / "a", tmp_path / "a" / "b", target):
+        assert level.stat().st_mode & 0o777 == 0o700, level
