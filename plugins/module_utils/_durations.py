@@ -73,6 +73,9 @@ def parse_duration(value):
             raise ValueError("invalid duration %s: not a finite number" % show_value(value))
         if value <= 0:
             raise ValueError("invalid duration %s: it must be greater than zero" % show_value(value))
+        if value > _MAX_DURATION_NS / _NS_PER_SECOND:
+            raise ValueError("invalid duration %s: it is too long (Go durations end at about 292 years)"
+                             % show_value(value))
         return value
     if not isinstance(value, str):
         raise ValueError("invalid duration %s: expected a string or a number; %s" % (show_value(value), _DURATION_HINT))

@@ -45,12 +45,28 @@ class FieldError(ValueError):
         self.problem = problem
 
 
+# A value shown in a message is cut after this many characters (a hostile value may be megabytes).
+SHOWN_VALUE_MAX = 300
+
+
 def show_value(value):
-    """Render a value for a message, as JSON where possible (strings in double quotes)."""
+    """Render a value for a message, as JSON where possible (strings in double quotes).
+
+    A value too deeply nested to render is described, not rendered; a long one is cut after
+    SHOWN_VALUE_MAX characters, with ``...`` and its full length.
+    """
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    except RecursionError:
+        return "<a %s nested too deeply to show>" % type(value).__name__
     except (TypeError, ValueError):
-        return repr(value)
+        try:
+            text = repr(value)
+        except RecursionError:
+            return "<a %s nested too deeply to show>" % type(value).__name__
+    if len(text) > SHOWN_VALUE_MAX:
+        return "%s... (%d characters)" % (text[:SHOWN_VALUE_MAX], len(text))
+    return text
 
 
 def reject_unknown_keys(mapping, allowed, where=""):

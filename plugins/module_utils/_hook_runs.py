@@ -13,7 +13,7 @@ __metaclass__ = type
 from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hook_results, _hooks, _scope
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, show_value
 from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary, failed_pods, parse_on_error
 
 PLANNED = "planned"
@@ -30,32 +30,66 @@ def discover_plan(client_factory, params):
     return _hooks.build_plan(pods, rules, included, excluded)
 
 
-def check_plan(pods):
+def _check_number(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("%s must be a number (as kubehooks.backup.pod_hooks_info returns it), got %s"
+                         % (what, show_value(value)))
+    return value
+
+
+def _check_hook(hook, max_timeout):
+    if not isinstance(hook, dict):
+        raise ValueError("a hook must be a dictionary, got %s" % show_value(hook))
+    _hooks.check_argv(hook.get("command"))
+    parse_on_error(hook.get("on_error"))
+    # A number of seconds, as the plan holds it: a string such as "30" would reach the executor,
+    # its deadline arithmetic and the hook log as text.
+    _hooks.check_max_timeout(parse_duration(_check_number(hook.get("timeout"), "the timeout")), max_timeout)
+    if not isinstance(hook.get("container"), str) or not hook.get("container"):
+        raise ValueError("the container must be a non-empty string, got %s" % show_value(hook.get("container")))
+    if "index" in hook and hook["index"] is not None:
+        _check_number(hook["index"], "the index")
+
+
+def _check_error_entry(entry):
+    if not isinstance(entry, dict):
+        raise ValueError("an error entry must be a dictionary, got %s" % show_value(entry))
+    if entry.get("phase") not in _hooks.PHASES:
+        raise ValueError("an error entry's phase must be pre or post, got %s" % show_value(entry.get("phase")))
+    if not isinstance(entry.get("message"), str):
+        raise ValueError("an error entry's message must be a string, got %s" % show_value(entry.get("message")))
+    if "index" in entry and entry["index"] is not None:
+        _check_number(entry["index"], "the index")
+
+
+def check_plan(pods, max_timeout=None):
     """Check a ``plan`` given back by the user (pod_hooks_info's ``pods``); raise on a bad entry.
 
     The plan is a task parameter: a hand-edited or garbled entry must fail the task before
-    anything runs, not reach the API as a half-valid command.
+    anything runs, not reach the API as a half-valid command or crash a worker.  ``max_timeout``
+    (seconds, None = no cap): a hook whose timeout is longer is refused too.
     """
     for number, pod in enumerate(pods):
         where = "plan[%d]" % number
+        if not isinstance(pod, dict):
+            raise KubehooksError("%s: a pod entry must be a dictionary, got %s" % (where, show_value(pod)))
         for key in ("namespace", "name"):
             if not isinstance(pod.get(key), str) or not pod.get(key):
                 raise KubehooksError("%s: %r must be a non-empty string (use the pods list that "
-                                     "kubehooks.backup.pod_hooks_info returns)" % (where, key))
-        for phase in _hooks.PHASES:
+                                     "kubehooks.backup.pod_hooks_info returns), got %s"
+                                     % (where, key, show_value(pod.get(key))))
+        for phase in _hooks.PHASES + ("errors",):
             hooks = pod.get(phase) or []
             if not isinstance(hooks, list):
-                raise KubehooksError("%s.%s must be a list" % (where, phase))
+                raise KubehooksError("%s.%s (pod %s/%s) must be a list, got %s"
+                                     % (where, phase, pod["namespace"], pod["name"], show_value(hooks)))
             for position, hook in enumerate(hooks):
                 at = "%s.%s[%d] (pod %s/%s)" % (where, phase, position, pod["namespace"], pod["name"])
                 try:
-                    if not isinstance(hook, dict):
-                        raise ValueError("a hook must be a dictionary")
-                    _hooks.check_argv(hook.get("command"))
-                    parse_on_error(hook.get("on_error"))
-                    parse_duration(hook.get("timeout"))
-                    if not isinstance(hook.get("container"), str) or not hook.get("container"):
-                        raise ValueError("the container must be a non-empty string")
+                    if phase == "errors":
+                        _check_error_entry(hook)
+                    else:
+                        _check_hook(hook, max_timeout)
                 except ValueError as exc:
                     raise KubehooksError("%s: %s" % (at, exc))
 

@@ -31,7 +31,7 @@ __metaclass__ = type
 import json
 from collections import namedtuple
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration, parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import parse_on_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
     FieldError,
@@ -97,8 +97,14 @@ def parse_command(value):
     if value == "":
         return None
     if value[0] == "[":
+        if value[1:].lstrip().startswith("["):
+            # A nested array is never an argv; refused before parsing, so that a value nested
+            # thousands deep cannot exhaust the parser's recursion (it fails this pod, not discovery).
+            raise ValueError("the command is a nested JSON array; it must be a flat JSON array of strings")
         try:
             argv = json.loads(value)
+        except RecursionError:
+            raise ValueError("the command starts with '[' but is nested too deeply to be a JSON array of strings")
         except ValueError as exc:
             raise ValueError("the command starts with '[' but is not a valid JSON array of strings (%s)" % exc)
         return check_argv(argv)
@@ -113,6 +119,24 @@ def parse_timeout(value):
     if value is None:
         return DEFAULT_TIMEOUT
     return parse_duration(value)
+
+
+def parse_max_hook_timeout(value, key="max_hook_timeout"):
+    """The ``max_hook_timeout`` option in seconds, or None when it is unset (no cap, as Velero)."""
+    if value is None or value == "":
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise RuleError("%s: %s" % (key, exc))
+
+
+def check_max_timeout(timeout, max_timeout):
+    """ValueError when a hook's ``timeout`` (seconds) is longer than ``max_timeout`` (None: no cap)."""
+    if max_timeout is not None and timeout is not None and timeout > max_timeout:
+        raise ValueError("the timeout %s is longer than max_hook_timeout (%s)"
+                         % (format_duration(timeout), format_duration(max_timeout)))
+    return timeout
 
 
 def parse_container(value):
@@ -155,7 +179,7 @@ _EXEC_FIELDS = (("command", "command", check_argv), ("container", "container", p
                 ("onError", "on_error", parse_on_error), ("timeout", "timeout", parse_timeout))
 
 
-def _parse_exec(index, phase, position, entry):
+def _parse_exec(index, phase, position, entry, max_timeout=None):
     """Validate one ``pre``/``post`` entry; return its exec spec, or None when it has no ``exec``."""
     where = "%s[%d]" % (phase, position)
     if not isinstance(entry, dict):
@@ -174,10 +198,14 @@ def _parse_exec(index, phase, position, entry):
             hook[name] = parse(spec.get(field))
         except ValueError as exc:
             raise FieldError("%s.%s" % (where, field), spec.get(field), str(exc))
+    try:
+        check_max_timeout(hook["timeout"], max_timeout)
+    except ValueError as exc:
+        raise FieldError("%s.timeout" % where, spec.get("timeout"), str(exc))
     return hook
 
 
-def _parse_rule_fields(rule, index):
+def _parse_rule_fields(rule, index, max_timeout=None):
     if not isinstance(rule, dict):
         raise FieldError("hooks[%d]" % index, rule, "a rule must be a mapping")
     reject_unknown_keys(rule, RULE_KEYS)
@@ -197,27 +225,30 @@ def _parse_rule_fields(rule, index):
             entries = []
         if not isinstance(entries, list):
             raise FieldError(phase, entries, "must be a list of hooks")
-        specs = (_parse_exec(index, phase, position, entry) for position, entry in enumerate(entries))
+        specs = (_parse_exec(index, phase, position, entry, max_timeout) for position, entry in enumerate(entries))
         phases[phase] = [spec for spec in specs if spec is not None]
     return Rule(name, index, namespaces, applies_to_pods, selector, phases["pre"], phases["post"])
 
 
-def parse_rule(rule, index):
-    """Validate one rule (the ``index``-th of ``hooks``) into a Rule; RuleError naming rule, key and value."""
+def parse_rule(rule, index, max_timeout=None):
+    """Validate one rule (the ``index``-th of ``hooks``) into a Rule; RuleError naming rule, key and value.
+
+    ``max_timeout`` (seconds, None = no cap): a hook whose timeout is longer is invalid.
+    """
     try:
-        return _parse_rule_fields(rule, index)
+        return _parse_rule_fields(rule, index, max_timeout)
     except FieldError as exc:
         raise _rule_error(rule, index, exc.key, exc.value, exc.problem)
 
 
-def parse_rules(hooks):
+def parse_rules(hooks, max_timeout=None):
     """Validate the ``hooks`` option (a list of rules) into Rules; the first invalid rule raises RuleError."""
     if hooks is None:
         return []
     if not isinstance(hooks, list):
         raise RuleError("hooks: must be a list of rules (the items of Velero's spec.hooks.resources), got %s"
                         % show_value(hooks))
-    return [parse_rule(rule, index) for index, rule in enumerate(hooks)]
+    return [parse_rule(rule, index, max_timeout) for index, rule in enumerate(hooks)]
 
 
 def rule_applies(rule, namespace, labels):
@@ -259,7 +290,7 @@ def annotation_hook(annotations, phase):
 
 # A hook of a phase before the pod check: ``fields`` holds what parsed (command, container, on_error,
 # timeout), ``problems`` the (key, value, message) of what did not.
-_Candidate = namedtuple("_Candidate", "source name fields problems container_key")
+_Candidate = namedtuple("_Candidate", "source name fields problems container_key timeout")
 
 _ANNOTATION_FIELDS = (("command", "command", parse_command), ("container", "container", parse_container),
                       ("on-error", "on_error", parse_on_error), ("timeout", "timeout", parse_timeout))
@@ -274,7 +305,7 @@ def _annotation_candidate(raw):
             fields[name] = parse(value)
         except ValueError as exc:
             problems.append((key, value, str(exc)))
-    return _Candidate(SOURCE_ANNOTATION, FROM_ANNOTATION, fields, problems, raw["container"][0])
+    return _Candidate(SOURCE_ANNOTATION, FROM_ANNOTATION, fields, problems, raw["container"][0], raw["timeout"])
 
 
 def _phase_candidates(metadata, rules, phase):
@@ -283,7 +314,8 @@ def _phase_candidates(metadata, rules, phase):
     if raw is not None:
         return [_annotation_candidate(raw)]
     namespace = metadata.get("namespace") or ""
-    return [_Candidate(SOURCE_SPEC, rule.name, spec, [], spec["key"] + ".container")
+    return [_Candidate(SOURCE_SPEC, rule.name, spec, [], spec["key"] + ".container",
+                       (spec["key"] + ".timeout", spec.get("timeout")))
             for rule in rules if rule_applies(rule, namespace, metadata.get("labels"))
             for spec in getattr(rule, phase)]
 
@@ -297,12 +329,13 @@ def _container_problem(container, default, allowed):
     return None
 
 
-def resolve_pod(pod, rules):
+def resolve_pod(pod, rules, max_timeout=None):
     """Resolve one pod's hooks: ``{namespace, name, phase, pre, post, errors}`` (pod_hooks_info's ``pods``).
 
     ``rules`` are parsed Rules (see parse_rules).  Per phase, an annotation hook wins over all rules;
     otherwise every applicable rule's hooks for the phase, rules in list order, each rule's list in order.
-    An invalid hook goes to ``errors`` with the position it has in its phase (``index``), not to pre/post.
+    An invalid hook goes to ``errors`` with the position it has in its phase (``index``), not to pre/post;
+    so does a hook whose timeout is longer than ``max_timeout`` (seconds; None = no cap).
     """
     metadata = pod.get("metadata") or {}
     namespace = metadata.get("namespace") or ""
@@ -313,6 +346,10 @@ def resolve_pod(pod, rules):
     for phase in PHASES:
         for index, candidate in enumerate(_phase_candidates(metadata, rules, phase)):
             fields, problems = candidate.fields, list(candidate.problems)
+            try:
+                check_max_timeout(fields.get("timeout"), max_timeout)
+            except ValueError as exc:
+                problems.append((candidate.timeout[0], candidate.timeout[1], str(exc)))
             if "container" in fields:
                 problem = _container_problem(fields["container"], default, allowed)
                 if problem:
@@ -331,29 +368,30 @@ def resolve_pod(pod, rules):
     return entry
 
 
-def _as_rules(rules):
+def _as_rules(rules, max_timeout=None):
     if not rules:
         return []
     if all(isinstance(rule, Rule) for rule in rules):
         return list(rules)
-    return parse_rules(rules)
+    return parse_rules(rules, max_timeout)
 
 
-def build_plan(pods, rules, included_namespaces=None, excluded_namespaces=None, label_selectors=None):
+def build_plan(pods, rules, included_namespaces=None, excluded_namespaces=None, label_selectors=None,
+               max_timeout=None):
     """The plan for ``pods`` (dicts): ``{"pods": [pod entry...], "errors": [error...]}``.
 
     ``rules`` may be parsed Rules or the raw ``hooks`` option (validated here: RuleError).  Pods outside
     the namespace scope or not matching ``label_selectors`` are left out (ScopeError if the scope is
-    invalid).  Entries are sorted by namespace, then name.
+    invalid).  Entries are sorted by namespace, then name.  ``max_timeout``: see resolve_pod.
     """
-    rules = _as_rules(rules)
+    rules = _as_rules(rules, max_timeout)
     scope = validate_namespace_scope(included_namespaces, excluded_namespaces)
     requirements = parse_label_selectors(label_selectors)
     entries = []
     for pod in pods or []:
         metadata = pod.get("metadata") or {}
         if scope.matches(metadata.get("namespace") or "") and labels_match(requirements, metadata.get("labels")):
-            entries.append(resolve_pod(pod, rules))
+            entries.append(resolve_pod(pod, rules, max_timeout))
     entries.sort(key=lambda e: (e["namespace"], e["name"]))
     return {"pods": entries, "errors": [error for e in entries for error in e["errors"]]}
 

@@ -37,7 +37,7 @@ import os
 import re
 import tempfile
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, show_value
 
 # Velero's archive format version (metadata/version in the archive, status.formatVersion).
 FORMAT_VERSION = "1.1.0"
@@ -46,7 +46,15 @@ BACKUPS_DIR = "backups"
 RESTORES_DIR = "restores"
 RESERVED_ROOT_NAMES = (BACKUPS_DIR, RESTORES_DIR, "metadata", "plugins", "restic", "kopia")
 
-_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?\Z")
+# A Kubernetes object name (IsDNS1123Subdomain): dot-separated labels of lowercase letters, digits
+# and '-', each starting and ending with a letter or digit (``a.-b`` and ``a..b`` are refused).
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+DNS1123_SUBDOMAIN_MAX = 253
+# The longest file name a file system takes (ext4, xfs, btrfs, tmpfs: 255 bytes).
+FILE_NAME_MAX_BYTES = 255
+# What a file's temporary name adds to it while it is written: atomic_write's ``.<file>.`` plus
+# mkstemp's 8 random characters (10); the export's ``<file>.partial`` adds 8.
+TEMP_NAME_OVERHEAD = 10
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
@@ -54,12 +62,34 @@ CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 # Names
 # --------------------------------------------------------------------------------------------
 
+def max_backup_name_length():
+    """The longest backup name for which every file name of FILE_NAMES, while written under its
+    temporary name too, stays within FILE_NAME_MAX_BYTES (names are ASCII: characters are bytes)."""
+    longest = max(len(pattern.format(name="")) for pattern in FILE_NAMES.values())
+    return min(DNS1123_SUBDOMAIN_MAX, FILE_NAME_MAX_BYTES - longest - TEMP_NAME_OVERHEAD)
+
+
 def check_backup_name(name, what="backup"):
-    """A backup (or restore) name is a Kubernetes object name (DNS subdomain); KubehooksError if not."""
-    if not isinstance(name, str) or len(name) > 253 or not _OBJECT_NAME.match(name) or ".." in name:
-        raise KubehooksError(
-            "invalid %s name %r: use lowercase letters, digits, '-' and '.', starting and ending with "
-            "a letter or digit, at most 253 characters" % (what, name))
+    """A backup (or restore) name is a Kubernetes object name (DNS-1123 subdomain); KubehooksError if not.
+
+    A backup name must also be short enough for the layout's file names (``max_backup_name_length``),
+    so that a run refuses it before anything is frozen instead of failing at its first long file name.
+    """
+    limit = max_backup_name_length() if what == "backup" else DNS1123_SUBDOMAIN_MAX
+    rule = ("use lowercase letters, digits, '-' and '.', in dot-separated parts that start and end with a "
+            "letter or digit (a DNS-1123 subdomain), at most %d characters" % limit)
+    if not isinstance(name, str):
+        raise KubehooksError("invalid %s name %s: it must be a string; %s" % (what, show_value(name), rule))
+    if not _DNS1123_SUBDOMAIN.match(name):
+        raise KubehooksError("invalid %s name %s: %s" % (what, show_value(name), rule))
+    if len(name) > limit:
+        why = ""
+        if what == "backup" and limit < DNS1123_SUBDOMAIN_MAX:
+            longest = max(FILE_NAMES.values(), key=lambda pattern: len(pattern.format(name="")))
+            why = (": its longest file name, %s, written under a temporary name, must fit the file system's "
+                   "%d-byte limit" % (longest.format(name="<name>"), FILE_NAME_MAX_BYTES))
+        raise KubehooksError("invalid %s name %s (%d characters): at most %d characters are allowed%s"
+                             % (what, show_value(name[:48] + "..."), len(name), limit, why))
     return name
 
 

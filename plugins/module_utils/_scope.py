@@ -211,6 +211,8 @@ def check_label_value(key, value):
 def make_requirement(key, operator, values):
     """Validate and build one Requirement, as apimachinery's NewRequirement."""
     check_label_key(key)
+    for value in values:
+        check_label_value(key, value)  # before the set: a list or a mapping is not hashable
     values = tuple(sorted(set(values)))
     if operator in ("in", "notin") and not values:
         raise ValueError("label %s: 'in' and 'notin' need at least one value" % show_value(key))
@@ -444,7 +446,7 @@ def _parse_expression(expression, where):
         raise FieldError(where, expression, "must be a mapping with key, operator and values")
     reject_unknown_keys(expression, EXPRESSION_KEYS, where)
     operator = expression.get("operator")
-    if operator not in EXPRESSION_OPERATORS:
+    if not isinstance(operator, str) or operator not in EXPRESSION_OPERATORS:
         raise FieldError(where + ".operator", operator, "must be one of In, NotIn, Exists, DoesNotExist")
     values = expression.get("values") or []
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
