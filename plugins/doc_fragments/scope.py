@@ -48,6 +48,13 @@ options:
     type: list
     elements: dict
     default: []
+  max_hook_timeout:
+    description:
+      - The longest hook timeout allowed, as a Go duration (V(10m)) or a number of seconds. A hook whose
+        timeout (its own, or the 30s default) is longer is a validation error naming the pod (an annotation)
+        or the rule (O(hooks)), as for an invalid timeout; the hook does not run.
+      - Unset, there is no cap (Velero has none).
+    type: str
 notes:
   - Hooks come from pod annotations exactly as documented by Velero
     (C(pre.hook.backup.velero.io/command), C(/container), C(/on-error), C(/timeout) and the C(post.)

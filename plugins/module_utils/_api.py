@@ -34,6 +34,9 @@ except ImportError as exc:  # reported by the module through missing_required_li
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_PAGE_SIZE = 500
+# urllib3's (connect, read) timeout of every GET, LIST and POST: 10 s to connect, then at most
+# 60 s of silence between two reads of an answer.  A hung API server fails the call, never the run.
+DEFAULT_REQUEST_TIMEOUT = (10, 60)
 
 
 class ApiRequestError(Exception):
@@ -90,37 +93,66 @@ def _require_client():
         raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
 
 
-def api_getter(api_client, request_timeout=None):
-    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes >= 30.1.0)."""
-    _require_client()
+def _call(api_client, method, path, query, body, request_timeout):
+    """One request through ``api_client``; the decoded JSON answer, or ApiRequestError."""
     headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    try:
+        if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
+            request = api_client.param_serialize(method, path, query_params=query, header_params=headers,
+                                                 body=body, auth_settings=["BearerToken"])
+            response = api_client.call_api(*request, _request_timeout=request_timeout)
+            data = response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiRequestError(response.status, status_message(data, response.reason), data)
+        else:
+            response = api_client.call_api(path, method, query_params=query, header_params=headers, body=body,
+                                           auth_settings=["BearerToken"], _preload_content=False,
+                                           _return_http_data_only=True, _request_timeout=request_timeout)
+            data = response.data
+    except ApiException as exc:
+        body = getattr(exc, "body", None)
+        raise ApiRequestError(exc.status or 0, status_message(body, exc.reason or str(exc)), body)
+    except (Urllib3HTTPError, OSError) as exc:
+        raise ApiRequestError(0, str(exc))
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ApiRequestError(0, "the response of %s %s is not JSON: %s" % (method, path, exc))
+
+
+def api_getter(api_client, request_timeout=None):
+    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes >= 30.1.0).
+
+    ``request_timeout`` (seconds, or urllib3's ``(connect, read)``) defaults to
+    DEFAULT_REQUEST_TIMEOUT: no GET or LIST waits forever on a server that stopped answering.
+    """
+    _require_client()
+    timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
 
     def get_json(path, query=None):
-        query = list(query or [])
-        try:
-            if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
-                request = api_client.param_serialize("GET", path, query_params=query, header_params=dict(headers),
-                                                     auth_settings=["BearerToken"])
-                response = api_client.call_api(*request, _request_timeout=request_timeout)
-                data = response.read()
-                if not 200 <= response.status <= 299:
-                    raise ApiRequestError(response.status, status_message(data, response.reason), data)
-            else:
-                response = api_client.call_api(path, "GET", query_params=query, header_params=dict(headers),
-                                               auth_settings=["BearerToken"], _preload_content=False,
-                                               _return_http_data_only=True, _request_timeout=request_timeout)
-                data = response.data
-        except ApiException as exc:
-            body = getattr(exc, "body", None)
-            raise ApiRequestError(exc.status or 0, status_message(body, exc.reason or str(exc)), body)
-        except (Urllib3HTTPError, OSError) as exc:
-            raise ApiRequestError(0, str(exc))
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ApiRequestError(0, "the response of GET %s is not JSON: %s" % (path, exc))
+        return _call(api_client, "GET", path, list(query or []), None, timeout)
 
     return get_json
+
+
+def access_allowed(api_client, verb, resource, namespace, subresource=None, request_timeout=None):
+    """Whether the client's credentials may ``verb`` ``resource[/subresource]`` in ``namespace``.
+
+    Asks the API server with a SelfSubjectAccessReview (every authenticated user may create one);
+    ``(allowed, reason)``.  ApiRequestError when the question itself fails.
+    """
+    _require_client()
+    attributes = {"verb": verb, "resource": resource, "namespace": namespace}
+    if subresource:
+        attributes["subresource"] = subresource
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+              "spec": {"resourceAttributes": attributes}}
+    answer = _call(api_client, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", [], review,
+                   DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout)
+    status = answer.get("status") or {}
+    return bool(status.get("allowed")), status.get("reason") or status.get("evaluationError") or ""
 
 
 def list_pages(get_json, path, label_selector=None, page_size=DEFAULT_PAGE_SIZE, warnings=None):

@@ -64,6 +64,7 @@ SCOPE_ARG_SPEC = dict(
     excluded_namespaces=dict(type="list", elements="str", default=[]),
     label_selectors=dict(type="list", elements="str", default=[]),
     hooks=dict(type="list", elements="dict", default=[]),
+    max_hook_timeout=dict(type="str"),
 )
 
 # What a backup covers (Velero's Backup spec fields): resource_export reads it, backup_record records it.

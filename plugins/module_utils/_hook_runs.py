@@ -11,23 +11,77 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _hook_results, _hooks, _scope
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, access_allowed, api_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, show_value
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError, show_value
 from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary, failed_pods, parse_on_error
 
 PLANNED = "planned"
 
 
+IMPERSONATION_REFUSED = ("impersonate_user/impersonate_groups cannot be applied to pods/exec: the kubernetes "
+                         "Python client opens the exec websocket with the Authorization header only; run the "
+                         "hooks with credentials of that identity instead (listing and reading do impersonate)")
+EXEC_VERBS = ("create", "get")
+
+
 def discover_plan(client_factory, params):
-    """``{"pods", "errors"}`` for the scope in ``params``; rule and scope errors raise first."""
+    """``{"pods", "errors"}`` for the scope in ``params``; rule, scope and option errors raise first.
+
+    ``max_hook_timeout``: hooks with a longer timeout are invalid (rules: RuleError; annotations: the
+    pod's errors).  ``check_exec``: the plan's hooks must be executable (see check_exec_allowed).
+    """
     included = params.get("included_namespaces") or []
     excluded = params.get("excluded_namespaces") or []
-    rules = _hooks.parse_rules(params.get("hooks") or [])
+    max_timeout = _hooks.parse_max_hook_timeout(params.get("max_hook_timeout"))
+    rules = _hooks.parse_rules(params.get("hooks") or [], max_timeout)
     _scope.validate_namespace_scope(included, excluded)
     selector = _scope.label_selector_query(params.get("label_selectors") or [])
     pods = list_pods(client_factory(), included, excluded, selector)
-    return _hooks.build_plan(pods, rules, included, excluded)
+    plan = _hooks.build_plan(pods, rules, included, excluded, max_timeout=max_timeout)
+    if params.get("check_exec"):
+        check_exec_allowed(client_factory, plan["pods"])
+    return plan
+
+
+def refuses_impersonation(client_factory):
+    return bool(getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None))
+
+
+def check_exec_allowed(client_factory, pods, allowed_fn=access_allowed):
+    """KubehooksError unless the credentials may ``create`` and ``get`` ``pods/exec`` in every namespace
+    of ``pods`` that has a hook (a SelfSubjectAccessReview per namespace and verb), without
+    impersonation (the exec websocket cannot carry it).
+
+    Run before anything is frozen, so that credentials without the permission fail the run there,
+    naming the namespaces, instead of failing every hook later.
+    """
+    namespaces = sorted(set(pod["namespace"] for pod in pods
+                            if any(_hooks.phase_sequence(pod, phase) for phase in _hooks.PHASES)))
+    if not namespaces:
+        return
+    if refuses_impersonation(client_factory):
+        raise KubehooksError(IMPERSONATION_REFUSED)
+    client = client_factory()
+    missing = []
+    try:
+        for namespace in namespaces:
+            for verb in EXEC_VERBS:
+                try:
+                    allowed, _reason = allowed_fn(client, verb, "pods", namespace, subresource="exec")
+                except ApiRequestError as err:
+                    raise api_error(err, "ask whether it may %s pods/exec in namespace %s" % (verb, namespace),
+                                    "create on selfsubjectaccessreviews.authorization.k8s.io")
+                if not allowed:
+                    missing.append("%s pods/exec in namespace %s" % (verb, namespace))
+    finally:
+        getattr(client, "close", lambda: None)()
+    if missing:
+        raise AuthorizationError(
+            "Forbidden: the credentials may not %s; the hooks of the plan could not run, so nothing was frozen "
+            "(RBAC needs get and create on pods/exec in each namespace with hooks: see files/rbac/backup.yml)"
+            % "; ".join(missing))
 
 
 def _check_number(value, what):
@@ -123,7 +177,7 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
     log write that fails later is reported with every hook's result, never instead of them.
     """
     pods = list(pods)
-    check_plan(pods)
+    check_plan(pods, _hooks.parse_max_hook_timeout(params.get("max_hook_timeout")))
     phase = params["phase"]
     parallelism = _positive(params, "parallelism", _exec.DEFAULT_PARALLELISM)
     output_cap = _positive(params, "output_limit", _exec.DEFAULT_OUTPUT_CAP)
@@ -131,12 +185,10 @@ def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):
         results = planned_results(pods, phase)
         return dict(changed=bool(results), hooks=results, hooks_attempted=0, hooks_failed=0, failed_pods=[])
 
-    if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
+    if refuses_impersonation(client_factory):
         # The client's exec websocket carries only the Authorization header: the hooks would run
         # with the credentials' own identity, not the impersonated one.  Refuse before anything runs.
-        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec: the kubernetes "
-                             "Python client opens the exec websocket with the Authorization header only; run the "
-                             "hooks with credentials of that identity instead (listing and reading do impersonate)")
+        raise KubehooksError(IMPERSONATION_REFUSED)
     log_path, backup = params.get("log_path"), params.get("backup")
     log_errors = []
     if log_path:

@@ -28,6 +28,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _exec,
     _hook_results,
     _hook_runs,
+    _hooks,
     _layout,
     _watchdog,
 )
@@ -115,13 +116,12 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         exec_fn=_exec.exec_hook):
     """The backup_capture module's result for ``params`` (see its documentation)."""
     plan = list(params["plan"] or [])
-    _hook_runs.check_plan(plan)
+    _hook_runs.check_plan(plan, _hooks.parse_max_hook_timeout(params.get("max_hook_timeout")))
     options = _options(params)
     stage, name = params["stage"], _layout.check_backup_name(params["name"])
     backup_dir = os.path.abspath(params["backup_dir"])
-    if getattr(client_factory, "impersonate_user", None) or getattr(client_factory, "impersonate_groups", None):
-        raise KubehooksError("impersonate_user/impersonate_groups cannot be applied to pods/exec by the "
-                             "kubernetes Python client; run the hooks with credentials of that identity instead")
+    if _hook_runs.refuses_impersonation(client_factory):
+        raise KubehooksError(_hook_runs.IMPERSONATION_REFUSED)
     marks = _critical.ThawState(_layout.thaw_state(backup_dir, name))
     record_path = _layout.watchdog_record(backup_dir, name)
 

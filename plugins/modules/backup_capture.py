@@ -123,6 +123,12 @@ options:
       - Bytes of stdout and of stderr kept per hook.
     type: int
     default: 65536
+  max_hook_timeout:
+    description:
+      - The longest hook timeout the O(plan) may hold, as a Go duration (V(10m)) or a number of seconds; a longer
+        one fails the task before anything is frozen, naming the pod. Unset, there is no cap (Velero has none);
+        O(max_freeze_seconds) bounds the pre hooks anyway.
+    type: str
   log_path:
     description:
       - A file to which one JSON object per hook is appended (mode 0600), as M(kubehooks.backup.pod_hooks)
@@ -267,6 +273,7 @@ def main():
         thaw_retry_seconds=dict(type="float", default=DEFAULT_THAW_RETRY_SECONDS),
         parallelism=dict(type="int", default=8),
         output_limit=dict(type="int", default=65536),
+        max_hook_timeout=dict(type="str"),
         log_path=dict(type="path"),
     )
     KubehooksModule(spec).run(execute)

@@ -49,6 +49,7 @@ options:
         When given, exactly these pods and hooks are used and the cluster is not listed again, so the
         post hooks reach the same pods as the pre hooks.
       - Mutually exclusive with O(hooks), O(included_namespaces), O(excluded_namespaces) and O(label_selectors).
+      - With O(max_hook_timeout), a hook of the plan whose timeout is longer fails the task before any hook runs.
     type: list
     elements: dict
   parallelism:

@@ -28,6 +28,17 @@ attributes:
     support: none
     description: Nothing changes, so there is no diff.
 options:
+  check_exec:
+    description:
+      - Also check that the hooks of the plan can be executed, before any of them runs - the connection
+        options must not impersonate (the exec websocket of the Python client cannot carry it), and the
+        credentials must be allowed to C(create) and C(get) C(pods/exec) in every namespace with a hook
+        (asked with one SelfSubjectAccessReview per namespace and verb). Otherwise the task fails naming
+        the namespaces and verbs.
+      - The role C(kubehooks.backup.create) sets it, so that a run without that permission fails before anything
+        is frozen.
+    type: bool
+    default: false
   query:
     description:
       - A JMESPath expression applied to the module's result; its value is returned as RV(query_result),
@@ -38,7 +49,8 @@ requirements:
   - jmespath (only for O(query))
 notes:
   - "RBAC: C(list) on C(pods) - in each namespace of O(included_namespaces) when they are plain names,
-    cluster-wide otherwise."
+    cluster-wide otherwise. With O(check_exec), C(create) on C(selfsubjectaccessreviews) (every authenticated
+    user has it)."
 seealso:
   - module: kubehooks.backup.pod_hooks
   - name: Velero backup hooks
@@ -213,7 +225,7 @@ def execute(km):
 
 
 def main():
-    spec = dict(SCOPE_ARG_SPEC)
+    spec = dict(SCOPE_ARG_SPEC, check_exec=dict(type="bool", default=False))
     spec.update(QUERY_SPEC)
     KubehooksModule(spec).run(execute)
 
