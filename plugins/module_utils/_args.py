@@ -86,6 +86,35 @@ BACKUP_LOCATION_ARG_SPEC = dict(
 )
 
 
+# Keys of a kubeconfig whose string values are secrets (as kubernetes.core redacts them), plus the
+# OIDC auth-provider's.  A kubeconfig given as a dict is otherwise an ordinary ``raw`` option.
+KUBECONFIG_SECRET_KEYS = frozenset((
+    "token", "password", "secret", "client-key-data", "client-certificate-data", "certificate-authority-data",
+    "api_key", "access-token", "refresh-token", "id-token", "client-secret",
+))
+
+
+def kubeconfig_secrets(kubeconfig):
+    """The secret strings of a kubeconfig given as a dict, for the module's ``no_log_values``.
+
+    Ansible then replaces them with ``********`` wherever they would appear in the result, its
+    ``invocation`` (shown at ``-vvv``, stored in AWX's job events) and its messages.
+    """
+    found = set()
+    stack = [kubeconfig]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key in KUBECONFIG_SECRET_KEYS and isinstance(value, str) and value:
+                    found.add(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
 def argument_spec(*specs):
     """Return a deep copy of the authentication spec merged with ``specs``."""
     merged = copy.deepcopy(AUTH_ARG_SPEC)

@@ -13,7 +13,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec, kubeconfig_secrets
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
@@ -34,10 +34,26 @@ def apply_query(result, expression):
         raise KubehooksError("query %r is not a valid JMESPath expression: %s" % (expression, exc))
 
 
+class SecretAwareModule(AnsibleModule):
+    """AnsibleModule that never prints the secrets of a kubeconfig given as a dict.
+
+    Its token and keys join ``no_log_values`` as soon as the parameters are read, before Ansible
+    validates them, logs the invocation or fails: every result, ``invocation`` (shown at ``-vvv``,
+    kept in AWX's job events) and message then shows ``********`` in their place (kubernetes.core
+    does the same, after validation).
+    """
+
+    def _load_params(self):
+        super(SecretAwareModule, self)._load_params()
+        kubeconfig = self.params.get("kubeconfig") if isinstance(self.params, dict) else None
+        if isinstance(kubeconfig, dict):
+            self.no_log_values.update(kubeconfig_secrets(kubeconfig))
+
+
 class KubehooksModule(object):
     """Wraps (does not subclass) AnsibleModule; ``module_class`` lets tests inject a stand-in."""
 
-    def __init__(self, spec, needs_client=True, module_class=AnsibleModule, **kwargs):
+    def __init__(self, spec, needs_client=True, module_class=SecretAwareModule, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         self.module = module_class(argument_spec=argument_spec(spec) if needs_client else spec, **kwargs)
         self.params = self.module.params
