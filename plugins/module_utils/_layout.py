@@ -35,6 +35,7 @@ __metaclass__ = type
 
 import os
 import re
+import stat
 import tempfile
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, show_value
@@ -289,6 +290,29 @@ def volume_archive(bdir, name, namespace, pod, volume):
 def files_of(bdir, name):
     """The backup's files by role, as the modules return them (``files``)."""
     return dict((role, backup_file(bdir, name, role)) for role in RETURNED_FILES)
+
+
+def untrusted_file_problem(path, uid=None):
+    """Why a file this collection wrote cannot be trusted as input (None when it can).
+
+    A saved hook plan is a list of commands that the thaw runs in pods: it must be a regular file (not
+    a symlink) owned by the running user, not writable by its group or others, in a directory that is
+    neither (else another local user could have put commands of their own in it).
+    """
+    uid = os.geteuid() if uid is None else uid
+    for what, target in (("file", path), ("directory", os.path.dirname(os.path.abspath(path)))):
+        try:
+            info = os.lstat(target)
+        except OSError as exc:
+            return "cannot inspect the %s %s: %s" % (what, target, exc.strerror or exc)
+        if what == "file" and not stat.S_ISREG(info.st_mode):
+            return "%s is not a regular file (a symlink?)" % target
+        if info.st_uid != uid:
+            return "the %s %s is owned by uid %d, not by the running user (uid %d)" % (what, target, info.st_uid, uid)
+        if info.st_mode & 0o022:
+            return "the %s %s is writable by its group or others (mode %04o)" % (
+                what, target, stat.S_IMODE(info.st_mode))
+    return None
 
 
 # --------------------------------------------------------------------------------------------

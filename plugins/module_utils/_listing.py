@@ -203,6 +203,8 @@ def show_backup(bdir, logs=False, hooks_only=False, expected_name=None):
     result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
                   messages=_record.read_results(bdir, name), hook_plan=_record.read_hook_plan(bdir, name),
                   hook_log=files["hook_log"],
+                  hook_plan_problem=(_layout.untrusted_file_problem(files["hook_plan"])
+                                     if os.path.exists(files["hook_plan"]) else None),
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))
     if logs or hooks_only:
         entries = _record.read_log(files["logs"], hooks_only=hooks_only)

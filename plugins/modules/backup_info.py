@@ -209,6 +209,12 @@ hook_plan:
   returned: when O(name) or O(backup_dir) is given
   type: list
   elements: dict
+hook_plan_problem:
+  description:
+    - Why the saved hook plan cannot be trusted, or null - it is not a regular file owned by the running user, or
+      it or its directory is writable by group or others. The C(kubehooks.backup.thaw) playbook refuses such a plan.
+  returned: when O(name) or O(backup_dir) is given
+  type: str
 files:
   description:
     - The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results),

@@ -337,7 +337,8 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
     pods.real_pod("db", privileged=True, pvc=claim, mount_path="/data", labels={"app": "db"})
     storage, name = str(tmp_path / "storage"), "killed"
     inventory = write_inventory(tmp_path / "hosts.json", {
-        "local": {"kubehooks_auth": {"kubeconfig": cluster.kubeconfig}, "kubehooks_storage_dir": storage}})
+        "local": {"kubehooks_auth": {"kubeconfig": cluster.kubeconfig}, "kubehooks_storage_dir": storage,
+                  "kubehooks_allow_hook_rules": True}})
     # Freeze, then a slow pre hook: the run is killed while the filesystem is frozen.
     rules = [{"name": "freeze-then-wait", "includedNamespaces": [namespace],
               "labelSelector": {"matchLabels": {"app": "db"}},

@@ -172,3 +172,40 @@ def test_ensure_dir_makes_every_missing_level_owner_only(tmp_path):
         os.umask(old)
     for level in (tmp_path / "a", tmp_path / "a" / "b", target):
         assert level.stat().st_mode & 0o777 == 0o700, level
+
+
+# --- a saved file read back as input (the thaw's hook plan) ----------------------------------------
+
+def private_file(tmp_path):
+    directory = tmp_path / "b1"
+    directory.mkdir(mode=0o700)
+    os.chmod(str(directory), 0o700)
+    path = directory / "b1-hook-plan.json"
+    path.write_text("[]")
+    os.chmod(str(path), 0o600)
+    return path
+
+
+def test_an_owner_only_file_is_trusted(tmp_path):
+    assert layout.untrusted_file_problem(str(private_file(tmp_path))) is None
+
+
+@pytest.mark.parametrize("target,mode,fragment", [
+    ("file", 0o620, "the file"), ("file", 0o602, "the file"),
+    ("directory", 0o770, "the directory"), ("directory", 0o707, "the directory"),
+])
+def test_a_file_others_could_write_is_not_trusted(tmp_path, target, mode, fragment):
+    path = private_file(tmp_path)
+    os.chmod(str(path if target == "file" else path.parent), mode)
+    problem = layout.untrusted_file_problem(str(path))
+    assert fragment in problem and "writable by its group or others (mode %04o)" % mode in problem
+
+
+def test_a_file_of_another_user_or_a_symlink_is_not_trusted(tmp_path):
+    path = private_file(tmp_path)
+    other = os.geteuid() + 1
+    assert "owned by uid %d, not by the running user (uid %d)" % (os.geteuid(), other) in \
+        layout.untrusted_file_problem(str(path), uid=other)
+    link = path.parent / "link.json"
+    link.symlink_to(path)
+    assert "not a regular file" in layout.untrusted_file_problem(str(link))
