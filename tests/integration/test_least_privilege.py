@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from modrun import ROOT, collections_path, run_playbook
-from test_playbooks import (  # noqa: F401 - walkthrough is a fixture
+from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walkthrough is a fixture
     PLAYBOOKS,
     WALKTHROUGH_NS,
     Writers,
@@ -208,8 +208,8 @@ def test_a_kubeconfig_dict_is_in_no_job_event(namespace, pods, sa_token, tmp_pat
         "ANSIBLE_COLLECTIONS_PATH": collections_path(), "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}))
-    (data / "env" / "extravars").write_text(json.dumps({"kh_kubeconfig": kubeconfig_dict(creds),
-                                                         "kh_namespace": namespace}))
+    extravars = {"kh_kubeconfig": kubeconfig_dict(creds), "kh_namespace": namespace}
+    (data / "env" / "extravars").write_text(json.dumps(extravars))
     result = ansible_runner.run(private_data_dir=str(data), playbook="play.yml", quiet=True, timeout=300,
                                 verbosity=3)
     stdout = result.stdout.read() if result.stdout else ""

@@ -233,6 +233,6 @@ def test_a_capture_that_passed_the_checks_is_bounded_by_the_freeze_deadline(tmp_
     plan[0]["post"] = [dict(PLAN_HOOK, timeout=30)]
     marks = _critical.ThawState(str(tmp_path / "thaw.jsonl")).create()
     groups = _critical.plan_groups(plan)
-    result = _critical.run_critical_section(groups, lambda: object(), None, options, marks, exec_fn=fake_exec)
+    result = _critical.run_critical_section(groups, object, None, options, marks, exec_fn=fake_exec)
     assert seen[0] <= 5 and seen[1] == 30, seen  # the pre hook was cut to the deadline; the post hook was not
     assert result["not_thawed"] == []
