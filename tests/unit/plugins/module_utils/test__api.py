@@ -66,3 +66,29 @@ def test_one_wording_for_401_403_other_and_no_answer():
     assert isinstance(api_error(ApiRequestError(401, "x"), "list pods"), AuthorizationError)
     other = api_error(ApiRequestError(500, "x"), "list pods", default=ValueError)
     assert isinstance(other, ValueError) and not isinstance(other, AuthorizationError)
+
+
+def test_a_server_that_never_answers_fails_the_get_within_its_timeout():
+    """A real socket that accepts and stays silent (no mock: the client's own timeout must end the call)."""
+    import socket
+    import time
+
+    import kubernetes
+
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api
+
+    assert _api.DEFAULT_REQUEST_TIMEOUT == (10, 60)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = "http://127.0.0.1:%d" % server.getsockname()[1]
+        client = kubernetes.client.ApiClient(configuration)
+        started = time.monotonic()
+        with pytest.raises(_api.ApiRequestError) as info:
+            _api.api_getter(client, request_timeout=(1, 1))("/api/v1/pods")
+        assert time.monotonic() - started < 10 and info.value.status == 0
+        assert "timed out" in str(info.value).lower()
+    finally:
+        server.close()

@@ -151,3 +151,42 @@ def test_rule_errors_stop_discovery_before_any_api_client_exists():
                         {"name": "bad", "excludedNamespaces": ["*"]}]}
     with pytest.raises(KubehooksError, match="bad"):
         _hook_runs.discover_plan(factory, params)
+
+
+# --- check_exec: pods/exec asked before anything is frozen -----------------------------------------
+
+def _exec_plan():
+    hook = {"container": "c", "command": ["/bin/true"], "on_error": "Fail", "timeout": 30, "index": 0}
+    return [{"namespace": "a", "name": "p", "pre": [hook], "post": [], "errors": []},
+            {"namespace": "b", "name": "q", "pre": [], "post": [dict(hook)], "errors": []},
+            {"namespace": "c", "name": "r", "pre": [], "post": [], "errors": []}]
+
+
+class _Factory(object):
+    impersonate_user = None
+    impersonate_groups = []
+
+    def __call__(self):
+        return object()
+
+
+def test_check_exec_asks_create_and_get_per_namespace_with_hooks_and_names_what_is_missing():
+    asked = []
+
+    def allowed(client, verb, resource, namespace, subresource=None):
+        asked.append((verb, resource, subresource, namespace))
+        return (namespace, verb) != ("b", "create"), "RBAC: no rule"
+
+    with pytest.raises(KubehooksError) as info:
+        _hook_runs.check_exec_allowed(_Factory(), _exec_plan(), allowed_fn=allowed)
+    assert sorted(asked) == [("create", "pods", "exec", "a"), ("create", "pods", "exec", "b"),
+                             ("get", "pods", "exec", "a"), ("get", "pods", "exec", "b")]
+    assert "may not create pods/exec in namespace b;" in str(info.value) and "nothing was frozen" in str(info.value)
+
+
+def test_check_exec_asks_nothing_without_hooks_and_passes_when_allowed():
+    def never(*args, **kwargs):
+        raise AssertionError("asked although no pod has hooks")
+
+    _hook_runs.check_exec_allowed(_Factory(), _exec_plan()[2:], allowed_fn=never)
+    _hook_runs.check_exec_allowed(_Factory(), _exec_plan(), allowed_fn=lambda *a, **k: (True, ""))
