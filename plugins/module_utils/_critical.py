@@ -42,7 +42,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _layout, _on_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
@@ -416,8 +416,7 @@ def run_critical_section(groups, client_factory, capture_fn, options, marks, exe
                 marks.freeze([pod_key(pod) for pod in group["pods"]], out["started"])
             out["pre"] = _exec.run_phase(group["pods"], "pre", client_factory, parallelism=options.parallelism,
                                          on_result=report, exec_fn=capped, output_cap=options.output_cap)
-            out["failed"] = sorted(set(pod_key(r) for r in out["pre"]
-                                       if r["status"] == "failed" and r["on_error"] == "Fail"))
+            out["failed"] = _on_error.failed_pods(out["pre"])
             out["volumes"] = _capture(group, out["failed"], capture_fn, deadline, options.max_freeze_seconds, clock)
         finally:
             if stage == "all":

@@ -81,6 +81,8 @@ def velero_log_entry(result, backup=None, now=None):
             entry[key] = result[key]
     if result.get("truncated"):
         entry["truncated"] = True
+    if result.get("thawed_by"):
+        entry["thawedBy"] = result["thawed_by"]
     return entry
 
 

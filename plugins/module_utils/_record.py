@@ -53,6 +53,14 @@ ANNOTATION_FREEZE_WINDOW = ANNOTATION_PREFIX + "freeze-window-seconds"
 ANNOTATION_EXCLUDED_PODS = ANNOTATION_PREFIX + "excluded-pods"
 ANNOTATION_LABEL_SELECTORS = ANNOTATION_PREFIX + "label-selectors"
 ANNOTATION_THAWED = ANNOTATION_PREFIX + "thawed"
+# The volume capture (Velero has no field for file-system copy totals): {volumes, succeeded, failed, bytes, files}.
+ANNOTATION_VOLUMES = ANNOTATION_PREFIX + "volumes"
+# Per group of the critical section: [{"group", "pods", "seconds"}].
+ANNOTATION_FREEZE_WINDOWS = ANNOTATION_PREFIX + "freeze-windows"
+# Pods that may still be frozen when the run ended (the thaw playbook thaws exactly those).
+ANNOTATION_NOT_THAWED = ANNOTATION_PREFIX + "not-thawed"
+# The phase a record left InProgress (pods not thawed) takes once the thaw playbook thawed them.
+ANNOTATION_PHASE_AFTER_THAW = ANNOTATION_PREFIX + "phase-after-thaw"
 
 PHASE_NEW = "New"
 PHASE_IN_PROGRESS = "InProgress"
@@ -174,6 +182,15 @@ def mark_started(record, frozen_pods=None, now=None):
     return record
 
 
+def json_annotation(record, key, default=None):
+    """An annotation holding JSON, decoded; ``default`` when absent or unreadable."""
+    raw = ((record.get("metadata") or {}).get("annotations") or {}).get(key)
+    try:
+        return json.loads(raw) if raw else default
+    except ValueError:
+        return default
+
+
 def frozen_pods(record):
     """The ``ns/name`` list of the frozen-pods annotation ([] when absent or unreadable)."""
     raw = ((record.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_FROZEN_PODS)
@@ -184,30 +201,39 @@ def frozen_pods(record):
     return value if isinstance(value, list) else []
 
 
-def phase_for(hook_totals=None, export_result=None, fatal=False, run_errors=()):
-    """The final phase of a backup: the one place it is decided.  PURE.
+def phase_for(hook_totals=None, export_result=None, fatal=False, run_errors=(), volume_totals=None, not_thawed=()):
+    """The phase of a backup at the end of its run: the one place it is decided.  PURE.
 
-    ``Failed``: ``fatal`` (the run could not proceed: bad rules, API unreachable) or nothing was
-    exported (``export_result`` None or without an archive ``path``).  Else ``PartiallyFailed`` when
-    any hook failed (``hook_totals["hooks_failed"]``), the export reported errors or left out pods
-    (their Fail pre hook failed), or the run reported errors of its own (``run_errors``: a hook task
+    ``InProgress``: pods may still be frozen (``not_thawed``): the run is not over until the thaw
+    playbook thawed them.  ``Failed``: ``fatal`` (the run could not proceed: bad rules, API
+    unreachable) or nothing was exported (``export_result`` None or without an archive ``path``).
+    Else ``PartiallyFailed`` when any hook failed (``hook_totals["hooks_failed"]``), the export
+    reported errors or left out pods (their Fail pre hook failed), a volume could not be captured
+    (``volume_totals["failed"]``), or the run reported errors of its own (``run_errors``: a hook task
     that could not run at all).  Else ``Completed``.  Hook failures alone never make a backup Failed.
     """
+    if list(not_thawed or []):
+        return PHASE_IN_PROGRESS
     if fatal or not export_result or not export_result.get("path"):
         return PHASE_FAILED
     hooks_failed = int((hook_totals or {}).get("hooks_failed") or 0)
-    if hooks_failed > 0 or export_result.get("errors") or export_result.get("excluded_pods") or list(run_errors or []):
+    volumes_failed = int((volume_totals or {}).get("failed") or 0)
+    if hooks_failed > 0 or volumes_failed > 0 or export_result.get("errors") or export_result.get("excluded_pods") \
+            or list(run_errors or []):
         return PHASE_PARTIALLY_FAILED
     return PHASE_COMPLETED
 
 
 def finish_record(record, phase, hook_totals=None, export_result=None, errors=None, warnings=None,
-                  freeze_window=None, failure_reason=None, now=None):
+                  freeze_window=None, failure_reason=None, now=None, volume_totals=None, freeze_windows=None,
+                  not_thawed=None, phase_after_thaw=None):
     """Fill the final status: phase, completionTimestamp, hookStatus, progress, error/warning counts.
 
     ``errors``/``warnings``: the message lists that go to the results file (their lengths are the
     counts, as Velero's status counts log entries).  Without ``errors`` the count is derived:
-    failed hooks + export errors + 1 for a ``failure_reason``.  ``freeze_window`` seconds -> annotation.
+    failed hooks + export errors + 1 for a ``failure_reason``.  ``freeze_window`` seconds -> annotation;
+    ``volume_totals``, ``freeze_windows`` (per group), ``not_thawed`` -> annotations.  A phase
+    ``InProgress`` (pods not thawed) gets no completion time; ``phase_after_thaw`` is kept for the thaw.
     """
     if phase not in PHASES:
         raise KubehooksError("unknown backup phase %r" % (phase,))
@@ -216,7 +242,18 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
     status = record.setdefault("status", {})
     status["phase"] = phase
     status.setdefault("startTimestamp", timestamp(now))
-    status["completionTimestamp"] = timestamp(now)
+    if phase == PHASE_IN_PROGRESS:
+        status.pop("completionTimestamp", None)
+        if phase_after_thaw:
+            set_annotation(record, ANNOTATION_PHASE_AFTER_THAW, phase_after_thaw)
+    else:
+        status["completionTimestamp"] = timestamp(now)
+    if volume_totals is not None:
+        set_annotation(record, ANNOTATION_VOLUMES, json.dumps(dict(volume_totals), sort_keys=True))
+    if freeze_windows:
+        set_annotation(record, ANNOTATION_FREEZE_WINDOWS, json.dumps(list(freeze_windows), sort_keys=True))
+    if not_thawed is not None:
+        set_annotation(record, ANNOTATION_NOT_THAWED, json.dumps(sorted(not_thawed)))
     status["hookStatus"] = {"hooksAttempted": int(hook_totals.get("hooks_attempted") or 0),
                             "hooksFailed": int(hook_totals.get("hooks_failed") or 0)}
     status["progress"] = {"totalItems": int(export_result.get("total_items") or 0),

@@ -176,6 +176,10 @@ def describe(bdir, name, record, **extra):
         total_items=int((status.get("progress") or {}).get("totalItems") or 0),
         freeze_window_seconds=float(window) if window is not None else None,
         excluded_pods=json.loads(annotation(record, _record.ANNOTATION_EXCLUDED_PODS, "[]")),
+        volumes=_record.json_annotation(record, _record.ANNOTATION_VOLUMES),
+        freeze_windows=_record.json_annotation(record, _record.ANNOTATION_FREEZE_WINDOWS, []),
+        not_thawed=_record.json_annotation(record, _record.ANNOTATION_NOT_THAWED, []),
+        thawed=_record.json_annotation(record, _record.ANNOTATION_THAWED),
     )
     result.update(extra)
     result["summary"] = summary_lines(name, result)
@@ -186,6 +190,7 @@ _PHASE_NOTES = {
     _record.PHASE_PARTIALLY_FAILED: " - the backup is usable but incomplete, see the errors below",
     _record.PHASE_FAILED: " - see the errors below",
     _record.PHASE_NEW: " - check mode, nothing was frozen, exported or written",
+    _record.PHASE_IN_PROGRESS: " - pods may still be frozen: run the thaw playbook",
 }
 MAX_ERROR_LINES = 20
 
@@ -200,7 +205,8 @@ def summary_lines(name, result):
         "Hooks: %d attempted, %d failed (%d pods with pre hooks)" % (
             result.get("hooks_attempted") or 0, result.get("hooks_failed") or 0, len(result.get("frozen_pods") or [])),
         "Items: %d of %d backed up" % (result.get("items_backed_up") or 0, result.get("total_items") or 0),
-        "Freeze window: %s" % ("%.2f s" % float(window) if window is not None else "none (nothing was frozen)"),
+        "Freeze window: %s%s" % ("%.2f s" % float(window) if window is not None else "none (nothing was frozen)",
+                                 freeze_window_detail(result.get("freeze_windows"))),
         "Files: %s" % (result.get("backup_dir") or "none"),
         "Logs: %s (Velero's fields: zcat | grep hookCommand), %s" % (
             os.path.basename(files.get("logs") or _layout.log_path("", name)),
@@ -209,6 +215,17 @@ def summary_lines(name, result):
                                      os.path.basename(_layout.resource_list_path("", name)))
                          if phase in (_record.PHASE_COMPLETED, _record.PHASE_PARTIALLY_FAILED) else "none"),
     ]
+    volumes = result.get("volumes")
+    if volumes and volumes.get("volumes"):
+        lines.append("Volumes: %d of %d captured, %s in %d files (%s)" % (
+            volumes.get("succeeded") or 0, volumes.get("volumes") or 0, human_bytes(volumes.get("bytes")),
+            volumes.get("files") or 0, os.path.basename(_layout.volumes_index("", name))))
+    if result.get("not_thawed"):
+        lines.append("NOT THAWED (may still be frozen): %s - run the thaw playbook for backup %s"
+                     % (", ".join(result["not_thawed"]), name))
+    thawed = result.get("thawed")
+    if isinstance(thawed, dict) and thawed.get("by") == "watchdog":
+        lines.append("Thawed by the watchdog (%s)" % (thawed.get("reason") or "the run stopped"))
     if result.get("excluded_pods"):
         lines.append("Not in the archive (a pre hook with on-error Fail failed): %s"
                      % ", ".join(result["excluded_pods"]))
@@ -218,6 +235,24 @@ def summary_lines(name, result):
         lines.append("... and %d more errors in %s" % (len(errors) - MAX_ERROR_LINES,
                                                        os.path.basename(_layout.results_path("", name))))
     return lines
+
+
+def human_bytes(count):
+    value = float(count or 0)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return ("%d %s" % (value, unit)) if unit == "B" else ("%.1f %s" % (value, unit))
+        value /= 1024.0
+    return "%d B" % (count or 0)
+
+
+def freeze_window_detail(windows):
+    """`` (per group: ns/a 0.51 s, ns/b+ns/c 0.73 s)`` when more than one group was frozen."""
+    windows = [w for w in windows or [] if isinstance(w, dict) and w.get("seconds") is not None]
+    if len(windows) < 2:
+        return ""
+    return " (per group: %s)" % ", ".join("%s %.2f s" % ("+".join(w.get("pods") or []), float(w["seconds"]))
+                                          for w in windows)
 
 
 def spec_record(params, cluster):
@@ -293,18 +328,94 @@ def collect(params):
             failure_reason = "the export failed: %s" % export_result["msg"]
         export_result = None  # a failed task's result
     hook_results = list(params["hook_results"] or [])
-    return dict(export=export_result, failure_reason=failure_reason, run_errors=list(params["errors"] or []),
-                hook_results=hook_results, hook_totals=totals(hook_results))
+    run_errors = list(params["errors"] or [])
+    capture = capture_outcome(params.get("capture"), params["name"])
+    run_errors.extend(capture["run_errors"])
+    hook_results.extend(capture["watchdog_hooks"])
+    return dict(export=export_result, failure_reason=failure_reason, run_errors=run_errors,
+                hook_results=hook_results, hook_totals=totals(hook_results), capture=capture)
+
+
+def capture_outcome(capture, name):
+    """What the record takes from the critical section's result (``backup_capture``; for the
+    ``create_frozen_tasks`` path the freeze stage's result with the thaw stage's ``not_thawed``,
+    ``freeze_window_seconds`` and ``watchdog``).  Its hooks come through ``hook_results``, the one
+    door for hooks; the watchdog's, when it acted, are added here.  PURE."""
+    out = dict(volumes=[], volume_totals=None, freeze_window=None, freeze_windows=[], not_thawed=[],
+               failed_pods=[], watchdog=None, watchdog_hooks=[], run_errors=[])
+    if not capture:
+        return out
+    if "volumes" not in capture and "hooks" not in capture:  # the task failed before it could run
+        out["run_errors"].append("the critical section could not run: %s" % (capture.get("msg") or "failed"))
+        return out
+    out["volumes"] = [v for v in capture.get("volumes") or [] if isinstance(v, dict)]
+    out["volume_totals"] = dict(capture.get("volume_totals") or volume_counts(out["volumes"]))
+    out["freeze_window"] = capture.get("freeze_window_seconds")
+    out["freeze_windows"] = [dict(group=g.get("id"), pods=list(g.get("pods") or []),
+                                  seconds=g.get("freeze_window_seconds"))
+                             for g in capture.get("groups") or [] if g.get("frozen")]
+    out["not_thawed"] = sorted(set(capture.get("not_thawed") or []))
+    out["failed_pods"] = sorted(set(capture.get("failed_pods") or []))
+    watchdog = capture.get("watchdog") or None
+    out["watchdog"] = watchdog
+    if out["not_thawed"]:
+        out["run_errors"].append("%d pod(s) may still be frozen (their post hooks could not be executed): %s; "
+                                 "run the thaw playbook for backup %s" % (len(out["not_thawed"]),
+                                                                          ", ".join(out["not_thawed"]), name))
+    if watchdog and watchdog.get("acted"):
+        out["watchdog_hooks"] = [dict(h, thawed_by="watchdog") for h in watchdog.get("hooks") or []]
+        out["run_errors"].append("the watchdog thawed %s (%s)" % (", ".join(watchdog.get("thawed") or []) or "no pod",
+                                                                  watchdog.get("reason")))
+    return out
+
+
+def volume_counts(entries):
+    """Totals of volume entries when the capture's own (``_capture.volume_totals``) are missing."""
+    entries = list(entries or [])
+    return dict(volumes=len(entries), succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
+                failed=sum(1 for e in entries if e.get("status") != "succeeded"),
+                bytes=sum(int(e.get("bytes") or 0) for e in entries), files=sum(int(e.get("files") or 0) for e in entries))
+
+
+def volume_errors(volumes):
+    """One error (namespace, message) per volume that was not captured."""
+    return [{"namespace": v.get("namespace"),
+             "message": "pod %s/%s volume %s: %s: %s" % (v.get("namespace"), v.get("pod"), v.get("volume"),
+                                                          v.get("status"), v.get("error") or "not captured")}
+            for v in volumes if v.get("status") != "succeeded"]
+
+
+def volume_log_entries(volumes):
+    entries = []
+    for v in volumes:
+        if v.get("status") == "succeeded":
+            entries.append({"level": "info", "msg": "Backed up volume %s of pod %s/%s" % (v.get("volume"),
+                            v.get("namespace"), v.get("pod")), "namespace": v.get("namespace"), "pod": v.get("pod"),
+                            "volume": v.get("volume"), "bytes": v.get("bytes"), "files": v.get("files"),
+                            "sha256": v.get("sha256"), "path": v.get("path")})
+        else:
+            entries.append({"level": "error", "msg": "Volume %s of pod %s/%s not backed up: %s" % (
+                v.get("volume"), v.get("namespace"), v.get("pod"), v.get("error") or v.get("status")),
+                "namespace": v.get("namespace"), "pod": v.get("pod"), "volume": v.get("volume"),
+                "status": v.get("status")})
+    return entries
 
 
 def decide(outcome):
     """Add the phase, the failure reason of a Failed backup, the errors and warnings to ``outcome``."""
     export_result = outcome["export"]
-    phase = _record.phase_for(outcome["hook_totals"], export_result, run_errors=outcome["run_errors"])
+    capture = outcome.get("capture") or capture_outcome(None, "")
+    phase = _record.phase_for(outcome["hook_totals"], export_result, run_errors=outcome["run_errors"],
+                              volume_totals=capture["volume_totals"], not_thawed=capture["not_thawed"])
+    # Once the thaw playbook thawed the pods left frozen, the record takes the phase the run had reached.
+    outcome["phase_after_thaw"] = _record.phase_for(outcome["hook_totals"], export_result,
+                                                    run_errors=outcome["run_errors"],
+                                                    volume_totals=capture["volume_totals"])
     failure_reason = outcome["failure_reason"]
-    if phase == _record.PHASE_FAILED and not failure_reason:
+    if outcome["phase_after_thaw"] == _record.PHASE_FAILED and not failure_reason:
         failure_reason = "nothing was exported"
     errors = hook_error_messages(outcome["hook_results"])
+    errors.extend(volume_errors(capture["volumes"]))
     errors.extend((export_result or {}).get("errors") or [])
     errors.extend(outcome["run_errors"])
     if failure_reason and export_result is None:
@@ -322,8 +433,13 @@ def write_finished(bdir, name, record, outcome, adopt):
     hook_entries = [velero_log_entry(result, backup=name) for result in outcome["hook_results"]]
     pre = [e for e in hook_entries if e.get("hookPhase") != "post"]
     post = [e for e in hook_entries if e.get("hookPhase") == "post"]
-    entries = pre + export_log_entries(export_result, outcome["failure_reason"],
-                                       (export_result or {}).get("finished_at")) + post
+    capture = outcome.get("capture") or {}
+    export_entries = export_log_entries(export_result, outcome["failure_reason"],
+                                        (export_result or {}).get("finished_at"))
+    if capture.get("volume_totals") is not None:  # the critical section: the export ran after the thaw
+        entries = pre + volume_log_entries(capture.get("volumes") or []) + post + export_entries
+    else:  # pre hooks, export, post hooks as separate tasks
+        entries = pre + export_entries + post
     entries.extend({"level": "error", "msg": text} for text in outcome["run_errors"])
     entries.append(phase_entry(record, outcome["phase"]))
     _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
@@ -342,9 +458,20 @@ def finish(params, check_mode):
     name = params["name"]
     outcome = decide(collect(params))
     phase = outcome["phase"]
+    capture = outcome["capture"]
+    freeze_window = params.get("freeze_window")
+    if freeze_window is None:
+        freeze_window = capture["freeze_window"]
+    after = outcome["phase_after_thaw"]
     _record.finish_record(record, phase, outcome["hook_totals"], outcome["export"], errors=outcome["errors"],
-                          warnings=outcome["warnings"], freeze_window=params.get("freeze_window"),
-                          failure_reason=outcome["failure_reason"] if phase == _record.PHASE_FAILED else None)
+                          warnings=outcome["warnings"], freeze_window=freeze_window,
+                          failure_reason=outcome["failure_reason"] if _record.PHASE_FAILED in (phase, after) else None,
+                          volume_totals=capture["volume_totals"], freeze_windows=capture["freeze_windows"],
+                          not_thawed=capture["not_thawed"] if params.get("capture") else None,
+                          phase_after_thaw=after if phase == _record.PHASE_IN_PROGRESS else None)
+    watchdog = capture["watchdog"]
+    if watchdog and watchdog.get("acted"):
+        set_thawed(record, "watchdog", time.time(), totals(capture["watchdog_hooks"]), reason=watchdog.get("reason"))
     _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED,
                            str(hook_log_lines(params, bdir, record) if exists else 0))
     if not check_mode:
@@ -352,7 +479,26 @@ def finish(params, check_mode):
     return describe(bdir, name, record, changed=True, error_messages=[error_text(e) for e in outcome["errors"]])
 
 
-def thaw(params, check_mode):
+def set_thawed(record, by, now, thaw_totals, reason=None, not_thawed=None):
+    """The annotation ``backup.kubehooks.io/thawed``: when, by whom (``thaw playbook``, ``watchdog``), hooks."""
+    value = {"time": _record.timestamp(now), "by": by, "hooksAttempted": thaw_totals["hooks_attempted"],
+             "hooksFailed": thaw_totals["hooks_failed"]}
+    if reason:
+        value["reason"] = reason
+    if not_thawed:
+        value["notThawed"] = sorted(not_thawed)
+    _record.set_annotation(record, _record.ANNOTATION_THAWED, json.dumps(value, sort_keys=True))
+
+
+def thaw(params, check_mode, by="thaw playbook", reason=None, not_thawed=None):
+    """state=thawed: the pods of a run that did not finish were thawed (by the thaw playbook, or by the
+    watchdog of the critical section, a fork of the module process, when the run died).
+
+    ``not_thawed``: pods that may still be frozen after this thaw (post hooks that could not be
+    executed): the record then stays InProgress and names them, so that the next thaw runs.  Else a
+    record still InProgress takes the phase its run had reached (``phase-after-thaw``: the run ended
+    but could not thaw some pods) or ``Failed`` (the run stopped before it finished, as Velero marks it).
+    """
     bdir, _cluster = resolve_backup_dir(params)
     name = params["name"]
     record = _record.load_record(bdir)
@@ -366,24 +512,51 @@ def thaw(params, check_mode):
     hook_status = status.setdefault("hookStatus", {})
     for key, field in (("hooksAttempted", "hooks_attempted"), ("hooksFailed", "hooks_failed")):
         hook_status[key] = int(hook_status.get(key) or 0) + earlier_totals[field] + thaw_totals[field]
-    _record.set_annotation(record, _record.ANNOTATION_THAWED, json.dumps(
-        {"time": _record.timestamp(now), "hooksAttempted": thaw_totals["hooks_attempted"],
-         "hooksFailed": thaw_totals["hooks_failed"]}, sort_keys=True))
+    still = sorted(set(not_thawed if not_thawed is not None else params.get("not_thawed") or []))
+    set_thawed(record, by, now, thaw_totals, reason=reason, not_thawed=still)
     _record.set_annotation(record, _record.ANNOTATION_LOG_COPIED, str(max(count, copied)))
+    if _record.json_annotation(record, _record.ANNOTATION_NOT_THAWED) is not None or still:
+        _record.set_annotation(record, _record.ANNOTATION_NOT_THAWED, json.dumps(still))
     entries = earlier + thaw_entries
-    if status.get("phase") not in FINAL_PHASES:
-        status["phase"] = _record.PHASE_FAILED
+    what = "%d post hooks attempted, %d failed" % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"])
+    if still:
+        entries.append({"level": "error", "msg": "Pods thawed by the %s (%s); still possibly frozen: %s"
+                        % (by, what, ", ".join(still))})
+    elif status.get("phase") not in FINAL_PHASES:
+        after = annotation(record, _record.ANNOTATION_PHASE_AFTER_THAW)
         status["completionTimestamp"] = _record.timestamp(now)
-        status["failureReason"] = ("the backup run stopped before it finished; the pods of its hook plan were "
-                                   "thawed afterwards (%d post hooks attempted, %d failed)"
-                                   % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"]))
-        status["errors"] = int(status.get("errors") or 0) + 1 + earlier_totals["hooks_failed"] \
-            + thaw_totals["hooks_failed"]
-        entries.append(phase_entry(record, _record.PHASE_FAILED))
+        if after in FINAL_PHASES:
+            status["phase"] = after
+            entries.append({"level": "info", "msg": "Pods thawed by the %s after the run (%s)" % (by, what)})
+        else:
+            status["phase"] = _record.PHASE_FAILED
+            status["failureReason"] = ("the backup run stopped before it finished; the pods of its hook plan were "
+                                       "thawed afterwards by the %s (%s)" % (by, what))
+            status["errors"] = int(status.get("errors") or 0) + 1 + earlier_totals["hooks_failed"] \
+                + thaw_totals["hooks_failed"]
+        entries.append(phase_entry(record, status["phase"]))
     else:
-        entries.append({"level": "info", "msg": "Pods thawed after the backup (%d post hooks attempted, %d failed)"
-                        % (thaw_totals["hooks_attempted"], thaw_totals["hooks_failed"])})
+        entries.append({"level": "info", "msg": "Pods thawed by the %s after the backup (%s)" % (by, what)})
     if not check_mode:
         _record.append_log(_layout.log_path(bdir, name), entries, backup=name)
         _record.write_record(bdir, record)
     return describe(bdir, name, record, changed=True)
+
+
+def watchdog_thawed(backup_dir, name, hook_results, hook_log, reason, not_thawed):
+    """The watchdog, after its thaw, completes the record as ``state=thawed`` does (``by: watchdog``).
+
+    Only when the backup directory holds a record still InProgress (``backup_capture`` may run
+    without one).  Never raises: the watchdog's own record file says what it did either way.
+    """
+    try:
+        if not os.path.exists(_layout.record_path(backup_dir)):
+            return None
+        record = _record.load_record(backup_dir)
+        if (record.get("status") or {}).get("phase") != _record.PHASE_IN_PROGRESS:
+            return None
+        params = dict(name=name, backup_dir=backup_dir, storage_dir=None, cluster=None, api_host=None,
+                      hook_results=[dict(h, thawed_by="watchdog") for h in hook_results or []], hook_log=hook_log)
+        return thaw(params, False, by="watchdog", reason=reason, not_thawed=list(not_thawed or []))
+    except Exception as exc:  # pylint: disable=broad-except  # the thaw happened; only the record failed
+        return dict(error="%s: %s" % (type(exc).__name__, exc))

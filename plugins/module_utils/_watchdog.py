@@ -51,7 +51,7 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results
+from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results, _record_steps
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 POLL_SECONDS = 0.2
@@ -306,6 +306,13 @@ class Watchdog(object):
                 _hook_results.append_jsonl(self.log_path, entries)
             except KubehooksError as exc:
                 record["log_error"] = str(exc)  # the record has every result
+        if self.backup and reason != "deadline":
+            # The run died: complete the backup's record as ``backup_record state=thawed`` does (by: watchdog).
+            # On the deadline the run is alive and records the watchdog's action itself.
+            outcome = _record_steps.watchdog_thawed(os.path.dirname(self.record_path), self.backup, results,
+                                                    self.log_path, reason, not_thawed)
+            if outcome is not None:
+                record["backup_record"] = outcome.get("error") or outcome.get("phase")
         _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
         return 0 if not not_thawed and not error else 1
 

@@ -27,9 +27,11 @@ description:
     C(PartiallyFailed) or C(Failed), C(hookStatus), C(progress), completion time, error and warning
     counts, and the measured freeze window in the annotation C(backup.kubehooks.io/freeze-window-seconds).
     Calling it again for the same run (same O(run_id)) changes nothing.
-  - O(state=thawed) is for a run that was killed after freezing. It appends the post hook entries of
-    the thaw to the log, adds the annotation C(backup.kubehooks.io/thawed), and marks a record still in
-    C(InProgress) as C(Failed) (Velero marks such backups C(Failed) too).
+  - O(state=thawed) is for a run that was killed after freezing, or that ended with pods it could not thaw.
+    It appends the post hook entries of the thaw to the log, adds the annotation C(backup.kubehooks.io/thawed),
+    and marks a record still in C(InProgress) as C(Failed) (Velero marks such backups C(Failed) too) - or, when
+    the run had finished but left pods frozen, with the phase it had reached. The watchdog of
+    M(kubehooks.backup.backup_capture) does the same after it thawed the pods of a dead run (C(by) V(watchdog)).
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
@@ -144,17 +146,30 @@ options:
     default: []
   freeze_window:
     description:
-      - O(state=finished) - seconds from just before the pre hooks to just after the post hooks.
+      - O(state=finished) - seconds from just before the pre hooks to just after the post hooks. Default the
+        RV(kubehooks.backup.backup_capture#module:freeze_window_seconds) of O(capture).
     type: float
+  capture:
+    description:
+      - O(state=finished) - the result of M(kubehooks.backup.backup_capture) (for a freeze stage and a thaw stage,
+        the freeze stage's result with the thaw stage's C(not_thawed), C(freeze_window_seconds) and C(watchdog)).
+        Its hooks are given in O(hook_results), the one input for hooks.
+      - Its volumes are logged and counted in the annotation C(backup.kubehooks.io/volumes) (C(volumes),
+        C(succeeded), C(failed), C(bytes), C(files)); a volume not captured makes the backup C(PartiallyFailed).
+        Per group freeze windows go to C(backup.kubehooks.io/freeze-windows).
+      - When C(not_thawed) names pods that may still be frozen, the record stays C(InProgress) and names them in
+        C(backup.kubehooks.io/not-thawed), so that the C(kubehooks.backup.thaw) playbook thaws exactly those.
+      - When its C(watchdog) acted, the record says so in C(backup.kubehooks.io/thawed) (C(by) V(watchdog)).
+    type: dict
 notes:
   - It takes no connection options and is not in the C(kubehooks.backup.k8s) action group, so C(module_defaults)
     for C(group/kubehooks.backup.k8s) never passes credentials to it. It does not import the kubernetes library.
   - Directories are created with mode 0700 and files with mode 0600.
   - O(state=started) warns when the backup directory looks ephemeral - the overlay root filesystem of a container
     (the home directory of an AWX execution environment) or a tmpfs - because the backup would be lost with it.
-  - "Phase: C(Failed) when nothing was exported; C(PartiallyFailed) when a hook failed, the export
-    reported errors, a pod was left out, or the run reported O(errors); C(Completed) otherwise. Hook
-    failures alone never make a backup C(Failed)."
+  - "Phase: C(InProgress) while pods may still be frozen; C(Failed) when nothing was exported; C(PartiallyFailed)
+    when a hook failed, a volume was not captured, the export reported errors, a pod was left out, or the run
+    reported O(errors); C(Completed) otherwise. Hook failures alone never make a backup C(Failed)."
 seealso:
   - module: kubehooks.backup.backup_info
   - module: kubehooks.backup.resource_export
@@ -291,6 +306,26 @@ storage_warning:
       environment, or on a tmpfs), also shown as a warning; null when it does not.
   returned: when O(state=started)
   type: str
+volumes:
+  description: The annotation C(backup.kubehooks.io/volumes) - C(volumes), C(succeeded), C(failed), C(bytes),
+    C(files) of the volume capture; null when no capture was recorded.
+  returned: always
+  type: dict
+freeze_windows:
+  description: Per frozen group of the critical section - C(group), C(pods), C(seconds).
+  returned: always
+  type: list
+  elements: dict
+not_thawed:
+  description: Pods that may still be frozen (the record then stays C(InProgress)); the thaw playbook thaws them.
+  returned: always
+  type: list
+  elements: str
+thawed:
+  description: The annotation C(backup.kubehooks.io/thawed) - C(time), C(by) (V(thaw playbook) or V(watchdog)),
+    C(reason), C(hooksAttempted), C(hooksFailed); null when no thaw after the run happened.
+  returned: always
+  type: dict
 error_messages:
   description: The errors recorded in C(<name>-results.gz) by O(state=finished), as text.
   returned: when O(state=finished)
@@ -341,6 +376,7 @@ def main():
         failure_reason=dict(type="str"),
         errors=dict(type="list", elements="str", default=[]),
         freeze_window=dict(type="float"),
+        capture=dict(type="dict"),
     )
     KubehooksModule(
         spec, needs_client=False,
