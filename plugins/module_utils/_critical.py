@@ -42,7 +42,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _layout, _on_error
+from ansible_collections.kubehooks.backup.plugins.module_utils import _capture, _exec, _layout, _on_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
@@ -351,12 +351,17 @@ def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook,
 # The critical section
 
 def _not_captured(group, keys, status, why):
-    return [dict(namespace=key.split("/", 1)[0], pod=key.split("/", 1)[1], volume=_volume_name(volume),
-                 status=status, error=why)
-            for key in keys for volume in group["volumes"].get(key, [])]
+    """Volumes-index entries (``_capture.index_entry``'s shape) for volumes that were not copied."""
+    entries = []
+    for key in keys:
+        namespace, pod = key.split("/", 1)
+        for volume in group["volumes"].get(key, []):
+            item = volume if isinstance(volume, dict) else {"volume": _volume_name(volume)}
+            entries.append(dict(_capture.index_entry(namespace, pod, item, {"error": why}), status=status))
+    return entries
 
 
-def _capture(group, failed, capture_fn, deadline, max_freeze_seconds, clock):
+def _capture_group(group, failed, capture_fn, deadline, max_freeze_seconds, clock):
     """The group's capture entries; runs ``capture_fn`` in a thread abandoned at ``deadline``."""
     entries = _not_captured(group, [k for k in failed if k in group["volumes"]], "not_captured",
                             "a pre hook failed with on-error Fail: the pod is not backed up (as Velero)")
@@ -417,7 +422,7 @@ def run_critical_section(groups, client_factory, capture_fn, options, marks, exe
             out["pre"] = _exec.run_phase(group["pods"], "pre", client_factory, parallelism=options.parallelism,
                                          on_result=report, exec_fn=capped, output_cap=options.output_cap)
             out["failed"] = _on_error.failed_pods(out["pre"])
-            out["volumes"] = _capture(group, out["failed"], capture_fn, deadline, options.max_freeze_seconds, clock)
+            out["volumes"] = _capture_group(group, out["failed"], capture_fn, deadline, options.max_freeze_seconds, clock)
         finally:
             if stage == "all":
                 out["post"], out["thawed"], out["not_thawed"] = thaw_pods(

@@ -249,7 +249,8 @@ FILE_NAMES = {
     "watchdog": "{name}-watchdog.json",
 }
 # What the modules return as ``files`` (the later features' files are added as they land).
-RETURNED_FILES = ("record", "archive", "logs", "resource_list", "results", "hook_plan", "hook_log", "progress")
+RETURNED_FILES = ("record", "archive", "logs", "resource_list", "results", "hook_plan", "hook_log", "progress",
+                  "volumes_index", "thaw_state", "watchdog")
 
 
 def backup_file(bdir, name, role):

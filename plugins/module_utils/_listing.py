@@ -15,6 +15,7 @@ import functools
 import json
 import os
 import re
+import tarfile
 import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results, _layout, _record
@@ -185,7 +186,40 @@ def find_backup(storage, name, cluster=None):
     return found[0]["path"]
 
 
-def show_backup(bdir, logs=False, hooks_only=False, expected_name=None):
+VOLUME_FILES_CAP = 1000
+
+
+def volume_files(path, cap=VOLUME_FILES_CAP):
+    """The member names of a captured volume's ``.tar.gz`` (streamed), at most ``cap``; (names, truncated)."""
+    names = []
+    try:
+        with tarfile.open(path, "r|gz") as tar:
+            for member in tar:
+                if len(names) >= cap:
+                    return names, True
+                names.append(member.name + ("/" if member.isdir() and not member.name.endswith("/") else ""))
+    except (tarfile.TarError, IOError, OSError, EOFError) as exc:
+        raise KubehooksError("cannot read the volume archive %s: %s" % (path, exc))
+    return names, False
+
+
+def show_volumes(bdir, name, with_files=False):
+    """The volumes index of a backup (``[]`` without one); with ``with_files``, each captured volume's
+    ``members`` (its archive's member names, at most VOLUME_FILES_CAP; ``members_truncated``)."""
+    path = _layout.volumes_index(bdir, name)
+    if not os.path.exists(path):
+        return []
+    # Imported here: _capture loads the kubernetes client, which listing backups never needs.
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _capture  # pylint: disable=import-outside-toplevel
+    entries = _capture.read_volumes_index(path)
+    if with_files:
+        for entry in entries:
+            if entry.get("status") == "succeeded" and entry.get("path"):
+                entry["members"], entry["members_truncated"] = volume_files(os.path.join(bdir, entry["path"]))
+    return entries
+
+
+def show_backup(bdir, logs=False, hooks_only=False, expected_name=None, volume_files_list=False):
     """backup_info's result for one backup directory."""
     record = _record.load_record(bdir)
     name = (record.get("metadata") or {}).get("name") or os.path.basename(bdir)
@@ -202,7 +236,7 @@ def show_backup(bdir, logs=False, hooks_only=False, expected_name=None):
     files = _layout.files_of(bdir, name)
     result = dict(changed=False, backups=[row], table=table([row]), backup=backup, record=record,
                   messages=_record.read_results(bdir, name), hook_plan=_record.read_hook_plan(bdir, name),
-                  hook_log=files["hook_log"],
+                  hook_log=files["hook_log"], volumes=show_volumes(bdir, name, volume_files_list),
                   hook_plan_problem=(_layout.untrusted_file_problem(files["hook_plan"])
                                      if os.path.exists(files["hook_plan"]) else None),
                   files=dict((k, v) for k, v in files.items() if os.path.exists(v)))

@@ -9,21 +9,26 @@
     -> ``freeze``: the same without the post hooks; the watchdog is left watching ansible-playbook
     -> ``thaw``:   the post hooks of the pods not thawed yet, ``done`` for the watchdog
 
-The capture is injected: ``select_volumes(pod, default_volumes_to_fs_backup)`` (``_volumes``:
-``(selected, skipped)`` or a plain list) and ``capture_pod_volumes(get_client, pod, selected,
-backup_dir, name, deadline, parallelism=...)`` (``_capture``; ``deadline`` is a ``time.monotonic``
-value, the freeze deadline, or None).  Until the capture is part of the collection, the module
-passes ``no_volumes``: nothing is selected and nothing is captured.
+The capture is injected (the module passes ``_volumes.select_volumes`` and
+``_capture.capture_pod_volumes``; tests pass their own): ``select_volumes(pod,
+default_volumes_to_fs_backup)`` (``(selected, skipped)`` or a plain list) and
+``capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, progress=...,
+parallelism=...)`` (``deadline`` is a ``time.monotonic`` value, the freeze deadline, or None).
+As soon as the section's captures ended, the volumes index ``<name>-volumes.json.gz`` is written
+(``_capture.write_volumes_index``) and the result carries ``volume_totals``; while volumes are
+copied, ``<name>-progress.json`` says how many bytes are done (phase ``volumes``).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import threading
 import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import (
+    _capture,
     _critical,
     _exec,
     _hook_results,
@@ -96,6 +101,45 @@ def _hook_logger(params, errors):
             except KubehooksError as exc:
                 errors.append(str(exc))
     return log
+
+
+class VolumeProgress(object):
+    """``<name>-progress.json`` while volumes are copied: ``phase: volumes``, ``volume_bytes_done``
+    (tar bytes over all volumes), ``volumes_done`` of ``volumes``.  Advisory: a failed write never stops
+    the capture.  The export rewrites the file afterwards (phase ``export``)."""
+
+    def __init__(self, path, name, total):
+        self.path, self.lock = path, threading.Lock()
+        self.state = dict(backup=name, phase="volumes", started_at=time.time(), volume_bytes_done=0,
+                          volumes=total, volumes_done=0, done=False)
+        self.by_pod = {}
+        self.write()
+
+    def write(self):
+        state = dict(self.state, updated_at=time.time())
+        try:
+            _layout.atomic_write(self.path, (json.dumps(state, sort_keys=True) + "\n").encode("utf-8"), sync=False)
+        except (KubehooksError, OSError, IOError):
+            pass
+
+    def for_pod(self, key):
+        def update(tar_bytes):
+            with self.lock:
+                self.by_pod[key] = tar_bytes
+                self.state["volume_bytes_done"] = sum(self.by_pod.values())
+                self.write()
+        return update
+
+    def pod_done(self, count):
+        with self.lock:
+            self.state["volumes_done"] += count
+            self.write()
+
+    def finish(self, entries):
+        with self.lock:
+            self.state.update(done=True, volumes_done=len(entries),
+                              volume_bytes_done=sum(int(e.get("tar_bytes") or 0) for e in entries))
+            self.write()
 
 
 def _finish(result, params, log_errors):
@@ -173,8 +217,11 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
                                   playbook_pid=playbook)
     watchdog.start()  # before the first thread and the first pre hook
 
-    capture_fn = None
-    if capture_pod_volumes is not None:
+    capture_fn, progress = None, None
+    selected_count = sum(len(v) for group in groups for v in group["volumes"].values())
+    if capture_pod_volumes is not None and selected_count:
+        progress = VolumeProgress(_layout.progress_path(backup_dir, name), name, selected_count)
+
         def capture_fn(group, section_deadline):
             """The group's volumes, pod by pod; one ApiClient per capture thread, closed after."""
             local, clients = threading.local(), []
@@ -189,8 +236,11 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
                 for pod in group["pods"]:
                     key = _critical.pod_key(pod)
                     if group["volumes"].get(key):
-                        entries += capture_pod_volumes(get_client, objects[key], group["volumes"][key], backup_dir,
-                                                       name, section_deadline, parallelism=options.parallelism)
+                        done = capture_pod_volumes(get_client, objects[key], group["volumes"][key], backup_dir,
+                                                   name, section_deadline, progress=progress.for_pod(key),
+                                                   parallelism=options.parallelism)
+                        progress.pod_done(len(done))
+                        entries += done
             finally:
                 for client in clients:
                     getattr(client, "close", lambda: None)()
@@ -199,6 +249,14 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,
                                             on_result=log, stage=stage)
     result["stage"] = stage
+    result["volume_totals"] = _capture.volume_totals(result["volumes"])
+    if selected_count:  # as soon as the captures ended: nothing is lost if a later step dies
+        try:
+            _capture.write_volumes_index(_layout.volumes_index(backup_dir, name), result["volumes"])
+        except KubehooksError as exc:
+            log_errors.append(str(exc))
+        if progress is not None:
+            progress.finish(result["volumes"])
     if stage == "all":
         marks.done(_critical.CONTROLLER)
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)

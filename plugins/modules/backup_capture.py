@@ -95,7 +95,10 @@ options:
     description:
       - Capture every volume of a pod unless it is opted out (Velero's C(--default-volumes-to-fs-backup));
         otherwise only the volumes opted in with the C(backup.velero.io/backup-volumes) annotation.
-      - Until the volume capture is part of the collection, no volume is selected.
+      - Each selected volume (PersistentVolumeClaim or emptyDir) is copied with C(tar) through C(pods/exec), while its
+        pod is frozen, into C(<backup_dir>/<name>-volumes/<namespace>/<pod>/<volume>.tar.gz); the index
+        C(<name>-volumes.json.gz) (size, file count and sha256 per volume) is written as soon as the captures end,
+        and C(<name>-progress.json) shows the bytes copied so far.
     type: bool
     default: false
   max_freeze_seconds:
@@ -210,11 +213,16 @@ hooks_failed:
   returned: when not in check mode
   type: int
 volumes:
-  description: One entry per selected volume, with its C(status) (from the capture, or C(not_captured),
-    C(abandoned), C(failed) with an C(error)).
+  description: One entry per selected volume, as in the index C(<name>-volumes.json.gz) - C(namespace), C(pod),
+    C(volume), C(pvc), C(path) (relative to O(backup_dir)), C(bytes), C(files), C(sha256), C(method), C(status)
+    (C(succeeded), C(failed), or C(not_captured) and C(abandoned)) and C(error).
   returned: always
   type: list
   elements: dict
+volume_totals:
+  description: C(volumes), C(succeeded), C(failed), C(bytes), C(files) over RV(volumes).
+  returned: when stage is all or freeze
+  type: dict
 groups:
   description: Per group - C(id), C(pods) (C(namespace/name)), C(frozen), C(started) and C(ended) (epoch
     seconds), C(freeze_window_seconds) (first pre hook start to last post hook end).
@@ -249,6 +257,7 @@ watchdog:
   type: dict
 """
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _capture, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils._critical import (
     DEFAULT_MAX_FREEZE_SECONDS,
     DEFAULT_THAW_RETRY_SECONDS,
@@ -258,7 +267,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._section import r
 
 
 def execute(km):
-    return run(km.params, km.client_factory(), check_mode=km.check_mode)
+    return run(km.params, km.client_factory(), check_mode=km.check_mode, select_volumes=_volumes.select_volumes,
+               capture_pod_volumes=_capture.capture_pod_volumes)
 
 
 def main():

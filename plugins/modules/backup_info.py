@@ -69,6 +69,12 @@ options:
     type: str
     choices: [json, text]
     default: json
+  volume_files:
+    description:
+      - List the files of each captured volume (the member names of its C(.tar.gz), at most 1000 per volume) in
+        RV(volumes) as C(members).
+    type: bool
+    default: false
   query:
     description:
       - A JMESPath expression applied to the module's result; its value is returned as RV(query_result),
@@ -218,9 +224,17 @@ hook_plan_problem:
 files:
   description:
     - The paths of the backup's files that exist (C(record), C(archive), C(logs), C(resource_list), C(results),
-      C(hook_plan), C(hook_log), C(progress)).
+      C(hook_plan), C(hook_log), C(progress), C(volumes_index), C(thaw_state), C(watchdog)).
   returned: when O(name) or O(backup_dir) is given
   type: dict
+volumes:
+  description:
+    - The entries of the volumes index C(<name>-volumes.json.gz) - C(namespace), C(pod), C(volume), C(pvc), C(path),
+      C(bytes), C(files), C(sha256), C(status), C(error); with O(volume_files), C(members) (and C(members_truncated)).
+    - Empty when no volume was captured.
+  returned: when O(name) or O(backup_dir) is given
+  type: list
+  elements: dict
 hook_log:
   description: Where the hooks of this backup are logged as they end (C(<name>-hooks.jsonl)), whether or not the file exists yet.
   returned: when O(name) or O(backup_dir) is given
@@ -262,7 +276,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._module import QU
 
 
 def show(params, bdir, expected_name=None):
-    result = _listing.show_backup(bdir, params["logs"], params["hooks_only"], expected_name)
+    result = _listing.show_backup(bdir, params["logs"], params["hooks_only"], expected_name,
+                                  volume_files_list=params["volume_files"])
     if params["describe"] or params["details"]:
         result["description"] = _describe.describe(bdir, result["record"], params["details"])
         result["description_lines"] = _describe.describe_lines(result["description"])
@@ -295,6 +310,7 @@ def main():
         describe=dict(type="bool", default=False),
         details=dict(type="bool", default=False),
         log_format=dict(type="str", default="json", choices=["json", "text"]),
+        volume_files=dict(type="bool", default=False),
     )
     spec.update(QUERY_SPEC)
     KubehooksModule(

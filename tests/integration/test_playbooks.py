@@ -240,7 +240,8 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     assert any(n.startswith("resources/pods/namespaces/nginx-example/nginx-deployment-")
                for n in archive_names(bdir, "nginx-hook-test"))
 
-    # The output ends like the walkthrough: the `velero backup get` line, then the hookCommand lines.
+    # The output ends like the walkthrough: the `velero backup get` line, then the hookCommand lines,
+    # then the files of the nginx-logs volume (opted in with backup.velero.io/backup-volumes), from the backup.
     with open(report) as handle:
         shown = handle.read().splitlines()
     # Before them, `velero backup describe nginx-hook-test --details`.
@@ -254,8 +255,17 @@ def test_walkthrough_nginx_fsfreeze(cluster, walkthrough, tmp_path):
     assert "Phase:  Completed" in proc.stdout  # printed in the playbook's output too
     header = next(i for i, line in enumerate(shown) if line.startswith("NAME"))
     assert shown[header + 1].split()[:2] == ["nginx-hook-test", "Completed"], shown
-    assert [line for line in shown[header + 2:] if line.strip()], shown
-    assert all("hookCommand" in line for line in shown[header + 2:] if line.strip()), shown
+    tar_at = next(i for i, line in enumerate(shown) if line.startswith("$ tar -tzf "))
+    hook_shown = [line for line in shown[header + 2:tar_at] if line.strip() and not line.startswith("$ ")]
+    assert hook_shown and all("hookCommand" in line for line in hook_shown), shown
+    assert "volume nginx-logs of pod nginx-example/nginx-deployment-" in shown[tar_at], shown
+    assert ": succeeded, " in shown[tar_at], shown
+    members = [line.strip() for line in shown[tar_at + 1:] if line.startswith("    ")]
+    assert "./access.log" in members and "./error.log" in members, shown
+    annotations = record["metadata"]["annotations"]
+    totals = json.loads(annotations["backup.kubehooks.io/volumes"])
+    assert totals["volumes"] == totals["succeeded"] == 1 and totals["failed"] == 0, totals
+    assert "Volumes: 1 of 1 captured" in proc.stdout, proc.stdout[-3000:]
     tail = proc.stdout[proc.stdout.rindex("nginx-hook-test"):]
     assert "--unfreeze" in proc.stdout and "Completed" in proc.stdout and "PLAY RECAP" in tail
 

@@ -83,7 +83,8 @@ def test_files_of_names_every_file_by_role():
     files = layout.files_of("/b", "n")
     assert files["record"] == "/b/velero-backup.json" and files["hook_log"] == "/b/n-hooks.jsonl"
     assert set(files) == {"record", "archive", "logs", "resource_list", "results", "hook_plan", "hook_log",
-                          "progress"}
+                          "progress", "volumes_index", "thaw_state", "watchdog"}
+    assert files["volumes_index"] == "/b/n-volumes.json.gz" and files["thaw_state"] == "/b/n-thaw-state.jsonl"
 
 
 @pytest.mark.parametrize("name", ["", "UPPER", "a/b", "..", "-x", "x-", "a..b", "a_b", "x" * 254, None])
