@@ -193,7 +193,7 @@ def volume_files(path, cap=VOLUME_FILES_CAP):
     """The member names of a captured volume's ``.tar.gz`` (streamed), at most ``cap``; (names, truncated)."""
     names = []
     try:
-        with tarfile.open(path, "r|gz") as tar:
+        with tarfile.open(path, "r:gz") as tar:  # r|gz reads one gzip member only
             for member in tar:
                 if len(names) >= cap:
                     return names, True

@@ -371,6 +371,17 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
         wait_for(lambda: proc.poll() is not None or writers.blocks(2.0), 120, "the filesystem to be frozen", 1)
         assert proc.poll() is None, output.read_text()
 
+        # The machine running the playbook is gone: the watchdog goes with it (what it cannot cover).
+        # Simulated by SIGKILL of the watchdog, then of the module (a worker in a session of its own
+        # under ansible-core 2.19), then of the playbook's process group - all started by this test.
+        wait_for(lambda: os.path.exists(os.path.join(bdir, f"{name}-watchdog.json")), 60, "the watchdog")
+        with open(os.path.join(bdir, f"{name}-watchdog.json")) as handle:
+            dog = json.load(handle)
+        for pid in (dog["pid"], dog["controller_pid"]):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         kill_group(proc)
         record = load_record(bdir)
         assert record["status"]["phase"] == "InProgress", record["status"]
@@ -379,7 +390,8 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
         # A thaw whose post hooks cannot run at all (API unreachable) fails and leaves the record
         # InProgress, so that the next thaw still runs.
         failed = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"),
-                              {"thaw_backup": name, "kubehooks_auth": {"host": "https://127.0.0.1:9", "api_key": "x"}},
+                              {"thaw_backup": name, "thaw_retry_seconds": 3,
+                               "kubehooks_auth": {"host": "https://127.0.0.1:9", "api_key": "x"}},
                               inventory=inventory, timeout=300)
         assert failed.returncode != 0 and "post hooks could not run" in failed.stdout, run_detail(failed)
         assert load_record(bdir)["status"]["phase"] == "InProgress"
@@ -391,9 +403,14 @@ def test_run_killed_while_frozen_is_thawed_by_the_thaw_playbook(cluster, namespa
         assert writers.finish(30), "the writes blocked by the freeze did not complete after the thaw\n" + run_detail(thaw)
         assert writers.writable(), "the PV is not writable after the thaw playbook"
         record = load_record(bdir)
-        assert record["status"]["phase"] != "InProgress", record["status"]
-        assert any("thaw" in key for key in record["metadata"].get("annotations", {})), record["metadata"]
+        assert record["status"]["phase"] == "Failed", record["status"]
+        thawed = json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/thawed"])
+        assert thawed["by"] == "thaw playbook" and thawed["hooksAttempted"] == 1, thawed
         assert any("--unfreeze" in line for line in hook_lines(bdir, name))
+        # Exactly the pods not thawed yet: a second thaw (forced past InProgress) finds nothing left to thaw.
+        again = run_playbook(os.path.join(PLAYBOOKS, "thaw.yml"), {"thaw_backup": name}, inventory=inventory,
+                             timeout=300)
+        assert again.returncode == 0 and "is Failed, not InProgress" in again.stdout, run_detail(again)
     finally:
         if proc is not None:
             kill_group(proc)

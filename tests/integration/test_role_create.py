@@ -1,27 +1,36 @@
 """The kubehooks.backup.create role through ansible-playbook on the local cluster, with REAL frozen filesystems.
 
-What is proven here (issue 6, item 6; the playbooks, AWX and SIGKILL parts live in test_playbooks.py):
-- the freeze is real: a privileged pod on the real node runs ``/sbin/fsfreeze --freeze /data`` on a
-  loop-mounted ext4 PV as its pre hook; a host-side prober (a SEPARATE process with its own time limit,
-  whose writes run in child processes it never waits on) sees writes block, and the pod's own probe,
-  run as the first post hook - after the export, before the unfreeze - sees the filesystem frozen;
-  after the run the filesystem is writable again;
-- the archive's content matches the API objects;
+What is proven here (issue 6 item 6, issue 10 items 4-6; the playbooks, AWX and thaw-playbook parts live in
+test_playbooks.py, the module alone in test_critical_section.py):
+- the freeze is real and the captured data is exactly the volume's content at freeze time: a privileged
+  pod on the real node runs ``/sbin/fsfreeze --freeze /data`` on a loop-mounted ext4 PV as its pre hook;
+  a host-side writer (a SEPARATE process with its own time limit) appends numbered lines with an fsync
+  each; the volume's archive holds a gapless prefix of them, every line written before the freeze and
+  none after, and the writer's blocked write spans the freeze window; the pod's own probe, run as the
+  first post hook - after the capture, before the unfreeze - sees the filesystem frozen;
+- the freeze window ends before the export starts (the export runs outside the freeze); the archive's
+  content matches the API objects;
+- SIGKILL and SIGTERM of the whole ansible-playbook process group while frozen (stage all, and between
+  stage freeze and stage thaw of create_frozen_tasks): writable again within seconds with no operator
+  action, and the record says the watchdog thawed it;
+- create_frozen_tasks run while the volume is frozen; check mode freezes nothing and shows the plan;
 - an export that fails half-way (a storage directory on a tiny tmpfs: ENOSPC in the middle of the
   archive) still thaws every pod and records the backup as Failed; the play fails;
 - a pre hook failure with on-error Fail leaves that pod out of the archive (PartiallyFailed; the play
   goes on unless create_fail_on_partial);
-- two pods on separate volumes are frozen together and thawed together.
+- two pods on separate volumes are frozen together and thawed together (create_freeze_together).
 
 SAFETY: only the PV mounts the ``pvc`` fixture hands out are frozen (checked to be under the cluster's
 PV directory); the test process never writes to a filesystem that may be frozen; every test that
-freezes thaws in its cleanup with a time limit.
+freezes thaws in its cleanup with a time limit; only process groups started here are killed.
 """
 import contextlib
 import glob
 import gzip
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -112,22 +121,76 @@ def host_prober(paths, tmp_path, limit=240):
                 samples.extend(json.load(handle))
 
 
-def assert_frozen_throughout_the_export(samples, bdir, name, paths):
-    """The host's writes to every path blocked from before the export started until after it ended.
+# The host-side writer: appends numbered lines with an fsync each, every few ms, from a separate process
+# with a time limit (or until the stop file exists); logs [n, write start, write end] of each line to /tmp.
+# A write blocked by the freeze ends on the thaw; the test never waits on it without a time limit.
+WRITER = r"""
+import json, os, sys, time
+path, log, stop, limit = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+deadline, n = time.monotonic() + limit, 0
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+with open(log, "w") as out:
+    while time.monotonic() < deadline and not os.path.exists(stop):
+        n += 1
+        started = time.time()
+        os.write(fd, b"line %06d\n" % n)
+        os.fsync(fd)
+        out.write(json.dumps([n, started, time.time()]) + "\n")
+        out.flush()
+        time.sleep(0.005)
+"""
 
-    The export's own start and end times (epoch seconds) are in its progress file.  A sample taken
-    before the start and one taken after the end both blocked on every path, and so did every sample
-    in between: nothing thawed the filesystems while the export ran.
-    """
+
+@contextlib.contextmanager
+def line_writer(path, tmp_path, limit=180):
+    """Start WRITER on ``path``; yields the list its log is read into after it stopped."""
+    log, stop = str(tmp_path / "writer.jsonl"), str(tmp_path / "writer.stop")
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, path, log, stop, str(limit)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writes = []
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(log) and os.path.getsize(log) > 200):
+            assert proc.poll() is None and time.monotonic() < deadline, "the writer did not start"
+            time.sleep(0.05)
+        yield writes
+    finally:
+        open(stop, "w").close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass  # still blocked: the cleanup thaws, then it ends by itself
+        with open(log) as handle:
+            writes.extend(json.loads(line) for line in handle if line.strip())
+
+
+def thaw_state_times(bdir, name, pod):
+    """(when the pod's group started its freeze, when the pod was marked thawed) from the thaw state."""
+    with open(os.path.join(bdir, name + "-thaw-state.jsonl")) as handle:
+        events = [json.loads(line) for line in handle if line.strip()]
+    frozen = min(e["time"] for e in events if e["event"] == "freeze" and pod in e["pods"])
+    thawed = max(e["time"] for e in events if e["event"] == "thawed" and e["pod"] == pod)
+    return frozen, thawed
+
+
+def volume_entries(bdir, name):
+    with gzip.open(os.path.join(bdir, name + "-volumes.json.gz"), "rt") as handle:
+        return json.load(handle)
+
+
+def volume_file(bdir, entry, member):
+    with tarfile.open(os.path.join(bdir, entry["path"]), "r:gz") as tar:
+        return tar.extractfile(member).read()
+
+
+def assert_thawed_before_the_export(bdir, name, pods):
+    """The export started after every pod's thaw: the freeze window ends before the export."""
     with open(os.path.join(bdir, name + "-progress.json")) as handle:
         progress = json.load(handle)
-    assert progress["done"] and not progress.get("error"), progress
-    start, end = progress["started_at"], progress["updated_at"]
-    before = [s for s in samples if s["t"] < start]
-    after = [s for s in samples if s["t"] > end]
-    assert before and after, (start, end, samples)
-    window = [before[-1]] + [s for s in samples if start <= s["t"] <= end] + [after[0]]
-    assert all(set(s["blocked"]) == set(paths) for s in window), (start, end, window)
+    assert progress["phase"] == "export" and progress["done"] and not progress.get("error"), progress
+    for pod in pods:
+        _frozen, thawed = thaw_state_times(bdir, name, pod)
+        assert thawed < progress["started_at"], (pod, thawed, progress)
 
 
 def freezer_pod(pods, name, claim, labels=None, annotations=None):
@@ -145,7 +208,7 @@ def rule(name, pre=None, post=None, **extra):
     return body
 
 
-def run_create(k8s, storage, name, env=None, **variables):
+def run_create(k8s, storage, name, env=None, options=(), **variables):
     """Run the role through ansible-playbook; ``variables`` are create_* without the prefix."""
     extra = {"create_name": name, "create_storage_dir": str(storage),
              "create_auth": {"kubeconfig": k8s.kubeconfig}}
@@ -153,7 +216,7 @@ def run_create(k8s, storage, name, env=None, **variables):
     if env and "K8S_AUTH_KUBECONFIG" in env:
         extra.pop("create_auth")
     started = time.monotonic()
-    proc = run_playbook(PLAYBOOK, extra_vars=extra, env=env, timeout=600)
+    proc = run_playbook(PLAYBOOK, extra_vars=extra, env=env, timeout=600, extra_args=options)
     proc.elapsed = time.monotonic() - started
     return proc
 
@@ -189,29 +252,27 @@ def hooks_by(entries, **match):
 
 
 @pytest.mark.real_node
-def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespace, pods, pvc, thaw_guard,
-                                                                core_v1, tmp_path):
+def test_freeze_is_real_capture_is_the_content_at_freeze_time_and_export_follows_the_thaw(
+        cluster, namespace, pods, pvc, thaw_guard, core_v1, tmp_path):
     claim, host_path = pvc("data")
     thaw_guard(host_path)
     core_v1.create_namespaced_config_map(namespace, {"metadata": {"name": "settings"}, "data": {"k": "v"}})
-    # The walkthrough's shape: the freeze comes from the pod annotation, the rest from a rule (per phase).
-    freezer_pod(pods, "app", claim, annotations={PRE + "command": json.dumps(FREEZE), PRE + "container": "main"})
+    # The walkthrough's shape: the freeze and the volume opt-in come from the pod annotations, the rest
+    # from a rule (per phase).
+    freezer_pod(pods, "app", claim, annotations={PRE + "command": json.dumps(FREEZE), PRE + "container": "main",
+                                                 "backup.velero.io/backup-volumes": "data"})
     pods.real_pod("bystander", labels={"app": "other"})
     name = "freeze-" + uuid.uuid4().hex[:6]
     hooks = [rule("thaw-after-probe", post=[{"command": PROBE, "onError": "Continue"}, {"command": UNFREEZE}],
                   labelSelector={"matchLabels": {"app": "app"}})]
     storage = tmp_path / "storage"
-    with host_prober([host_path], tmp_path) as samples:
+    data_file = "writer-%s.txt" % uuid.uuid4().hex[:6]
+    with line_writer(os.path.join(host_path, data_file), tmp_path) as writes:
         proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
     assert proc.returncode == 0, output(proc)
     assert writable(host_path), "the filesystem is still frozen after the run"
 
-    # The host saw writes block during the run, and not at the end.
-    assert any(s["blocked"] for s in samples), samples
-    assert not samples[-1]["blocked"], samples[-3:]
-
     bdir = backup_dir_of(storage, name)
-    assert_frozen_throughout_the_export(samples, bdir, name, [host_path])
     record = load(bdir)
     status, annotations = record["status"], record["metadata"]["annotations"]
     assert status["phase"] == "Completed", (status, output(proc))
@@ -219,22 +280,49 @@ def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespa
     assert json.loads(annotations["backup.kubehooks.io/frozen-pods"]) == [f"{namespace}/app"]
     window = float(annotations["backup.kubehooks.io/freeze-window-seconds"])
     assert 0 < window < proc.elapsed
+    assert json.loads(annotations["backup.kubehooks.io/not-thawed"]) == []
     assert record["spec"]["includedNamespaces"] == [namespace]
     assert record["spec"]["hooks"]["resources"][0]["name"] == "thaw-after-probe"
     assert status["startTimestamp"] <= status["completionTimestamp"]
 
+    # The captured volume: exactly the content at freeze time.
+    [entry] = volume_entries(bdir, name)
+    assert (entry["namespace"], entry["pod"], entry["volume"], entry["status"]) == (namespace, "app", "data",
+                                                                                   "succeeded"), entry
+    with open(os.path.join(bdir, entry["path"]), "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == entry["sha256"]
+    totals = json.loads(annotations["backup.kubehooks.io/volumes"])
+    assert totals == {"volumes": 1, "succeeded": 1, "failed": 0, "bytes": entry["bytes"], "files": entry["files"]}
+    captured = volume_file(bdir, entry, "./" + data_file).decode().splitlines()
+    count = len(captured)
+    assert count > 0 and captured == ["line %06d" % n for n in range(1, count + 1)], captured[-5:]
+    frozen_at, thawed_at = thaw_state_times(bdir, name, f"{namespace}/app")
+    by_number = {n: (started, ended) for n, started, ended in writes}
+    assert max(by_number) > count + 1, "the writer should have gone on after the thaw"
+    # Every line whose write ended before the freeze began is in the archive; none after.
+    assert all(n <= count for n, (_s, ended) in by_number.items() if ended < frozen_at)
+    blocked_start, blocked_end = by_number[count + 1]  # the first line not captured: blocked by the freeze
+    assert blocked_start < thawed_at and blocked_end > frozen_at, (blocked_start, blocked_end, frozen_at, thawed_at)
+    assert blocked_end - blocked_start >= 1.0, (blocked_start, blocked_end)  # spans the freeze (the probe alone: 1 s)
+    assert blocked_end <= thawed_at + 1.0
+    print("captured %d lines; the blocked write lasted %.2f s, freeze window %.2f s" % (
+        count, blocked_end - blocked_start, window))
+
+    # The export ran after the thaw, outside the freeze.
+    assert_thawed_before_the_export(bdir, name, [f"{namespace}/app"])
     entries = log_entries(bdir, name)
     pre, post = hooks_by(entries, hookPhase="pre"), hooks_by(entries, hookPhase="post")
     assert [e["hookCommand"] for e in pre] == [FREEZE]
     assert pre[0]["hookName"] == "<from-annotation>" and pre[0]["hookSource"] == "annotation"
     assert [e["hookCommand"] for e in post] == [PROBE, UNFREEZE]
     assert all(e["status"] == "succeeded" and e["backup"] == "velero/" + name for e in pre + post)
-    # The pod's own probe ran after the export and before the unfreeze: the filesystem was frozen.
+    # The pod's own probe ran after the capture and before the unfreeze: the filesystem was frozen.
     assert post[0]["stdout"].strip() == "frozen", post[0]
     messages = [e["msg"] for e in entries]
     assert messages[-1] == "Backup completed"
     export_at = next(i for i, m in enumerate(messages) if m.startswith("Export finished"))
-    assert entries.index(pre[0]) < export_at < entries.index(post[0])
+    volume_at = next(i for i, m in enumerate(messages) if m.startswith("Backed up volume data"))
+    assert entries.index(pre[0]) < volume_at < entries.index(post[0]) < export_at
 
     # The archive against the API objects.
     members = archive_members(bdir, name)
@@ -265,9 +353,12 @@ def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespa
 
     # The files sit where they are announced, owner-only; the plan was saved.
     for suffix in (".tar.gz", "-logs.gz", "-resource-list.json.gz", "-results.gz", "-hook-plan.json",
-                   "-hooks.jsonl", "-progress.json"):
+                   "-hooks.jsonl", "-progress.json", "-volumes.json.gz", "-thaw-state.jsonl", "-watchdog.json"):
         path = os.path.join(bdir, name + suffix)
         assert os.stat(path).st_mode & 0o077 == 0, path
+    assert os.stat(os.path.join(bdir, entry["path"])).st_mode & 0o077 == 0
+    with open(os.path.join(bdir, name + "-watchdog.json")) as handle:
+        assert json.load(handle)["acted"] is False  # the run thawed: the watchdog stood down
     with open(os.path.join(bdir, name + "-hook-plan.json")) as handle:
         assert [p["name"] for p in json.load(handle)] == ["app"]  # the bystander has no hooks
 
@@ -275,6 +366,7 @@ def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespa
     assert f"Backup {name}: Completed" in proc.stdout
     assert "Hooks: 3 attempted, 0 failed" in proc.stdout
     assert "Freeze window: " in proc.stdout and bdir in proc.stdout
+    assert "Volumes: 1 of 1 captured" in proc.stdout
 
     # backup_info: like velero backup get / velero backup logs | grep hookCommand.
     listing = run_module("backup_info", {"storage_dir": str(storage)})
@@ -285,6 +377,7 @@ def test_freeze_is_real_export_matches_the_api_and_thaw_follows(cluster, namespa
     assert one["backup"]["status"] == "Completed" and len(one["logs"]) == 3
     assert one["query_result"] == [PROBE, UNFREEZE]
     assert one["hook_plan"][0]["name"] == "app"
+    assert [v["volume"] for v in one["volumes"]] == ["data"]
 
 
 @pytest.mark.real_node
@@ -303,7 +396,8 @@ def test_two_pods_on_separate_volumes_are_frozen_together_and_thawed_together(cl
     storage = tmp_path / "storage"
     paths = [path for _claim, path in claims]
     with host_prober(paths, tmp_path) as samples:
-        proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks)
+        proc = run_create(cluster, storage, name, included_namespaces=[namespace], hooks=hooks,
+                          freeze_together=True)
     assert proc.returncode == 0, output(proc)
     assert all(writable(path) for path in paths), "a filesystem is still frozen after the run"
 
@@ -311,8 +405,10 @@ def test_two_pods_on_separate_volumes_are_frozen_together_and_thawed_together(cl
     assert any(set(s["blocked"]) == set(paths) for s in samples), samples
     assert not samples[-1]["blocked"]
     bdir = backup_dir_of(storage, name)
-    assert_frozen_throughout_the_export(samples, bdir, name, paths)
+    assert_thawed_before_the_export(bdir, name, [f"{namespace}/db-a", f"{namespace}/db-b"])
     record = load(bdir)
+    windows = json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/freeze-windows"])
+    assert [w["pods"] for w in windows] == [[f"{namespace}/db-a", f"{namespace}/db-b"]], windows  # one group
     assert record["status"]["phase"] == "Completed", output(proc)
     assert json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/frozen-pods"]) == \
         [f"{namespace}/db-a", f"{namespace}/db-b"]
@@ -537,3 +633,173 @@ def test_continue_failures_are_exported_fail_failures_are_not(cluster, namespace
     pods_in_archive = sorted(n for n in archive_members(bdir, name)
                              if n.startswith("resources/pods/namespaces/") and n.endswith(".json"))
     assert pods_in_archive == [f"resources/pods/namespaces/{namespace}/cont-0.json"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The watchdog through the role: the whole ansible-playbook process group killed while frozen
+# --------------------------------------------------------------------------------------------------
+
+# A task file for create_frozen_tasks: a marker, then proof that the volume is frozen right now - a write
+# from a separate process that has not completed 2 s later (it is left running; it ends on the thaw).
+FROZEN_TASKS = """---
+- name: Leave a marker
+  ansible.builtin.copy:
+    content: "frozen tasks ran\\n"
+    dest: {marker}
+    mode: "0600"
+
+- name: Check that the volume is frozen (a write from a separate process does not complete within 2 s)
+  ansible.builtin.command:
+    argv:
+      - {python}
+      - -c
+      - |
+        import subprocess, sys
+        child = subprocess.Popen([sys.executable, "-c", "open(sys.argv[1], 'w').write('x')", "{target}"])
+        try:
+            child.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            print("frozen")
+            sys.exit(0)
+        print("writable")
+        sys.exit(1)
+  register: frozen_check
+  changed_when: false
+
+- name: Hold the freeze
+  ansible.builtin.command:
+    argv: [sleep, "{hold}"]
+  changed_when: false
+"""
+
+
+def frozen_tasks_file(tmp_path, host_path, hold=0):
+    marker = tmp_path / "frozen-tasks.marker"
+    path = tmp_path / "frozen-tasks.yml"
+    target = os.path.join(host_path, "frozen-task-write-%s" % uuid.uuid4().hex[:6])
+    path.write_text(FROZEN_TASKS.format(marker=marker, python=sys.executable, target=target, hold=hold))
+    return str(path), marker
+
+
+def start_create(k8s, storage, name, log_path, **variables):
+    """ansible-playbook running the role in a process group of its own, output to a file (never a pipe)."""
+    from test_playbooks import playbook_env  # pylint: disable=import-outside-toplevel
+    extra = {"create_name": name, "create_storage_dir": str(storage), "create_auth": {"kubeconfig": k8s.kubeconfig}}
+    extra.update(("create_" + key, value) for key, value in variables.items())
+    bindir = os.path.dirname(sys.executable)
+    with open(log_path, "w") as log:
+        return subprocess.Popen([os.path.join(bindir, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)],
+                                env=dict(playbook_env(), ANSIBLE_PYTHON_INTERPRETER=sys.executable), cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.mark.real_node
+@pytest.mark.parametrize("sig,frozen_tasks", [(signal.SIGKILL, False), (signal.SIGTERM, False),
+                                               (signal.SIGKILL, True)],
+                         ids=["SIGKILL", "SIGTERM", "SIGKILL-between-freeze-and-thaw"])
+def test_killing_the_playbook_while_frozen_the_watchdog_thaws_and_records_it(
+        cluster, namespace, pods, pvc, thaw_guard, tmp_path, sig, frozen_tasks):
+    from test_playbooks import Writers, kill_group  # pylint: disable=import-outside-toplevel
+    claim, host_path = pvc("data")
+    thaw_guard(host_path)
+    freezer_pod(pods, "db", claim, annotations={"backup.velero.io/backup-volumes": "data"})
+    pre = [{"command": FREEZE}] + ([] if frozen_tasks else [{"command": ["/bin/sleep", "20"], "timeout": "1m"}])
+    hooks = [rule("freeze-db", pre=pre, post=[{"command": UNFREEZE}], labelSelector={"matchLabels": {"app": "db"}})]
+    name = "killed-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    variables = dict(included_namespaces=[namespace], hooks=hooks)
+    marker = None
+    if frozen_tasks:
+        variables["frozen_tasks"], marker = frozen_tasks_file(tmp_path, host_path, hold=60)
+    writers = Writers(host_path)
+    run_log = tmp_path / "run.log"
+    proc = start_create(cluster, storage, name, run_log, **variables)
+    try:
+        deadline = time.monotonic() + 120
+        while not (glob.glob(os.path.join(str(storage), "*", "backups", name, name + "-watchdog.json"))
+                   and (not frozen_tasks or os.path.exists(marker)) and writers.blocks(1.0)):
+            assert proc.poll() is None and time.monotonic() < deadline, run_log.read_text()[-4000:]
+        bdir = backup_dir_of(storage, name)
+        assert load(bdir)["status"]["phase"] == "InProgress"
+        os.killpg(proc.pid, sig)
+        killed_at = time.monotonic()
+        proc.wait(timeout=30)
+        assert writers.finish(15), "the writes blocked by the freeze did not complete: still frozen?"
+        thawed_after = time.monotonic() - killed_at
+        assert writers.writable(5) and thawed_after < 10, thawed_after
+        print("writable again %.2f s after %s of the process group (%s)" % (
+            thawed_after, sig.name, "between stage freeze and stage thaw" if frozen_tasks else "stage all"))
+
+        # The record says the watchdog thawed it (no operator action, no thaw playbook).
+        deadline = time.monotonic() + 15
+        while load(bdir)["status"]["phase"] == "InProgress" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        record = load(bdir)
+        thawed = json.loads(record["metadata"]["annotations"]["backup.kubehooks.io/thawed"])
+        assert record["status"]["phase"] == "Failed", record["status"]
+        assert thawed["by"] == "watchdog" and thawed["hooksAttempted"] == 1 and thawed["hooksFailed"] == 0, thawed
+        assert thawed["reason"] in ("ansible-playbook died", "controller died"), thawed
+        assert "watchdog" in record["status"]["failureReason"]
+        with open(os.path.join(bdir, name + "-watchdog.json")) as handle:
+            dog = json.load(handle)
+        assert dog["acted"] is True and dog["thawed"] == [f"{namespace}/db"] and dog["backup_record"] == "Failed"
+        entries = log_entries(bdir, name)
+        assert [(e["hookPhase"], e["hookCommand"], e.get("thawedBy")) for e in hooks_by(entries, hookPhase="post")] \
+            == [("post", UNFREEZE, "watchdog")]
+        if frozen_tasks:
+            # the volume was captured by stage freeze, before the user's tasks
+            [entry] = volume_entries(bdir, name)
+            assert entry["status"] == "succeeded", entry
+    finally:
+        kill_group(proc)
+        writers.cleanup()
+
+
+@pytest.mark.real_node
+def test_frozen_tasks_run_while_the_volume_is_frozen_then_it_is_thawed(cluster, namespace, pods, pvc, thaw_guard,
+                                                                        tmp_path):
+    claim, host_path = pvc("data")
+    thaw_guard(host_path)
+    freezer_pod(pods, "db", claim, annotations={PRE + "command": json.dumps(FREEZE),
+                                                "post.hook.backup.velero.io/command": json.dumps(UNFREEZE),
+                                                "backup.velero.io/backup-volumes": "data"})
+    tasks, marker = frozen_tasks_file(tmp_path, host_path)
+    name = "frozentasks-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    proc = run_create(cluster, storage, name, included_namespaces=[namespace], frozen_tasks=tasks)
+    assert proc.returncode == 0, output(proc)
+    assert marker.read_text() == "frozen tasks ran\n"
+    assert "Check that the volume is frozen" in proc.stdout and "FAILED" not in proc.stdout, output(proc)
+    assert writable(host_path)
+    bdir = backup_dir_of(storage, name)
+    record = load(bdir)
+    assert record["status"]["phase"] == "Completed", output(proc)
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    window = float(record["metadata"]["annotations"]["backup.kubehooks.io/freeze-window-seconds"])
+    assert window >= 2.0  # the check's 2 s ran inside the window
+    assert [e["status"] for e in volume_entries(bdir, name)] == ["succeeded"]
+    assert_thawed_before_the_export(bdir, name, [f"{namespace}/db"])
+    with open(os.path.join(bdir, name + "-watchdog.json")) as handle:
+        assert json.load(handle)["acted"] is False
+
+
+@pytest.mark.real_node
+def test_check_mode_freezes_nothing_and_shows_the_plan(cluster, namespace, pods, pvc, thaw_guard, tmp_path):
+    claim, host_path = pvc("data")
+    thaw_guard(host_path)
+    freezer_pod(pods, "db", claim, annotations={PRE + "command": json.dumps(FREEZE),
+                                                "post.hook.backup.velero.io/command": json.dumps(UNFREEZE),
+                                                "backup.velero.io/backup-volumes": "data"})
+    name = "check-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    with host_prober([host_path], tmp_path, limit=120) as samples:
+        proc = run_create(cluster, storage, name, options=["--check"], included_namespaces=[namespace])
+    assert proc.returncode == 0, output(proc)
+    assert not any(s["blocked"] for s in samples), samples
+    assert not os.path.exists(str(storage)) or not glob.glob(os.path.join(str(storage), "*", "backups", name))
+    # The plan: one group, the pod, its hooks and the volume to capture.
+    plan_at = proc.stdout.index("The plan of the critical section")
+    shown = proc.stdout[plan_at:plan_at + 4000]
+    assert '"frozen": true' in shown and '"name": "db"' in shown and '"volumes": [' in shown, shown
+    assert '"data"' in shown and "--freeze" in shown and "--unfreeze" in shown, shown
+    assert f"Backup {name}: New - check mode" in proc.stdout, output(proc)
