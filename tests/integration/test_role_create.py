@@ -655,7 +655,7 @@ FROZEN_TASKS = """---
       - -c
       - |
         import subprocess, sys
-        child = subprocess.Popen([sys.executable, "-c", "open(sys.argv[1], 'w').write('x')", "{target}"])
+        child = subprocess.Popen([sys.executable, "-c", "import sys; open(sys.argv[1], 'w').write('x')", "{target}"])
         try:
             child.wait(timeout=2)
         except subprocess.TimeoutExpired:
