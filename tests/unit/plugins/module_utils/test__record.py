@@ -277,3 +277,25 @@ def test_read_log_non_json_line(tmp_path):
     path = tmp_path / "b-logs.gz"
     path.write_bytes(gzip.compress(b'{"msg": "ok"}\nplain text\n'))
     assert rec.read_log(str(path)) == [{"msg": "ok"}, {"msg": "plain text", "unparsed": True}]
+
+
+def test_phase_for_volumes_and_pods_not_thawed():
+    export = {"path": "/b/b1.tar.gz"}
+    assert rec.phase_for({}, export, volume_totals={"volumes": 2, "failed": 0}) == rec.PHASE_COMPLETED
+    assert rec.phase_for({}, export, volume_totals={"volumes": 2, "failed": 1}) == \
+        rec.PHASE_PARTIALLY_FAILED
+    # Pods that may still be frozen: the run is not over, whatever else happened.
+    assert rec.phase_for({}, export, not_thawed=["ns/a"]) == rec.PHASE_IN_PROGRESS
+    assert rec.phase_for({}, None, fatal=True, not_thawed=["ns/a"]) == rec.PHASE_IN_PROGRESS
+
+
+def test_finish_record_in_progress_has_no_completion_time_and_keeps_the_phase_after_thaw():
+    record = rec.mark_started(rec.new_record("b1"), [])
+    rec.finish_record(record, rec.PHASE_IN_PROGRESS, volume_totals={"volumes": 0}, not_thawed=["ns/a"],
+                          phase_after_thaw=rec.PHASE_PARTIALLY_FAILED,
+                          freeze_windows=[{"group": 0, "pods": ["ns/a"], "seconds": 1.0}])
+    assert "completionTimestamp" not in record["status"]
+    assert rec.json_annotation(record, rec.ANNOTATION_NOT_THAWED) == ["ns/a"]
+    assert rec.json_annotation(record, rec.ANNOTATION_PHASE_AFTER_THAW) is None  # a plain string
+    assert record["metadata"]["annotations"][rec.ANNOTATION_PHASE_AFTER_THAW] == "PartiallyFailed"
+    assert rec.json_annotation(record, rec.ANNOTATION_FREEZE_WINDOWS)[0]["seconds"] == 1.0

@@ -40,7 +40,7 @@ def params(state, storage, **extra):
                 plan=[], included_namespaces=[], excluded_namespaces=[], included_resources=[], excluded_resources=[],
                 label_selectors=[], include_cluster_resources=None, hooks=[], ttl=None, run_id=None, hook_results=[],
                 hook_log=None, export=None, failure_reason=None, errors=[],
-                freeze_window=None)
+                freeze_window=None, capture=None)
     base.update(extra)
     return base
 
@@ -272,3 +272,118 @@ def test_the_module_starts_without_the_kubernetes_client():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert out.stdout.strip() == "False"
+
+
+# --- the critical section's result (capture) ----------------------------------------------------
+
+def volume(pod_name, name, status="succeeded", **extra):
+    body = {"namespace": "ns", "pod": pod_name, "volume": name, "pvc": None, "bytes": 2048, "files": 3,
+            "sha256": "ab" * 32 if status == "succeeded" else None, "method": "fs-copy", "status": status,
+            "path": "b1-volumes/ns/%s/%s.tar.gz" % (pod_name, name) if status == "succeeded" else None,
+            "error": None if status == "succeeded" else "pod ns/%s volume %s: tar exit 2" % (pod_name, name),
+            "tar_bytes": 4096, "duration": 0.2}
+    body.update(extra)
+    return body
+
+
+def capture(volumes=(), not_thawed=(), watchdog=None, window=1.5):
+    return {"stage": "all", "hooks": [], "volumes": list(volumes), "not_thawed": list(not_thawed),
+            "failed_pods": [], "freeze_window_seconds": window, "watchdog": watchdog or {"acted": False},
+            "groups": [{"id": 0, "pods": ["ns/a"], "frozen": True, "started": 1.0, "ended": 2.0,
+                        "freeze_window_seconds": 1.0},
+                       {"id": 1, "pods": ["ns/b"], "frozen": True, "started": 1.2, "ended": 2.5,
+                        "freeze_window_seconds": 1.3}]}
+
+
+def started_run(tmp_path):
+    started = br.start(params("started", tmp_path, plan=[pod("a", pre=[hook(FREEZE)], post=[hook(UNFREEZE)])]), False)
+    hooks = [result("a", "pre", "succeeded", FREEZE), result("a", "post", "succeeded", UNFREEZE)]
+    return started, hooks
+
+
+def test_finished_folds_volumes_and_freeze_windows_into_the_record(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks,
+                            export=export_result(bdir), capture=capture([volume("a", "data")])), False)
+    assert done["phase"] == "Completed", done["error_messages"]
+    record = _record.load_record(bdir)
+    annotations = record["metadata"]["annotations"]
+    assert json.loads(annotations[_record.ANNOTATION_VOLUMES]) == {"volumes": 1, "succeeded": 1, "failed": 0,
+                                                                   "bytes": 2048, "files": 3}
+    assert [w["seconds"] for w in json.loads(annotations[_record.ANNOTATION_FREEZE_WINDOWS])] == [1.0, 1.3]
+    assert annotations[_record.ANNOTATION_FREEZE_WINDOW] == "1.500"  # the capture's overall window
+    assert json.loads(annotations[_record.ANNOTATION_NOT_THAWED]) == []
+    # Velero's own fields stay valid: nothing of ours under status.
+    assert set(record["status"]) <= {"version", "formatVersion", "phase", "startTimestamp", "completionTimestamp",
+                                     "hookStatus", "progress", "errors", "warnings", "expiration", "failureReason"}
+    messages = [e["msg"] for e in read_log(bdir)]
+    assert messages.index("Backed up volume data of pod ns/a") < next(
+        i for i, m in enumerate(messages) if m.startswith("Export finished"))
+    assert "Volumes: 1 of 1 captured, 2.0 KiB in 3 files (b1-volumes.json.gz)" in done["summary"]
+    assert "Freeze window: 1.50 s (per group: ns/a 1.00 s, ns/b 1.30 s)" in done["summary"]
+
+
+def test_a_volume_not_captured_makes_the_backup_partially_failed_and_is_named(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    volumes = [volume("a", "data"), volume("a", "logs", status="failed"),
+               volume("a", "cache", status="abandoned", error="abandoned: the freeze deadline passed")]
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks,
+                            export=export_result(bdir), capture=capture(volumes)), False)
+    assert done["phase"] == "PartiallyFailed"
+    assert any("volume logs" in m and "tar exit 2" in m for m in done["error_messages"])
+    assert any("volume cache" in m and "abandoned" in m for m in done["error_messages"])
+    assert done["volumes"]["failed"] == 2 and done["volumes"]["succeeded"] == 1
+    assert _record.read_results(bdir, "b1")["errors"]["namespaces"]["ns"]
+
+
+def test_pods_not_thawed_keep_the_record_in_progress_until_the_thaw_playbook(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks[:1],
+                            export=export_result(bdir), capture=capture(not_thawed=["ns/a"])), False)
+    assert done["phase"] == "InProgress" and done["not_thawed"] == ["ns/a"]
+    record = _record.load_record(bdir)
+    assert "completionTimestamp" not in record["status"]
+    assert json.loads(record["metadata"]["annotations"][_record.ANNOTATION_NOT_THAWED]) == ["ns/a"]
+    assert any(line.startswith("NOT THAWED (may still be frozen): ns/a") for line in done["summary"])
+    assert done["summary"][0].startswith("Backup b1: InProgress - pods may still be frozen")
+    # The thaw playbook thawed it: the record takes the phase the run had reached (an error: PartiallyFailed).
+    thawed = br.thaw(dict(params("thawed", tmp_path), hook_results=[hooks[1]]), False)
+    assert thawed["phase"] == "PartiallyFailed" and thawed["not_thawed"] == []
+    assert thawed["thawed"]["by"] == "thaw playbook" and thawed["thawed"]["hooksAttempted"] == 1
+    assert _record.load_record(bdir)["status"]["completionTimestamp"]
+
+
+def test_the_watchdog_completes_the_record_of_a_dead_run(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import append_jsonl, velero_log_entry
+    append_jsonl(started["hook_log"], [velero_log_entry(hooks[0], backup="b1")])  # the dead run's pre hook
+    append_jsonl(started["hook_log"], [dict(velero_log_entry(hooks[1], backup="b1"), thawedBy="watchdog")])
+    out = br.watchdog_thawed(bdir, "b1", [hooks[1]], started["hook_log"], "ansible-playbook died", [])
+    assert out["phase"] == "Failed" and out["thawed"]["by"] == "watchdog"
+    assert out["thawed"]["reason"] == "ansible-playbook died"
+    record = _record.load_record(bdir)
+    assert "watchdog" in record["status"]["failureReason"]
+    assert record["status"]["hookStatus"] == {"hooksAttempted": 2, "hooksFailed": 0}
+    post = [e for e in read_log(bdir) if e.get("hookPhase") == "post"]
+    assert [(e["hookCommand"], e.get("thawedBy")) for e in post] == [(UNFREEZE, "watchdog")]  # once
+    assert "Thawed by the watchdog (ansible-playbook died)" in out["summary"]
+    # A finished record is left alone; a directory without a record too.
+    assert br.watchdog_thawed(bdir, "b1", [], None, "controller died", []) is None
+    assert br.watchdog_thawed(str(tmp_path / "nothing"), "b1", [], None, "controller died", []) is None
+
+
+def test_a_capture_that_acted_on_its_deadline_and_one_that_could_not_run(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    dog = {"acted": True, "reason": "deadline", "thawed": ["ns/a"], "hooks": [hooks[1]]}
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks[:1],
+                            export=export_result(bdir), capture=capture(watchdog=dog)), False)
+    assert done["phase"] == "PartiallyFailed" and done["thawed"]["by"] == "watchdog"
+    assert any("the watchdog thawed ns/a (deadline)" in m for m in done["error_messages"])
+    assert done["hooks_attempted"] == 2  # the watchdog's post hook is recorded
+    failed = br.capture_outcome({"failed": True, "msg": "max_freeze_seconds must be a number"}, "b1")
+    assert failed["run_errors"] == ["the critical section could not run: max_freeze_seconds must be a number"]
