@@ -380,8 +380,8 @@ def volume_counts(entries):
 def volume_errors(volumes):
     """One error (namespace, message) per volume that was not captured."""
     return [{"namespace": v.get("namespace"),
-             "message": "pod %s/%s volume %s: %s: %s" % (v.get("namespace"), v.get("pod"), v.get("volume"),
-                                                          v.get("status"), v.get("error") or "not captured")}
+             "message": "pod %s/%s volume %s: %s: %s" % (
+                 v.get("namespace"), v.get("pod"), v.get("volume"), v.get("status"), v.get("error") or "not captured")}
             for v in volumes if v.get("status") != "succeeded"]
 
 

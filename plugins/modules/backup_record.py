@@ -268,7 +268,8 @@ hook_log:
   returned: always
   type: str
 files:
-  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan), C(hook_log), C(progress), C(volumes_index), C(thaw_state), C(watchdog)).
+  description: The record's files (C(record), C(archive), C(logs), C(resource_list), C(results), C(hook_plan),
+    C(hook_log), C(progress), C(volumes_index), C(thaw_state), C(watchdog)).
   returned: always
   type: dict
 time:

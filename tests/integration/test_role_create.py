@@ -287,8 +287,8 @@ def test_freeze_is_real_capture_is_the_content_at_freeze_time_and_export_follows
 
     # The captured volume: exactly the content at freeze time.
     [entry] = volume_entries(bdir, name)
-    assert (entry["namespace"], entry["pod"], entry["volume"], entry["status"]) == (namespace, "app", "data",
-                                                                                   "succeeded"), entry
+    assert (entry["namespace"], entry["pod"], entry["volume"], entry["status"]) == \
+        (namespace, "app", "data", "succeeded"), entry
     with open(os.path.join(bdir, entry["path"]), "rb") as handle:
         assert hashlib.sha256(handle.read()).hexdigest() == entry["sha256"]
     totals = json.loads(annotations["backup.kubehooks.io/volumes"])
@@ -694,8 +694,7 @@ def start_create(k8s, storage, name, log_path, **variables):
 
 
 @pytest.mark.real_node
-@pytest.mark.parametrize("sig,frozen_tasks", [(signal.SIGKILL, False), (signal.SIGTERM, False),
-                                               (signal.SIGKILL, True)],
+@pytest.mark.parametrize("sig,frozen_tasks", [(signal.SIGKILL, False), (signal.SIGTERM, False), (signal.SIGKILL, True)],
                          ids=["SIGKILL", "SIGTERM", "SIGKILL-between-freeze-and-thaw"])
 def test_killing_the_playbook_while_frozen_the_watchdog_thaws_and_records_it(
         cluster, namespace, pods, pvc, thaw_guard, tmp_path, sig, frozen_tasks):
@@ -756,8 +755,8 @@ def test_killing_the_playbook_while_frozen_the_watchdog_thaws_and_records_it(
 
 
 @pytest.mark.real_node
-def test_frozen_tasks_run_while_the_volume_is_frozen_then_it_is_thawed(cluster, namespace, pods, pvc, thaw_guard,
-                                                                        tmp_path):
+def test_frozen_tasks_run_while_the_volume_is_frozen_then_it_is_thawed(
+        cluster, namespace, pods, pvc, thaw_guard, tmp_path):
     claim, host_path = pvc("data")
     thaw_guard(host_path)
     freezer_pod(pods, "db", claim, annotations={PRE + "command": json.dumps(FREEZE),

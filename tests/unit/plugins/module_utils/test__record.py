@@ -292,8 +292,8 @@ def test_phase_for_volumes_and_pods_not_thawed():
 def test_finish_record_in_progress_has_no_completion_time_and_keeps_the_phase_after_thaw():
     record = rec.mark_started(rec.new_record("b1"), [])
     rec.finish_record(record, rec.PHASE_IN_PROGRESS, volume_totals={"volumes": 0}, not_thawed=["ns/a"],
-                          phase_after_thaw=rec.PHASE_PARTIALLY_FAILED,
-                          freeze_windows=[{"group": 0, "pods": ["ns/a"], "seconds": 1.0}])
+                      phase_after_thaw=rec.PHASE_PARTIALLY_FAILED,
+                      freeze_windows=[{"group": 0, "pods": ["ns/a"], "seconds": 1.0}])
     assert "completionTimestamp" not in record["status"]
     assert rec.json_annotation(record, rec.ANNOTATION_NOT_THAWED) == ["ns/a"]
     assert rec.json_annotation(record, rec.ANNOTATION_PHASE_AFTER_THAW) is None  # a plain string
