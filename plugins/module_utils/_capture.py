@@ -22,9 +22,7 @@ Which volumes are copied (Velero's annotations) is decided in ``_volumes``.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import gzip
 import hashlib
-import json
 import os
 import queue
 import tempfile
@@ -42,7 +40,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     exec_error_message,
     parse_exec_status,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._layout import atomic_write, ensure_dir, volume_archive
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import ensure_dir, volume_archive
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import safe_path_part
 
 try:
@@ -746,46 +744,3 @@ def capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, p
         entries = list(pool.map(job, enumerate(selected)))
     tracker.final()
     return entries
-
-
-# ---------------------------------------------------------------------------------------------
-# The volumes index (<name>-volumes.json.gz)
-
-def write_volumes_index(path, entries):
-    """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``.
-
-    ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
-    data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
-    try:
-        ensure_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as exc:
-        raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
-    return atomic_write(path, data, what="the volumes index")
-
-
-def read_volumes_index(path):
-    """The entries of a volumes index; [] when the file does not exist; KubehooksError if unreadable."""
-    try:
-        with gzip.open(path, "rb") as handle:
-            entries = json.loads(handle.read().decode("utf-8"))
-    except (IOError, OSError) as exc:
-        if not os.path.exists(path):
-            return []
-        raise KubehooksError("cannot read the volumes index %s: %s" % (path, getattr(exc, "strerror", None) or exc))
-    except ValueError as exc:
-        raise KubehooksError("the volumes index %s is not valid JSON: %s" % (path, exc))
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise KubehooksError("the volumes index %s is not a list of entries" % path)
-    return entries
-
-
-def volume_totals(entries):
-    """Totals of volumes-index entries for the record: volumes, succeeded, failed, bytes, files."""
-    entries = list(entries or [])
-    return dict(
-        volumes=len(entries),
-        succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
-        failed=sum(1 for e in entries if e.get("status") != "succeeded"),
-        bytes=sum(int(e.get("bytes") or 0) for e in entries),
-        files=sum(int(e.get("files") or 0) for e in entries),
-    )

@@ -12,13 +12,11 @@ namespace.  Reads files only.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import gzip
 import json
 import os
 import re
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils._listing import summarize, velero_time
 
 VOLUME_FIELDS = ("namespace", "pod", "volume", "pvc", "path", "bytes", "files", "sha256", "method", "status", "error")
@@ -29,17 +27,9 @@ VOLUME_FIELDS = ("namespace", "pod", "volume", "pvc", "path", "bytes", "files", 
 # --------------------------------------------------------------------------------------------
 
 def read_volumes(bdir, name):
-    """The entries of ``<name>-volumes.json.gz`` (a list, or ``{"volumes": [...]}``); [] when there is none."""
-    path = _layout.volumes_index(bdir, name)
-    if not os.path.exists(path):
-        return []
-    try:
-        with gzip.open(path, "rb") as handle:
-            data = json.loads(handle.read().decode("utf-8"))
-    except (OSError, IOError, EOFError, ValueError) as exc:
-        raise KubehooksError("cannot read the volume index %s: %s" % (path, exc))
-    entries = data.get("volumes") if isinstance(data, dict) else data
-    return [dict((key, entry.get(key)) for key in VOLUME_FIELDS) for entry in entries or [] if isinstance(entry, dict)]
+    """The entries of ``<name>-volumes.json.gz`` (``VOLUME_FIELDS`` of each); [] when there is none."""
+    entries = _volumes.read_volumes_index(_layout.volumes_index(bdir, name))
+    return [dict((key, entry.get(key)) for key in VOLUME_FIELDS) for entry in entries]
 
 
 def _messages(result):

@@ -18,7 +18,7 @@ import re
 import tarfile
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results, _layout, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results, _layout, _record, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._scope import format_label_selector
 
@@ -209,9 +209,7 @@ def show_volumes(bdir, name, with_files=False):
     path = _layout.volumes_index(bdir, name)
     if not os.path.exists(path):
         return []
-    # Imported here: _capture loads the kubernetes client, which listing backups never needs.
-    from ansible_collections.kubehooks.backup.plugins.module_utils import _capture  # pylint: disable=import-outside-toplevel
-    entries = _capture.read_volumes_index(path)
+    entries = _volumes.read_volumes_index(path)
     if with_files:
         for entry in entries:
             if entry.get("status") == "succeeded" and entry.get("path"):

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils import _hook_results
 from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals, velero_log_entry
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
@@ -349,7 +349,7 @@ def capture_outcome(capture, name):
         out["run_errors"].append("the critical section could not run: %s" % (capture.get("msg") or "failed"))
         return out
     out["volumes"] = [v for v in capture.get("volumes") or [] if isinstance(v, dict)]
-    out["volume_totals"] = dict(capture.get("volume_totals") or volume_counts(out["volumes"]))
+    out["volume_totals"] = dict(capture.get("volume_totals") or _volumes.volume_totals(out["volumes"]))
     out["freeze_window"] = capture.get("freeze_window_seconds")
     out["freeze_windows"] = [dict(group=g.get("id"), pods=list(g.get("pods") or []),
                                   seconds=g.get("freeze_window_seconds"))
@@ -367,14 +367,6 @@ def capture_outcome(capture, name):
         out["run_errors"].append("the watchdog thawed %s (%s)" % (", ".join(watchdog.get("thawed") or []) or "no pod",
                                                                   watchdog.get("reason")))
     return out
-
-
-def volume_counts(entries):
-    """Totals of volume entries when the capture's own (``_capture.volume_totals``) are missing."""
-    entries = list(entries or [])
-    return dict(volumes=len(entries), succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
-                failed=sum(1 for e in entries if e.get("status") != "succeeded"),
-                bytes=sum(int(e.get("bytes") or 0) for e in entries), files=sum(int(e.get("files") or 0) for e in entries))
 
 
 def volume_errors(volumes):

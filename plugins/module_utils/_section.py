@@ -15,7 +15,7 @@ default_volumes_to_fs_backup)`` (``(selected, skipped)`` or a plain list) and
 ``capture_pod_volumes(get_client, pod, selected, backup_dir, name, deadline, progress=...,
 parallelism=...)`` (``deadline`` is a ``time.monotonic`` value, the freeze deadline, or None).
 As soon as the section's captures ended, the volumes index ``<name>-volumes.json.gz`` is written
-(``_capture.write_volumes_index``) and the result carries ``volume_totals``; while volumes are
+(``_volumes.write_volumes_index``) and the result carries ``volume_totals``; while volumes are
 copied, ``<name>-progress.json`` says how many bytes are done (phase ``volumes``).
 """
 
@@ -28,13 +28,13 @@ import threading
 import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import (
-    _capture,
     _critical,
     _exec,
     _hook_results,
     _hook_runs,
     _hooks,
     _layout,
+    _volumes,
     _watchdog,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
@@ -249,10 +249,10 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,
                                             on_result=log, stage=stage)
     result["stage"] = stage
-    result["volume_totals"] = _capture.volume_totals(result["volumes"])
+    result["volume_totals"] = _volumes.volume_totals(result["volumes"])
     if selected_count:  # as soon as the captures ended: nothing is lost if a later step dies
         try:
-            _capture.write_volumes_index(_layout.volumes_index(backup_dir, name), result["volumes"])
+            _volumes.write_volumes_index(_layout.volumes_index(backup_dir, name), result["volumes"])
         except KubehooksError as exc:
             log_errors.append(str(exc))
         if progress is not None:

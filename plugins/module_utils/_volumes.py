@@ -46,6 +46,13 @@ exactly one entry in the volumes index.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import gzip
+import json
+import os
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._layout import atomic_write, ensure_dir
+
 ANNOTATION_BACKUP_VOLUMES = "backup.velero.io/backup-volumes"
 ANNOTATION_EXCLUDE_VOLUMES = "backup.velero.io/backup-volumes-excludes"
 
@@ -236,3 +243,46 @@ def select_volumes(pod, default_volumes_to_fs_backup=False):
         selected.append(dict(volume=volume_name, pvc=pvc, kind=kind, container=container,
                              mount_path=mount_path, error=None))
     return selected, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# The volumes index (<name>-volumes.json.gz): what a backup holds of each volume
+
+def write_volumes_index(path, entries):
+    """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``.
+
+    ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
+    data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
+    try:
+        ensure_dir(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
+    return atomic_write(path, data, what="the volumes index")
+
+
+def read_volumes_index(path):
+    """The entries of a volumes index; [] when the file does not exist; KubehooksError if unreadable."""
+    try:
+        with gzip.open(path, "rb") as handle:
+            entries = json.loads(handle.read().decode("utf-8"))
+    except (IOError, OSError) as exc:
+        if not os.path.exists(path):
+            return []
+        raise KubehooksError("cannot read the volumes index %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+    except ValueError as exc:
+        raise KubehooksError("the volumes index %s is not valid JSON: %s" % (path, exc))
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise KubehooksError("the volumes index %s is not a list of entries" % path)
+    return entries
+
+
+def volume_totals(entries):
+    """Totals of volumes-index entries for the record: volumes, succeeded, failed, bytes, files."""
+    entries = list(entries or [])
+    return dict(
+        volumes=len(entries),
+        succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
+        failed=sum(1 for e in entries if e.get("status") != "succeeded"),
+        bytes=sum(int(e.get("bytes") or 0) for e in entries),
+        files=sum(int(e.get("files") or 0) for e in entries),
+    )

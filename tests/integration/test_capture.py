@@ -20,14 +20,14 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._capture import (
     capture_pod_volumes,
     capture_volume,
     capture_volumes,
-    read_volumes_index,
-    volume_totals,
-    write_volumes_index,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
     ANNOTATION_BACKUP_VOLUMES,
+    read_volumes_index,
     select_volumes,
+    volume_totals,
+    write_volumes_index,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._layout import volumes_index
 

@@ -16,7 +16,6 @@ __metaclass__ = type
 import gzip
 import hashlib
 import io
-import json
 import os
 import random
 import stat
@@ -34,11 +33,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._capture import (
     capture_pod_volumes,
     capture_volume,
     capture_volumes,
-    index_entry,
-    read_volumes_index,
     tar_command,
-    volume_totals,
-    write_volumes_index,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
@@ -434,35 +429,3 @@ def test_unsafe_names_never_reach_the_filesystem(tmp_path):
     entries = capture_pod_volumes(lambda: None, {"metadata": {"namespace": "ns", "name": ".."}}, [_item("a")],
                                   str(tmp_path), "bk", None, capture_fn=_fake_capture({}, log))
     assert entries[0]["status"] == "failed" and "cannot name a file" in entries[0]["error"] and log == []
-
-
-# --- index and totals -------------------------------------------------------------------------
-
-def test_index_round_trip_atomic_private(tmp_path):
-    entries = [index_entry("ns", "p", _item("a", pvc="c"), dict(status="succeeded", bytes=5, files=2, sha256="x",
-                                                                tar_bytes=9, duration=1), "bk-volumes/ns/p/a.tar.gz"),
-               index_entry("ns", "p", _item("b", error="pod ns/p: no volume named 'b'"))]
-    path = str(tmp_path / "bk-volumes.json.gz")
-    assert read_volumes_index(path) == []
-    write_volumes_index(path, entries)
-    assert read_volumes_index(path) == entries
-    assert json.loads(gzip.open(path).read()) == entries
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert sorted(os.listdir(str(tmp_path))) == ["bk-volumes.json.gz"]
-    assert entries[1]["status"] == "failed" and entries[1]["path"] is None and entries[1]["sha256"] is None
-    assert volume_totals(entries) == dict(volumes=2, succeeded=1, failed=1, bytes=5, files=2)
-    assert volume_totals([]) == dict(volumes=0, succeeded=0, failed=0, bytes=0, files=0)
-
-
-def test_index_errors(tmp_path):
-    bad = tmp_path / "bad.json.gz"
-    bad.write_bytes(gzip.compress(b"{not json"))
-    with pytest.raises(KubehooksError, match="not valid JSON"):
-        read_volumes_index(str(bad))
-    bad.write_bytes(gzip.compress(b'{"a": 1}'))
-    with pytest.raises(KubehooksError, match="not a list"):
-        read_volumes_index(str(bad))
-    blocker = tmp_path / "f"
-    blocker.write_text("x")
-    with pytest.raises(KubehooksError, match="cannot write the volumes index"):
-        write_volumes_index(str(blocker / "x.json.gz"), [])

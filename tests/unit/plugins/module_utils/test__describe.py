@@ -70,7 +70,7 @@ def test_captured_volumes_are_read_from_the_index(backup):
 def test_a_damaged_volume_index_is_a_clear_error(backup):
     with open(_layout.volumes_index(backup, "b1"), "wb") as handle:
         handle.write(b"not gzip")
-    with pytest.raises(KubehooksError, match="cannot read the volume index"):
+    with pytest.raises(KubehooksError, match="cannot read the volumes index"):
         _describe.describe(backup, details=True)
 
 

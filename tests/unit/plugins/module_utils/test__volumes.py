@@ -1,16 +1,25 @@
 # -*- coding: utf-8 -*-
-"""Unit tests for the pure volume selection (Velero's backup-volumes / -excludes semantics)."""
+"""Unit tests for the volume selection (Velero's backup-volumes / -excludes semantics) and the volumes index."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import gzip
+import json
+import os
+import stat
+
 import pytest
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
     ANNOTATION_BACKUP_VOLUMES,
     ANNOTATION_EXCLUDE_VOLUMES,
+    read_volumes_index,
     safe_path_part,
     select_volumes,
+    volume_totals,
+    write_volumes_index,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._layout import volume_archive, volumes_index
 
@@ -201,3 +210,39 @@ def test_paths_and_safe_parts():
     assert safe_path_part("data-1")
     for bad in ("", ".", "..", "a/b", None, "a\0b"):
         assert not safe_path_part(bad)
+
+
+# --- the volumes index and its totals ---------------------------------------------------------
+
+def _entry(volume, status, size=0, files=0):
+    return dict(namespace="ns", pod="p", volume=volume, pvc=None, method="fs-copy", status=status, bytes=size,
+                files=files, sha256="x" if status == "succeeded" else None, error=None if status == "succeeded"
+                else "pod ns/p: no volume named %r" % volume,
+                path="bk-volumes/ns/p/%s.tar.gz" % volume if status == "succeeded" else None)
+
+
+def test_index_round_trip_atomic_private(tmp_path):
+    entries = [_entry("a", "succeeded", 5, 2), _entry("b", "failed")]
+    path = str(tmp_path / "bk-volumes.json.gz")
+    assert read_volumes_index(path) == []
+    write_volumes_index(path, entries)
+    assert read_volumes_index(path) == entries
+    assert json.loads(gzip.open(path).read()) == entries
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert sorted(os.listdir(str(tmp_path))) == ["bk-volumes.json.gz"]
+    assert volume_totals(entries) == dict(volumes=2, succeeded=1, failed=1, bytes=5, files=2)
+    assert volume_totals([]) == dict(volumes=0, succeeded=0, failed=0, bytes=0, files=0)
+
+
+def test_index_errors(tmp_path):
+    bad = tmp_path / "bad.json.gz"
+    bad.write_bytes(gzip.compress(b"{not json"))
+    with pytest.raises(KubehooksError, match="not valid JSON"):
+        read_volumes_index(str(bad))
+    bad.write_bytes(gzip.compress(b'{"a": 1}'))
+    with pytest.raises(KubehooksError, match="not a list"):
+        read_volumes_index(str(bad))
+    blocker = tmp_path / "f"
+    blocker.write_text("x")
+    with pytest.raises(KubehooksError, match="cannot write the volumes index"):
+        write_volumes_index(str(blocker / "x.json.gz"), [])
