@@ -106,11 +106,16 @@ def _fresh_state(cfg):
     left = storage.mounts_under(cfg.cluster_dir)
     if left:
         raise Failure(f"refusing to reset state: still mounted: {' '.join(left)}")
-    if storage.our_loop_devices(cfg):
-        raise Failure("refusing to reset state: loop devices of ours are still attached")
     for d in (cfg.cluster_dir / "etcd", cfg.kubelet_root, cfg.containerd_state,
-              cfg.cluster_dir / "cni" / "ipam", cfg.run_dir, cfg.csi_dir):
+              cfg.cluster_dir / "cni" / "ipam", cfg.run_dir):
         shutil.rmtree(d, ignore_errors=True)
+    # The CSI driver's volumes belonged to the PVs of the etcd just removed; keep files a loop device
+    # still uses (a lazy unmount not finished yet), they are removed by the next fresh start.
+    in_use = {back for _, back in storage.our_loop_devices(cfg)}
+    for sub in ("volumes", "snapshots"):
+        for f in (cfg.csi_dir / sub).glob("*") if (cfg.csi_dir / sub).is_dir() else []:
+            if str(f) not in in_use:
+                f.unlink()
 
 
 def start(cfg):

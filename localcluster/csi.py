@@ -113,7 +113,15 @@ def ensure(cfg, api, wait_for):
                      watch=["kube-apiserver"])
         _create_retrying(api, f"/apis/{SNAPSHOT_GROUP}/v1/volumesnapshotclasses", snapshot_class())
     commands = argv(cfg)
+    for name in COMPONENTS:  # running an older build (the driver's sources or a version changed)
+        rec = processes.record(cfg, name)
+        if rec and processes.alive(cfg, name) and rec.get("argv") != [str(commands[name][0])]:
+            with step(f"CSI: stopping {name} (pid {rec['pid']}): it runs {rec.get('argv')}"):
+                processes.stop(cfg, name)
     if not processes.alive(cfg, DRIVER_PROCESS):
+        # the sidecars exit when they lose their driver connection: (re)start them after the driver
+        for name in SIDECARS:
+            processes.stop(cfg, name)
         with step(f"CSI: starting {DRIVER_PROCESS} (waiting for its kubelet registration)"):
             processes.start(cfg, DRIVER_PROCESS, commands[DRIVER_PROCESS])
             wait_for(f"CSI driver {DRIVER} registered on node {cfg.node_name}", lambda: _registered(api, cfg),

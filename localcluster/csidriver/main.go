@@ -104,6 +104,18 @@ func isMounted(path string) bool {
 	return false
 }
 
+// loopDevice: the loop device backed by file, or "".
+func loopDevice(file string) string {
+	backing, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, b := range backing {
+		data, err := os.ReadFile(b)
+		if err == nil && strings.TrimSuffix(strings.TrimSpace(string(data)), " (deleted)") == file {
+			return "/dev/" + filepath.Base(filepath.Dir(filepath.Dir(b)))
+		}
+	}
+	return ""
+}
+
 func unescape(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	return r.Replace(s)
@@ -254,6 +266,10 @@ func (d *driver) DeleteVolume(_ context.Context, req *csi.DeleteVolumeRequest) (
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A volume still staged is in use (as a cloud disk still attached): the provisioner retries later.
+	if dev := loopDevice(d.volumeFile(req.GetVolumeId())); dev != "" {
+		return nil, status.Errorf(codes.FailedPrecondition, "volume %s is in use (%s)", req.GetVolumeId(), dev)
+	}
 	if err := os.Remove(d.volumeFile(req.GetVolumeId())); err != nil && !os.IsNotExist(err) {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

@@ -152,14 +152,18 @@ def test_snapshot_while_frozen_restores_the_same_bytes(cfg, api, core_v1, namesp
     # deleting the snapshot and the claims deletes their files (DeleteSnapshot, DeleteVolume)
     api.delete(f"{SNAP}/namespaces/{namespace}/volumesnapshots/snap")
     _wait(lambda: not (cfg.csi_dir / "snapshots" / f"{handle}.img").exists(), "snapshot file removed", 60)
-    for pod in ("writer", "reader"):
-        core_v1.delete_namespaced_pod(pod, namespace, grace_period_seconds=0)
-    for claim, volume in (("source", pv), ("restored", restored)):
+    # (the claims go first, while the pods still run: the driver refuses to delete a volume in use,
+    # and the provisioner retries until the kubelet has unstaged it)
+    for claim in ("source", "restored"):
         api.delete(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+    for pod in ("writer", "reader"):
+        core_v1.delete_namespaced_pod(pod, namespace)
+    for claim, volume in (("source", pv), ("restored", restored)):
         _wait(lambda v=volume: _gone(api, f"/api/v1/persistentvolumes/{v['metadata']['name']}"),
               f"PV of {claim} deleted", 120)
-        assert not (cfg.csi_dir / "volumes" / f"{volume['spec']['csi']['volumeHandle']}.img").exists()
-    assert not _volume_mounts(cfg, volume_file)
+        volume_file = cfg.csi_dir / "volumes" / f"{volume['spec']['csi']['volumeHandle']}.img"
+        assert not volume_file.exists()
+        assert not _volume_mounts(cfg, volume_file)
 
 
 def test_driver_refuses_a_multi_node_claim(cfg, api, namespace):
