@@ -183,6 +183,9 @@ def build_csi_driver(cfg):
     run([cfg.go, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp / CSI_DRIVER[0], "."],
         log=log, env=env, cwd=src)
     _install(tmp, cfg.bin_dir("csi-driver"))
+    for old in cfg.bin_dir("csi-driver").parent.glob("csi-driver-*"):  # builds of earlier sources
+        if old != cfg.bin_dir("csi-driver") and not old.name.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 BUILDS = [
