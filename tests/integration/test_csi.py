@@ -180,3 +180,20 @@ def test_driver_refuses_a_multi_node_claim(cfg, api, namespace):
     claim = api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/shared")
     assert claim["status"]["phase"] == "Pending"
 
+
+
+@pytest.mark.real_node
+def test_a_volume_in_use_is_not_deleted_under_its_mount(cfg, api, core_v1, namespace, pods):
+    """Claim and pod removed at once (the pod forcibly): the PV goes only after the kubelet has
+    unstaged the volume, because the driver refuses to delete a volume whose loop device exists
+    (FailedPrecondition, retried by the provisioner). Without that, its file went while mounted."""
+    _pvc(api, namespace, "busy", size="16Mi")
+    pv = _bound_pv(api, namespace, "busy")
+    volume_file = cfg.csi_dir / "volumes" / f"{pv['spec']['csi']['volumeHandle']}.img"
+    pods.real_pod("user", pvc="busy", mount_path="/data")
+    assert _volume_mounts(cfg, volume_file)
+    core_v1.delete_namespaced_pod("user", namespace, grace_period_seconds=0)
+    api.delete(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/busy")
+    _wait(lambda: _gone(api, f"/api/v1/persistentvolumes/{pv['metadata']['name']}"), "PV deleted", 120, 0.1)
+    assert not _volume_mounts(cfg, volume_file)
+    assert not volume_file.exists()
