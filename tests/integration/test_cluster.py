@@ -230,7 +230,7 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
             "accessModes": ["ReadWriteOnce"], "storageClassName": lc_csi.STORAGE_CLASS,
             "resources": {"requests": {"storage": "16Mi"}}}})
         pods.real_pod("lifecycle-csi", pvc="csi")
-        assert any(back.startswith(f"{cfg.csi_dir}/") for _, back in lc_storage.our_loop_devices(cfg))
+        assert any(loop[1].startswith(f"{cfg.csi_dir}/") for loop in lc_storage.our_loop_devices(cfg))
     records = {n: lc_processes.record(cfg, n) for n in lc_processes.recorded(cfg)}
     assert set(lc_cluster.COMPONENTS + (lc_csi.COMPONENTS if cfg.csi else [])) <= set(records)
 

@@ -62,9 +62,8 @@ def _pvc(api, namespace, name, size="32Mi", access="ReadWriteOnce", data_source=
 
 def _bound_pv(api, namespace, name, timeout=120):
     path = f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
-    claim = _wait(lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(api.get(path)),
-                  f"PVC {name} Bound", timeout)
-    return api.get(f"/api/v1/persistentvolumes/{claim['spec']['volumeName']}")
+    _wait(lambda: api.get(path).get("status", {}).get("phase") == "Bound", f"PVC {name} Bound", timeout)
+    return api.get(f"/api/v1/persistentvolumes/{api.get(path)['spec']['volumeName']}")
 
 
 def _volume_mounts(cfg, volume_file):
@@ -129,8 +128,9 @@ def test_snapshot_while_frozen_restores_the_same_bytes(cfg, api, core_v1, namesp
     try:
         _sh(core_v1, namespace, "writer", "fsfreeze --freeze /data")
         api.create(f"{SNAP}/namespaces/{namespace}/volumesnapshots", snapshot, exist_ok=False)
-        snap = _wait(lambda: (lambda s: s if (s.get("status") or {}).get("readyToUse") else None)(
-            api.get(f"{SNAP}/namespaces/{namespace}/volumesnapshots/snap")), "VolumeSnapshot readyToUse", 120)
+        snap_path = f"{SNAP}/namespaces/{namespace}/volumesnapshots/snap"
+        _wait(lambda: (api.get(snap_path).get("status") or {}).get("readyToUse"), "VolumeSnapshot readyToUse", 120)
+        snap = api.get(snap_path)
     finally:
         try:
             exec_status(core_v1, namespace, "writer", ["fsfreeze", "--unfreeze", "/data"], timeout=15)
@@ -179,7 +179,6 @@ def test_driver_refuses_a_multi_node_claim(cfg, api, namespace):
     assert any("only single-node modes" in m for m in messages), messages
     claim = api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/shared")
     assert claim["status"]["phase"] == "Pending"
-
 
 
 @pytest.mark.real_node
