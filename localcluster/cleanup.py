@@ -1,8 +1,9 @@
 """Tear-down, also after a crash: every step tolerates parts that are already gone.
 
-Order: thaw the PV and CSI volume mounts (a frozen fs would block processes and unmounts), containers (through our
-containerd, if it runs), recorded processes, leftover container processes, unmount everything under
-the cluster dir (deepest first), the netns, our loop devices (PV pool and CSI volumes), our files at fixed host paths.
+Order: thaw the PV and CSI volume mounts (a frozen fs would block processes and unmounts),
+containers (through our containerd, if it runs), recorded processes (the CSI ones before the
+control plane), leftover container processes, unmount everything under the cluster dir (deepest
+first), the netns, our loop devices (PV pool and CSI volumes), our files at fixed host paths.
 """
 import os
 import signal
