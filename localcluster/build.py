@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+from . import config
 from .ui import Failure, run, say, step
 
 K8S_COMMANDS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl"]
@@ -121,22 +122,96 @@ def build_kwok(cfg):
     _install(tmp, cfg.bin_dir("kwok"))
 
 
+SNAPSHOTTER = "github.com/kubernetes-csi/external-snapshotter"
+PROVISIONER = "github.com/kubernetes-csi/external-provisioner"
+CSI_SIDECARS = ["snapshot-controller", "csi-snapshotter", "csi-provisioner"]
+CSI_DRIVER = ["kubehooks-csi-driver"]
+
+
+def _module_copy(cfg, module, version, name, env, log):
+    """A writable copy of a module from the proxy, to build it as the main module (its own go.mod,
+    go.sum and replace directives, which 'go install pkg@version' refuses)."""
+    info = json.loads(run([cfg.go, "mod", "download", "-json", f"{module}@{version}"], log=None, env=env,
+                          cwd=cfg.cache_dir).stdout)
+    if info.get("Error"):
+        raise Failure(f"{module}@{version}: {info['Error']}")
+    src = cfg.cache_dir / "src" / name
+    shutil.rmtree(src, ignore_errors=True)
+    src.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(info["Dir"], src)
+    for d, _, files in os.walk(src):  # the module cache is read-only
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    with open(log, "a") as out:
+        out.write(f"\n# copied {module}@{version} from {info['Dir']} to {src}\n")
+    return src
+
+
+def build_csi_sidecars(cfg):
+    """snapshot-controller + csi-snapshotter (one build) and csi-provisioner: main-module builds from
+    writable copies (their go.mod pin different Kubernetes libraries, so they cannot share one build)."""
+    snap, prov = cfg.snapshotter_version, cfg.provisioner_version
+    log = _log(cfg, f"csi-sidecars-{snap}-{prov}")
+    env = _go_env(cfg)
+    tmp = _tmp_dir(cfg, "csi-sidecars")
+    major = snap.split(".")[0]
+    src = _module_copy(cfg, f"{SNAPSHOTTER}/{major}", snap, f"external-snapshotter-{snap}", env, log)
+    # its go.mod replaces the client module with ./client: the client is a separate module on the proxy
+    client = _module_copy(cfg, f"{SNAPSHOTTER}/client/{major}", snap, f"external-snapshotter-client-{snap}",
+                          env, log)
+    shutil.rmtree(src / "client", ignore_errors=True)
+    client.rename(src / "client")
+    run([cfg.go, "build", "-trimpath", "-ldflags", f"-s -w -X main.version={snap}", "-o", f"{tmp}/",
+         "./cmd/snapshot-controller", "./cmd/csi-snapshotter"], log=log, env=env, cwd=src)
+    shutil.copytree(src / "client" / "config" / "crd", tmp / "crd")
+    src = _module_copy(cfg, f"{PROVISIONER}/{prov.split('.')[0]}", prov, f"external-provisioner-{prov}", env, log)
+    run([cfg.go, "build", "-trimpath", "-ldflags", f"-s -w -X main.version={prov}", "-o", f"{tmp}/",
+         "./cmd/csi-provisioner"], log=log, env=env, cwd=src)
+    _install(tmp, cfg.bin_dir("csi-sidecars"))
+
+
+def build_csi_driver(cfg):
+    """The project's test CSI driver (localcluster/csidriver), keyed by a hash of its sources."""
+    log = _log(cfg, f"csi-driver-{config.csi_driver_version()}")
+    env = _go_env(cfg)
+    env["GOFLAGS"] = "-mod=readonly"  # its go.mod and go.sum are checked in: build exactly those
+    src = _scratch(cfg, "kubehooks-csi-driver")
+    for name in config.CSI_DRIVER_FILES:
+        shutil.copy(config.CSI_DRIVER_SRC / name, src / name)
+    tmp = _tmp_dir(cfg, "csi-driver")
+    run([cfg.go, "build", "-trimpath", "-ldflags", "-s -w", "-o", tmp / CSI_DRIVER[0], "."],
+        log=log, env=env, cwd=src)
+    _install(tmp, cfg.bin_dir("csi-driver"))
+    for old in cfg.bin_dir("csi-driver").parent.glob("csi-driver-*"):  # builds of earlier sources
+        if old != cfg.bin_dir("csi-driver") and not old.name.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 BUILDS = [
     ("kubernetes", K8S_COMMANDS, build_kubernetes, "k8s_version"),
     ("etcd", ["etcd"], build_etcd, "etcd_version"),
     ("kwok", ["kwok"], build_kwok, "kwok_version"),
 ]
+CSI_BUILDS = [
+    ("csi-sidecars", CSI_SIDECARS, build_csi_sidecars, None),
+    ("csi-driver", CSI_DRIVER, build_csi_driver, None),
+]
+
+
+def _version(cfg, what, attr):
+    return getattr(cfg, attr) if attr else cfg.bin_dir(what).name[len(what) + 1:]
 
 
 def ensure_binaries(cfg):
     """Build whatever binary is missing from the cache; quick when all are present."""
     if not os.access(cfg.go, os.X_OK):
         raise Failure(f"Go toolchain not found at {cfg.go} (set KUBEHOOKS_GO)")
-    for what, names, builder, attr in BUILDS:
+    for what, names, builder, attr in BUILDS + (CSI_BUILDS if cfg.csi else []):
+        version = _version(cfg, what, attr)
         if not _missing(cfg, what, names):
-            say(f"==> {what} {getattr(cfg, attr)}: cached in {cfg.bin_dir(what)}")
+            say(f"==> {what} {version}: cached in {cfg.bin_dir(what)}")
             continue
-        log = _log(cfg, f"{what}-{getattr(cfg, attr)}")
-        with step(f"building {what} {getattr(cfg, attr)} from the Go module proxy (log: {log})",
-                  heartbeat=30):
+        log = _log(cfg, f"{what}-{version}")
+        with step(f"building {what} {version} from the Go module proxy (log: {log})", heartbeat=30):
             builder(cfg)

@@ -1,8 +1,9 @@
 """Tear-down, also after a crash: every step tolerates parts that are already gone.
 
-Order: thaw the PV mounts (a frozen fs would block processes and unmounts), containers (through our
-containerd, if it runs), recorded processes, leftover container processes, unmount everything under
-the cluster dir (deepest first), the netns, our loop devices, our files at fixed host paths.
+Order: thaw the PV and CSI volume mounts (a frozen fs would block processes and unmounts),
+containers (through our containerd, if it runs), recorded processes (the CSI ones before the
+control plane), leftover container processes, unmount everything under the cluster dir (deepest
+first), the netns, our loop devices (PV pool and CSI volumes), our files at fixed host paths.
 """
 import os
 import signal
@@ -14,7 +15,8 @@ from . import netns, processes, storage
 from .ui import run, say
 
 # Stop order: consumers first, etcd and containerd last.
-STOP_ORDER = ["kwok", "kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd",
+STOP_ORDER = ["kwok", "kubelet", "csi-provisioner", "csi-snapshotter", "snapshot-controller",
+              "kubehooks-csi-driver", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd",
               "containerd"]
 
 

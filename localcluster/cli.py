@@ -11,11 +11,13 @@ from .ui import Failure, say
 
 def info(cfg):
     """Paths and endpoints of the cluster, for tests, the demo and scripts."""
-    from . import fake, pki
+    from . import csi, fake, pki
     data = {"kubeconfig": str(cfg.kubeconfig), "server": cfg.server, "ca_cert": str(cfg.pki_dir / "ca.crt"),
             "kubectl": str(cfg.kubectl), "node_name": cfg.node_name, "node_image": cfg.node_image,
             "pause_image": cfg.pause_image, "fake_nodes": [fake.node_name(i) for i in range(cfg.fake_nodes)],
-            "log_dir": str(cfg.log_dir), "cache_dir": str(cfg.cache_dir), "cluster_dir": str(cfg.cluster_dir)}
+            "log_dir": str(cfg.log_dir), "cache_dir": str(cfg.cache_dir), "cluster_dir": str(cfg.cluster_dir),
+            "csi": {"driver": csi.DRIVER, "storage_class": csi.STORAGE_CLASS,
+                    "volume_snapshot_class": csi.SNAPSHOT_CLASS} if cfg.csi else None}
     try:
         data["admin_token"] = pki.token(cfg, "admin")
     except (OSError, KeyError):
@@ -27,7 +29,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python3 -m localcluster",
         description="The kubehooks.backup local cluster: etcd, kube-apiserver, controller-manager, "
-                    "scheduler, one real node (containerd + runc + kubelet) and kwok fake nodes, all in "
+                    "scheduler, one real node (containerd + runc + kubelet), kwok fake nodes and a CSI stack "
+                    "with a test CSI driver (KUBEHOOKS_CSI=0: without it), all in "
                     f"network namespace '{config.NETNS}' ({config.NODE_IP}). Progress goes to stderr; "
                     "'up' prints one line on stdout, last: 'export KUBECONFIG=<path>' "
                     "(eval \"$(python3 -m localcluster up)\").",

@@ -2,14 +2,14 @@
 
 Start order (as hack/local-up-cluster.sh): netns, containerd (+ images), etcd, kube-apiserver (wait
 /readyz), controller-manager + scheduler, PV mounts, kubelet (wait node Ready), PVs, kwok + fake nodes
-(wait Ready), default ServiceAccount (wait).
+(wait Ready), default ServiceAccount (wait), the CSI stack (unless KUBEHOOKS_CSI=0; see csi.py).
 """
 import contextlib
 import fcntl
 import shutil
 import time
 
-from . import build, cleanup, fake, images, install, netns, node, pki, processes, storage
+from . import build, cleanup, csi, fake, images, install, netns, node, pki, processes, storage
 from .api import Api, ApiError
 from .config import API_PORT, NODE_IP, SERVICE_CIDR
 from .ui import Failure, say, step
@@ -109,6 +109,13 @@ def _fresh_state(cfg):
     for d in (cfg.cluster_dir / "etcd", cfg.kubelet_root, cfg.containerd_state,
               cfg.cluster_dir / "cni" / "ipam", cfg.run_dir):
         shutil.rmtree(d, ignore_errors=True)
+    # The CSI driver's volumes belonged to the PVs of the etcd just removed; keep files a loop device
+    # still uses (a lazy unmount not finished yet), they are removed by the next fresh start.
+    in_use = {back for _, back in storage.our_loop_devices(cfg)}
+    for sub in ("volumes", "snapshots"):
+        for f in (cfg.csi_dir / sub).glob("*") if (cfg.csi_dir / sub).is_dir() else []:
+            if str(f) not in in_use:
+                f.unlink()
 
 
 def start(cfg):
@@ -157,6 +164,8 @@ def finish(cfg, api):
         wait_for("ServiceAccount default/default", lambda: api.get("/api/v1/namespaces/default/"
                  "serviceaccounts/default"), cfg, "kube-controller-manager",
                  watch=["kube-controller-manager"])
+    if cfg.csi:
+        csi.ensure(cfg, api, wait_for)
 
 
 def up(cfg):
@@ -232,7 +241,7 @@ def start_component(cfg, name):
 
 def status(cfg):
     ok = True
-    for name in COMPONENTS:
+    for name in COMPONENTS + (csi.COMPONENTS if cfg.csi else []):
         rec = processes.record(cfg, name)
         running = processes.alive(cfg, name)
         ok &= running

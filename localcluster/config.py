@@ -2,6 +2,7 @@
 
 ``KNOBS`` is the single source; ``--help`` prints it.
 """
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ KNOBS = [
      "scheduler, kubelet, kubectl)"),
     ("KUBEHOOKS_ETCD_VERSION", "v3.6.16", "go.etcd.io/etcd/server/v3 version"),
     ("KUBEHOOKS_KWOK_VERSION", "v0.7.0", "sigs.k8s.io/kwok version"),
+    ("KUBEHOOKS_CSI", "1", "1: also run the CSI stack (snapshot-controller, csi-snapshotter, csi-provisioner "
+     "and the project's test CSI driver); 0: none of it"),
+    ("KUBEHOOKS_SNAPSHOTTER_VERSION", "v8.7.0", "github.com/kubernetes-csi/external-snapshotter/v8 version "
+     "(snapshot-controller, csi-snapshotter, the snapshot CRDs)"),
+    ("KUBEHOOKS_PROVISIONER_VERSION", "v6.4.0", "github.com/kubernetes-csi/external-provisioner/v6 version"),
     ("KUBEHOOKS_GO", "/usr/local/go/bin/go", "the Go toolchain used for builds"),
     ("KUBEHOOKS_DEBIAN_MIRROR", "http://deb.debian.org/debian", "mirror for debootstrap"),
     ("KUBEHOOKS_DEBIAN_SUITE", "bookworm", "Debian suite of the node image"),
@@ -70,6 +76,9 @@ class Config:
     k8s_version: str
     etcd_version: str
     kwok_version: str
+    csi: bool
+    snapshotter_version: str
+    provisioner_version: str
     go: str
     debian_mirror: str
     debian_suite: str
@@ -92,8 +101,11 @@ class Config:
         return self.cache_dir / "go" / "build"
 
     def bin_dir(self, what):
-        version = {"kubernetes": self.k8s_version, "etcd": self.etcd_version,
-                   "kwok": self.kwok_version}[what]
+        if what == "csi-driver":
+            version = csi_driver_version()
+        else:
+            version = {"kubernetes": self.k8s_version, "etcd": self.etcd_version, "kwok": self.kwok_version,
+                       "csi-sidecars": f"{self.snapshotter_version}-{self.provisioner_version}"}[what]
         return self.cache_dir / "bin" / f"{what}-{version}"
 
     @property
@@ -142,8 +154,25 @@ class Config:
         return self.cluster_dir / "pv"
 
     @property
+    def csi_dir(self):
+        """The CSI driver's state: its controller socket, volume and snapshot files."""
+        return self.cluster_dir / "csi"
+
+    @property
     def server(self):
         return f"https://{NODE_IP}:{API_PORT}"
+
+
+CSI_DRIVER_SRC = Path(__file__).resolve().parent / "csidriver"
+CSI_DRIVER_FILES = ("go.mod", "go.sum", "main.go")
+
+
+def csi_driver_version():
+    """The test CSI driver is built from this checkout: its cache key is a hash of its sources."""
+    digest = hashlib.sha256()
+    for name in CSI_DRIVER_FILES:
+        digest.update(name.encode() + b"\0" + (CSI_DRIVER_SRC / name).read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def _go():
@@ -169,6 +198,9 @@ def load():
         k8s_version=env("KUBEHOOKS_K8S_VERSION"),
         etcd_version=env("KUBEHOOKS_ETCD_VERSION"),
         kwok_version=env("KUBEHOOKS_KWOK_VERSION"),
+        csi=env("KUBEHOOKS_CSI") == "1",
+        snapshotter_version=env("KUBEHOOKS_SNAPSHOTTER_VERSION"),
+        provisioner_version=env("KUBEHOOKS_PROVISIONER_VERSION"),
         go=_go(),
         debian_mirror=env("KUBEHOOKS_DEBIAN_MIRROR"),
         debian_suite=env("KUBEHOOKS_DEBIAN_SUITE"),

@@ -1,7 +1,7 @@
 """A pool of loop-backed ext4 local PersistentVolumes on the real node (storageClassName "").
 
-SAFETY: only files under <cluster dir>/pv are ever formatted, looped, mounted or frozen; never a
-device of the machine (/dev/vda).
+SAFETY: only files under <cluster dir>/pv (and the CSI test driver's files under <cluster dir>/csi)
+are ever formatted, looped, mounted or frozen; never a device of the machine (/dev/vda).
 """
 import subprocess
 
@@ -86,9 +86,26 @@ def recycle_released(api):
     return freed
 
 
+def our_loop_mounts(cfg):
+    """Mount points whose source is one of our loop devices (PV pool and CSI volumes, wherever the
+    kubelet mounted them), deepest first."""
+    devices = {dev for dev, _ in our_loop_devices(cfg)}
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if " - " not in line:
+                continue
+            source = line.split(" - ", 1)[1].split()[1]
+            if source in devices:
+                found.append(fields[4].encode().decode("unicode_escape"))
+    return sorted(set(found), key=lambda m: (-m.count("/"), m))
+
+
 def unfreeze_all(cfg, timeout=10):
-    """Thaw every PV mount; a thawed fs answers EINVAL (exit 1), which is expected and ignored."""
-    for mnt in mounts_under(cfg.pv_dir):
+    """Thaw every PV and CSI volume mount; a thawed fs answers EINVAL (exit 1), which is expected and
+    ignored."""
+    for mnt in sorted(set(mounts_under(cfg.pv_dir)) | set(our_loop_mounts(cfg))):
         try:
             subprocess.run(["fsfreeze", "--unfreeze", mnt], capture_output=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -96,10 +113,11 @@ def unfreeze_all(cfg, timeout=10):
 
 
 def our_loop_devices(cfg):
-    """Loop devices whose backing file is one of our PV files: [(device, backing file)]."""
+    """Loop devices whose backing file is one of our PV files or CSI volume files:
+    [(device, backing file)]."""
     out = subprocess.run(["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
                          capture_output=True, text=True).stdout
-    prefix = str(cfg.pv_dir) + "/"
+    prefix = (str(cfg.pv_dir) + "/", str(cfg.csi_dir) + "/")
     found = []
     for line in out.splitlines():
         parts = line.split(None, 1)

@@ -18,6 +18,7 @@ from kubernetes.stream import stream
 from localcluster import cleanup as lc_cleanup
 from localcluster import cluster as lc_cluster
 from localcluster import config as lc_config
+from localcluster import csi as lc_csi
 from localcluster import netns as lc_netns
 from localcluster import processes as lc_processes
 from localcluster import storage as lc_storage
@@ -224,8 +225,14 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
     # A real pod with a PV, so that down has containers, volume mounts and a loop-backed PV to remove.
     claim, host_path = pvc()
     pods.real_pod("lifecycle", pvc=claim)
+    if cfg.csi:  # and a volume of the CSI test driver: its loop device and mounts must go too
+        core_v1.create_namespaced_persistent_volume_claim(namespace, {"metadata": {"name": "csi"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": lc_csi.STORAGE_CLASS,
+            "resources": {"requests": {"storage": "16Mi"}}}})
+        pods.real_pod("lifecycle-csi", pvc="csi")
+        assert any(loop[1].startswith(f"{cfg.csi_dir}/") for loop in lc_storage.our_loop_devices(cfg))
     records = {n: lc_processes.record(cfg, n) for n in lc_processes.recorded(cfg)}
-    assert set(lc_cluster.COMPONENTS) <= set(records)
+    assert set(lc_cluster.COMPONENTS + (lc_csi.COMPONENTS if cfg.csi else [])) <= set(records)
 
     # down leaves nothing behind; a second down has nothing to do; status says it is down
     _tool("down")
