@@ -35,6 +35,11 @@ What Velero does (read from its source) and this module repeats:
   skipped.  Namespace objects are exported for namespaces in scope (Active ones), or, when the
   namespace scope is "all" and a label selector is set, for namespaces whose labels match or that
   hold an exported item.
+- The PersistentVolume bound to every exported PVC is exported too (Velero's PVC backup item
+  action returns it as an additional item), even when cluster-scoped resources are otherwise left
+  out (``include_cluster_resources`` unset with a namespace subset, or a label selector the PV does
+  not match); not with ``include_cluster_resources: false`` or ``persistentvolumes`` excluded.
+- Tar entries have mode 0755, as Velero writes them.
 - Resource list (``pkg/backup/backed_up_items_map.go``): ``{"<apiVersion>/<Kind>": ["ns/name" or
   "name", ...]}``, e.g. ``{"v1/Pod": ["nginx-example/nginx-1"], "apps/v1/Deployment": [...]}``.
 
@@ -57,6 +62,11 @@ import tarfile
 import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
+try:
+    from ansible.module_utils.six.moves.urllib.parse import quote
+except ImportError:  # pragma: no cover - only outside Ansible
+    from urllib.parse import quote
+
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     DEFAULT_PAGE_SIZE,
     ApiRequestError,
@@ -71,6 +81,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._record import ti
 from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
     NAMESPACES,
     ResourceFilter,
+    glob_match,
     include_resource_type,
     label_selector_query,
     labels_match,
@@ -90,6 +101,11 @@ REQUIRED_VERBS = ("list", "create", "get", "delete")
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 PODS = "pods"
 PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
+# Velero writes every tar entry 0755, and its extractor creates each entry's parent directories with
+# the entry's mode: 0644 entries cannot be restored by a non-root Velero (directories without x).
+ENTRY_MODE = 0o755
+PVCS = "persistentvolumeclaims"
+PVS = "persistentvolumes"
 
 # The same objects served under two groups: only the first one met is exported (Velero).
 COHABITATING = {
@@ -328,7 +344,7 @@ class ArchiveWriter(object):
     def _add_file(self, name, data):
         info = tarfile.TarInfo(name)
         info.size = len(data)
-        info.mode = 0o644
+        info.mode = ENTRY_MODE
         info.mtime = self.mtime
         info.type = tarfile.REGTYPE
         self._tar.addfile(info, io.BytesIO(data))
@@ -531,6 +547,61 @@ def planned_types(get_json, params):
     return types, warnings
 
 
+def _skipped_at_write(obj):
+    """What :func:`write_archive` leaves out whatever the scope: items being deleted or opted out."""
+    metadata = obj.get("metadata") or {}
+    return bool(metadata.get("deletionTimestamp")) or (metadata.get("labels") or {}).get(EXCLUDE_LABEL) == "true"
+
+
+class _BoundVolumes(object):
+    """Velero's PVC backup action: the PV bound to each exported PVC goes into the archive too.
+
+    The core group lists persistentvolumeclaims before persistentvolumes: when the PV type is
+    listed itself, the bound PVs it did not return (a label selector) are fetched right after it;
+    when it is not listed (cluster-scoped resources left out), right after the claims.  Either
+    way each PV is written once and the resource list stays grouped by key.  Memory: one name per
+    exported claim.
+    """
+
+    def __init__(self, get_json, resources, resource_filter, include_cluster_resources, all_namespaces, state):
+        self.get_json = get_json
+        self.state = state
+        self.entry = next((r for r in resources if r["group"] == "" and r["resource"] == PVS), None)
+        self.allowed = self.entry is not None and include_cluster_resources is not False \
+            and not glob_match(resource_filter.excludes, PVS)
+        self.listed = self.entry is not None and include_resource_type(
+            PVS, False, include_cluster_resources, all_namespaces, resource_filter)
+        self.wanted = []   # (pv name, "ns/claim") in claim order
+        self.seen = set()  # PV names already written
+
+    def note(self, name, obj):
+        if name == PVS:
+            self.seen.add((obj.get("metadata") or {}).get("name"))
+        elif name == PVCS and self.allowed and not _skipped_at_write(obj):
+            volume = (obj.get("spec") or {}).get("volumeName")
+            if volume and (obj.get("status") or {}).get("phase") == "Bound":
+                metadata = obj.get("metadata") or {}
+                self.wanted.append((volume, "%s/%s" % (metadata.get("namespace"), metadata.get("name"))))
+
+    def after(self, name):
+        """Yield the bound PVs still missing once the resource type ``name`` is done."""
+        if not self.wanted or name != (PVS if self.listed else PVCS):
+            return
+        wanted, self.wanted = self.wanted, []
+        for volume, claim in wanted:
+            if volume in self.seen:
+                continue
+            self.seen.add(volume)
+            try:
+                obj = self.get_json("/api/v1/persistentvolumes/%s" % quote(volume, safe=""))
+            except ApiRequestError as err:
+                self.state["errors"].append({
+                    "resource": PVS, "namespace": None,
+                    "message": _describe(err, "get persistentvolume %s bound to claim %s" % (volume, claim))})
+                continue
+            yield self.entry, obj
+
+
 def _namespace_facts(obj):
     metadata = obj.get("metadata") or {}
     return (metadata.get("name"), metadata.get("labels") or {},
@@ -561,6 +632,8 @@ def iter_items(get_json, resources, included_namespaces, excluded_namespaces, re
 
     selected, namespace_entry = resources_to_export(resources, resource_filter, include_cluster_resources,
                                                     all_namespaces)
+    bound_pvs = _BoundVolumes(get_json, resources, resource_filter, include_cluster_resources,
+                              all_namespaces, state)
     for resource in selected:
         name = resource["group_resource"]
         targets = plan if resource["namespaced"] else [None]
@@ -571,12 +644,14 @@ def iter_items(get_json, resources, included_namespaces, excluded_namespaces, re
                     if resource["namespaced"] and namespace is None:
                         if not scope.matches((obj.get("metadata") or {}).get("namespace") or ""):
                             continue
+                    bound_pvs.note(name, obj)
                     yield resource, obj
             except ApiRequestError as err:
                 where = "in namespace %s" % namespace if namespace else (
                     "cluster-wide" if resource["namespaced"] else "")
                 errors.append({"resource": name, "namespace": namespace,
                                "message": _describe(err, ("list %s %s" % (name, where)).strip())})
+        yield from bound_pvs.after(name)
 
     if namespace_entry is None:
         return

@@ -123,7 +123,7 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
         "excludedNamespaces": list(excluded_namespaces or []),
         "includedResources": list(included_resources or []),
         "excludedResources": list(excluded_resources or []),
-        "hooks": {"resources": list(hooks or [])},
+        "hooks": {"resources": velero_hook_rules(hooks)},
         "storageLocation": location,
     }
     selector = selector_object(selectors)
@@ -152,6 +152,43 @@ def new_record(name, included_namespaces=None, excluded_namespaces=None, include
         "spec": spec,
         "status": status,
     }
+
+
+def velero_hook_rules(hooks):
+    """The hook rules as Velero decodes ``spec.hooks.resources``: each ``exec.timeout`` a Go duration
+    string (``300`` or ``"300"`` -> ``5m0s``), a null timeout left out (Velero's default applies).
+
+    Velero reads the timeout as a ``metav1.Duration``: a number, a bare ``"300"`` or null fails its
+    decoding of the whole Backup.  Everything else is kept as given.  KubehooksError on a timeout
+    that is not a duration (the rules are validated before a record is written, so only a direct
+    caller meets it).
+    """
+    out = []
+    for index, rule in enumerate(hooks or []):
+        if not isinstance(rule, dict):
+            out.append(rule)
+            continue
+        rule = dict(rule)
+        for phase in ("pre", "post"):
+            if not isinstance(rule.get(phase), list):
+                continue
+            entries = []
+            for position, entry in enumerate(rule[phase]):
+                spec = entry.get("exec") if isinstance(entry, dict) else None
+                if isinstance(spec, dict) and "timeout" in spec:
+                    spec = dict(spec)
+                    if spec["timeout"] is None:
+                        del spec["timeout"]
+                    else:
+                        try:
+                            spec["timeout"] = format_duration(parse_duration(spec["timeout"]))
+                        except ValueError as exc:
+                            raise KubehooksError("hooks[%d].%s[%d].exec.timeout: %s" % (index, phase, position, exc))
+                    entry = dict(entry, exec=spec)
+                entries.append(entry)
+            rule[phase] = entries
+        out.append(rule)
+    return out
 
 
 def set_annotation(record, key, value):

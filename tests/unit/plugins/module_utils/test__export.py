@@ -426,6 +426,11 @@ class FakeApi(object):
         if len(rest) == 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         resource = rest[0]
+        if len(rest) == 2:  # GET of one cluster-scoped object
+            found = [o for o in self.objects.get((group, resource), []) if o["metadata"]["name"] == rest[1]]
+            if not found:
+                raise ex.ApiRequestError(404, "%s %s not found" % (resource, rest[1]))
+            return json.loads(json.dumps(found[0]))
         items = [o for o in self.objects.get((group, resource), [])
                  if namespace is None or o["metadata"].get("namespace") == namespace]
         selector = query.get("labelSelector")
@@ -658,3 +663,89 @@ def test_planned_types_from_discovery_only():
     params.update(included_namespaces=[], excluded_resources=["deploy"])
     types, _warnings = ex.planned_types(lambda path, query=None: documents[path], params)
     assert types == ["pods", "nodes", "namespaces"]
+
+
+# --------------------------------------------------------------------------------------------
+# What the real Velero needs to restore an archive
+# --------------------------------------------------------------------------------------------
+
+def test_every_tar_entry_is_0755_as_velero_writes_them(tmp_path):
+    """Velero's extractor creates an entry's parent directories with the entry's mode: 0644 breaks it."""
+    path, _listing, _state = run_writer(tmp_path, fake_stream())
+    with tarfile.open(path, "r:gz") as tar:
+        modes = {m.name: stat.S_IMODE(m.mode) for m in tar.getmembers()}
+    assert modes and set(modes.values()) == {0o755}
+
+
+def claim(name, namespace, volume, phase="Bound", **metadata):
+    return obj(name, namespace, metadata=metadata, spec={"volumeName": volume}, status={"phase": phase})
+
+
+def volume(name, claim_ref=None, labels=None):
+    return obj(name, metadata={"labels": labels or {}}, spec={"claimRef": claim_ref or {}})
+
+
+PV_CLUSTER = dict(CLUSTER)
+PV_CLUSTER.update({
+    ("", "persistentvolumeclaims"): [
+        claim("data", "db", "pv-1"),
+        claim("logs", "shop", "pv-2"),
+        claim("pending", "shop", "pv-9", phase="Pending"),
+        claim("going", "shop", "pv-3", deletionTimestamp="2026-01-01T00:00:00Z"),
+    ],
+    ("", "persistentvolumes"): [volume("pv-1", labels={"app": "db"}), volume("pv-2"), volume("pv-3"),
+                                volume("pv-free")],
+})
+
+
+def listing_of(result):
+    with gzip.open(result["resource_list_path"]) as handle:
+        return json.loads(handle.read())
+
+
+def test_bound_pv_of_a_claim_in_scope_is_in_the_archive_and_list(tmp_path):
+    """Velero's PVC backup action adds the bound PV, even when cluster resources are otherwise out."""
+    api = FakeApi(PV_CLUSTER)
+    _api, result, files = run_export(tmp_path, api, included_namespaces=["shop"])
+    pvs = [n for n in names(files) if n.startswith("resources/persistentvolumes/")]
+    assert pvs == ["resources/persistentvolumes/cluster/pv-2.json"]    # not pending's, not the dying claim's
+    assert "resources/persistentvolumes/v1-preferredversion/cluster/pv-2.json" in files
+    assert json.loads(files["resources/persistentvolumes/cluster/pv-2.json"])["kind"] == "PersistentVolume"
+    assert listing_of(result)["v1/PersistentVolume"] == ["pv-2"]
+    assert result["counts"]["persistentvolumes"] == 1
+    assert "/api/v1/persistentvolumes/pv-2" in [p for p, _q in api.calls]
+    assert "/api/v1/persistentvolumes" not in [p for p, _q in api.calls]   # only the bound one
+
+
+def test_bound_pvs_are_not_written_twice_when_every_pv_is_listed(tmp_path):
+    _api, result, files = run_export(tmp_path, FakeApi(PV_CLUSTER))
+    pvs = [n for n in names(files) if n.startswith("resources/persistentvolumes/")]
+    assert len(pvs) == 4 and len(set(pvs)) == 4
+    assert sorted(listing_of(result)["v1/PersistentVolume"]) == ["pv-1", "pv-2", "pv-3", "pv-free"]
+
+
+def test_bound_pv_not_matching_the_label_selector_is_still_added(tmp_path):
+    objects = dict(PV_CLUSTER)
+    objects[("", "persistentvolumeclaims")] = [claim("data", "db", "pv-1", labels={"app": "db"}),
+                                               claim("logs", "shop", "pv-2", labels={"app": "db"})]
+    _api, result, files = run_export(tmp_path, FakeApi(objects),
+        label_selector="app=db", include_cluster_resources=True)
+    pvs = [n for n in names(files) if n.startswith("resources/persistentvolumes/")]
+    assert pvs == ["resources/persistentvolumes/cluster/pv-1.json", "resources/persistentvolumes/cluster/pv-2.json"]
+    assert listing_of(result)["v1/PersistentVolume"] == ["pv-1", "pv-2"]   # one group, each once
+
+
+@pytest.mark.parametrize("kwargs", [{"include_cluster_resources": False}, {"excluded_resources": ["pv"]}])
+def test_bound_pv_is_left_out_when_cluster_resources_or_pvs_are(tmp_path, kwargs):
+    _api, result, files = run_export(tmp_path, FakeApi(PV_CLUSTER), included_namespaces=["shop"], **kwargs)
+    assert not [n for n in files if n.startswith("resources/persistentvolumes/")]
+    assert "resources/persistentvolumeclaims/namespaces/shop/logs.json" in files
+
+
+def test_bound_pv_that_cannot_be_read_is_an_error_and_the_rest_goes_on(tmp_path):
+    api = FakeApi(PV_CLUSTER)
+    api.fail["/api/v1/persistentvolumes/pv-2"] = (403, "persistentvolumes is forbidden")
+    _api, result, files = run_export(tmp_path, api, included_namespaces=["shop"])
+    assert [e["resource"] for e in result["errors"]] == ["persistentvolumes"]
+    assert "bound to claim shop/logs" in result["errors"][0]["message"]
+    assert "resources/persistentvolumeclaims/namespaces/shop/logs.json" in files

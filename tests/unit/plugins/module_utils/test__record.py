@@ -50,9 +50,36 @@ def test_new_record_is_a_velero_backup():
     assert spec["includedResources"] == ["pods"] and spec["excludedResources"] == ["secrets"]
     assert spec["labelSelector"] == {"matchLabels": {"app": "nginx"}}
     assert spec["includeClusterResources"] is False
-    assert spec["hooks"] == {"resources": hooks}
+    assert spec["hooks"] == {"resources": [dict(hooks[0], pre=[{"exec": dict(hooks[0]["pre"][0]["exec"], timeout="1m0s")}])]}
     assert spec["storageLocation"] == "prod"
     assert record["status"] == {"version": 1, "formatVersion": "1.1.0", "phase": "New"}
+
+
+@pytest.mark.parametrize("given, written", [
+    (300, "5m0s"), ("300", "5m0s"), (1.5, "1.5s"), ("90s", "1m30s"), ("1h", "1h0m0s"), ("500ms", "500ms"),
+])
+def test_hook_timeouts_in_the_backup_are_go_durations(given, written):
+    """Velero decodes exec.timeout as a metav1.Duration: only a Go duration string decodes."""
+    hooks = [{"name": "r", "pre": [{"exec": {"command": ["true"], "timeout": given}}],
+              "post": [{"exec": {"command": ["true"], "timeout": given, "onError": "Continue"}}]}]
+    spec = rec.new_record("b", hooks=hooks, now=T0)["spec"]
+    for phase in ("pre", "post"):
+        assert spec["hooks"]["resources"][0][phase][0]["exec"]["timeout"] == written
+    assert spec["hooks"]["resources"][0]["post"][0]["exec"]["onError"] == "Continue"
+    assert hooks[0]["pre"][0]["exec"]["timeout"] == given   # the caller's rules are not changed
+
+
+def test_hook_timeout_null_is_left_out_and_missing_stays_missing():
+    hooks = [{"name": "r", "pre": [{"exec": {"command": ["true"], "timeout": None}}, {"exec": {"command": ["x"]}}],
+              "post": None}]
+    rule = rec.new_record("b", hooks=hooks, now=T0)["spec"]["hooks"]["resources"][0]
+    assert rule["pre"] == [{"exec": {"command": ["true"]}}, {"exec": {"command": ["x"]}}]
+    assert rule["post"] is None
+
+
+def test_hook_timeout_that_is_no_duration_is_a_clear_error():
+    with pytest.raises(KubehooksError, match=r"hooks\[0\]\.pre\[0\]\.exec\.timeout: invalid duration"):
+        rec.new_record("b", hooks=[{"name": "r", "pre": [{"exec": {"command": ["true"], "timeout": "soon"}}]}])
 
 
 def test_new_record_defaults():
