@@ -224,6 +224,11 @@ class RestoreOptions(object):
                                                                 if r not in self.excluded_resources],
                 "existingResourcePolicy": self.existing_resource_policy,
                 "preserveNodePorts": self.preserve_node_ports}
+        if self.label_selectors:
+            from ansible_collections.kubehooks.backup.plugins.module_utils._record import selector_object
+            selector = selector_object(self.label_selectors)
+            if selector is not None:
+                spec["labelSelector"] = selector
         if self.namespace_mappings:
             spec["namespaceMapping"] = dict(self.namespace_mappings)
         if self.include_cluster_resources is not None:

@@ -1,0 +1,241 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: restore_resources
+short_description: Restore the resources of a backup with Velero's restore semantics
+version_added: 0.1.0
+description:
+  - Restores the resources of a backup made by this collection (or any Velero archive of format 1.x) into
+    the cluster, in Velero v1.18's restore order (CRDs, namespaces, storage classes, PVs, PVCs, RBAC, service
+    accounts, secrets, config maps, ..., pods, replica sets, endpoints, services, then everything else
+    alphabetically), cleaned as Velero's restore item actions clean them (server-set metadata and status
+    dropped; pods without C(nodeName) and service-account token volumes; services without cluster IPs and
+    automatic node ports; PVCs and PVs rebound; jobs without controller labels).
+  - Each item is recorded with its outcome (created, updated, skipped, failed); an item that exists or fails
+    never stops the others.
+  - Writes a Velero-shaped record in C(<storage>/<cluster>/restores/<name>/) - C(velero-restore.json) (the
+    Restore object, with C(status.progress) rewritten at most every second while it runs),
+    C(restore-<name>-logs.gz), C(restore-<name>-results.gz) and C(restore-<name>-resource-list.json.gz).
+  - Static PersistentVolumes that still exist - a C(Released) one whose claimRef names the claim being
+    restored gets its stale claimRef uid removed, so the restored claim binds to it again; one bound to
+    another claim (restoring into a mapped namespace while the original runs) is left alone and the claim
+    is restored without C(volumeName), so it binds to a free matching volume or a newly provisioned one.
+author:
+  - kubehooks.backup maintainers (@kubehooks)
+extends_documentation_fragment:
+  - kubehooks.backup.auth
+attributes:
+  check_mode:
+    support: full
+    description: In check mode the module returns the exact plan - every item in restore order, its target
+      namespace and what would happen to it (create, update, skip with the reason) - reading the cluster only.
+  diff_mode:
+    support: none
+    description: No diff.
+options:
+  backup:
+    description: The name of the backup to restore.
+    type: str
+    required: true
+  name:
+    description: The restore's name; default C(<backup>-<UTC time as %Y%m%d%H%M%S>), as Velero names restores.
+    type: str
+  backup_dir:
+    description:
+      - The backup's directory (C(<storage>/<cluster>/backups/<backup>)), instead of O(storage_dir) and O(cluster).
+      - The restore record goes to C(<storage>/<cluster>/restores/<name>) next to it.
+    type: path
+  storage_dir:
+    description: The backup storage directory; default C($XDG_DATA_HOME/kubehooks/storage), else C(~/.local/share/kubehooks/storage).
+    type: path
+  cluster:
+    description: The cluster's directory under O(storage_dir); default derived from the API server URL, as the backup's.
+    type: str
+  included_namespaces:
+    description: Namespaces (of the backup) to restore, names or globs; empty or V(*) means all.
+    type: list
+    elements: str
+    default: []
+  excluded_namespaces:
+    description: Namespaces left out; an exclusion wins.
+    type: list
+    elements: str
+    default: []
+  included_resources:
+    description:
+      - Resource types to restore (plural, singular, kind or short name, optionally C(.group); globs); empty means all.
+      - Nodes, events, Velero's own objects, CSINodes and VolumeAttachments are never restored.
+    type: list
+    elements: str
+    default: []
+  excluded_resources:
+    description: Resource types left out.
+    type: list
+    elements: str
+    default: []
+  label_selectors:
+    description: Label selectors (kubectl syntax, ANDed) that items must match.
+    type: list
+    elements: str
+    default: []
+  namespace_mappings:
+    description: Restore the items of a namespace into another one, C({old: new}).
+    type: dict
+    default: {}
+  include_cluster_resources:
+    description:
+      - V(false) restores no cluster-scoped item; V(true) those passing the resource filter; unset only when
+        every namespace is restored. A restored claim's PV is restored with it unless this is V(false).
+    type: bool
+  existing_resource_policy:
+    description:
+      - What to do with an item that exists and differs from the backup - V(none) leaves it and warns (Velero's
+        default), V(update) patches it to the backed-up version.
+    type: str
+    choices: [none, update]
+    default: none
+  restore_status:
+    description: Resource types whose backed-up status is restored too (through the status subresource).
+    type: list
+    elements: str
+    default: []
+  preserve_node_ports:
+    description: Keep every service node port (by default only those set explicitly are kept).
+    type: bool
+    default: false
+  terminating_timeout:
+    description: Seconds to wait for a Terminating target namespace to go away before the items in it fail.
+    type: int
+    default: 600
+  request_timeout:
+    description: Seconds each API request may take.
+    type: float
+notes:
+  - "RBAC: get on the discovery endpoints; get/create (and patch for existing items) on every restored type;
+    get/create on namespaces; get/patch on persistentvolumes. The collection ships a least-privilege example
+    in C(files/rbac/restore.yml)."
+  - A backup written by the collection's earlier release restores as well (same archive layout).
+seealso:
+  - module: kubehooks.backup.restore_info
+  - module: kubehooks.backup.resource_export
+"""
+
+EXAMPLES = r"""
+- name: Restore backup nightly into the same namespaces
+  kubehooks.backup.restore_resources:
+    backup: nightly
+    cluster: prod
+
+- name: What a restore into a copy of the namespace would do (nothing is created)
+  kubehooks.backup.restore_resources:
+    backup: nightly
+    included_namespaces: [shop]
+    namespace_mappings: {shop: shop-copy}
+  check_mode: true
+  register: plan
+"""
+
+RETURN = r"""
+name:
+  description: The restore's name.
+  returned: always
+  type: str
+phase:
+  description: New (check mode), Completed, PartiallyFailed (some items failed) or Failed (the restore could not run).
+  returned: always
+  type: str
+restore_dir:
+  description: The restore record's directory.
+  returned: always
+  type: str
+backup_dir:
+  description: The backup's directory.
+  returned: always
+  type: str
+files:
+  description: The record's files (record, logs, results, resource_list).
+  returned: always
+  type: dict
+record:
+  description: The Velero Restore object.
+  returned: always
+  type: dict
+total_items:
+  description: Items planned.
+  returned: always
+  type: int
+items_restored:
+  description: Items processed (created, updated, skipped or failed), as Velero's progress.itemsRestored.
+  returned: always
+  type: int
+outcomes:
+  description: Items per outcome (created, updated, skipped, failed; in check mode create, update, skip).
+  returned: always
+  type: dict
+plan:
+  description: In check mode, every item in restore order with group_resource, namespace, target_namespace, name, stage, outcome and message.
+  returned: check mode
+  type: list
+  elements: dict
+plan_truncated:
+  description: In check mode, true when the plan had more than 10000 items (only the first are returned).
+  returned: check mode
+  type: bool
+error_messages:
+  description: The errors (also in the results file).
+  returned: always
+  type: list
+  elements: str
+warning_messages:
+  description: The warnings (also in the results file).
+  returned: always
+  type: list
+  elements: str
+peak_rss_kib:
+  description: The module's peak resident memory in KiB (memory stays flat with the number of objects).
+  returned: always
+  type: int
+duration:
+  description: Seconds the restore took.
+  returned: always
+  type: float
+"""
+
+from ansible_collections.kubehooks.backup.plugins.module_utils import _restore
+from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
+
+
+def execute(km):
+    return _restore.run(km.params, km.client_factory(), km.check_mode)
+
+
+def main():
+    spec = dict(
+        backup=dict(type="str", required=True),
+        name=dict(type="str"),
+        backup_dir=dict(type="path"),
+        storage_dir=dict(type="path"),
+        cluster=dict(type="str"),
+        included_namespaces=dict(type="list", elements="str", default=[]),
+        excluded_namespaces=dict(type="list", elements="str", default=[]),
+        included_resources=dict(type="list", elements="str", default=[]),
+        excluded_resources=dict(type="list", elements="str", default=[]),
+        label_selectors=dict(type="list", elements="str", default=[]),
+        namespace_mappings=dict(type="dict", default={}),
+        include_cluster_resources=dict(type="bool"),
+        existing_resource_policy=dict(type="str", choices=["none", "update"], default="none"),
+        restore_status=dict(type="list", elements="str", default=[]),
+        preserve_node_ports=dict(type="bool", default=False),
+        terminating_timeout=dict(type="int", default=600),
+        request_timeout=dict(type="float"),
+    )
+    KubehooksModule(spec, mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")]).run(execute)
+
+
+if __name__ == "__main__":
+    main()
