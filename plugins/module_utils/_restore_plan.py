@@ -48,6 +48,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import gzip
 import hashlib
 import json
 import os
@@ -295,7 +296,10 @@ def extract_archive(path, dest):
         raise ArchiveError("cannot create the extraction directory %s: %s" % (dest, exc.strerror or exc))
     files = 0
     try:
-        with tarfile.open(path, mode="r|gz") as tar:
+        # gzip itself (not tarfile's stream) so that a stream cut anywhere, even between two
+        # members, is noticed: the rest is drained, and a missing end-of-stream raises EOFError.
+        with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as compressed, \
+                tarfile.open(fileobj=compressed, mode="r|") as tar:
             for member in tar:
                 relative = _safe_member_path(member.name)
                 if relative is None:
@@ -319,6 +323,8 @@ def extract_archive(path, dest):
                             break
                         handle.write(chunk)
                 files += 1
+            while compressed.read(65536):
+                pass
     except ArchiveError:
         raise
     except FileNotFoundError:

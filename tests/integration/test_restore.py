@@ -243,9 +243,9 @@ def test_truncated_archive_is_a_clear_error_and_creates_nothing(cluster, workloa
     assert record["status"]["phase"] == "Failed" and "truncated" in record["status"]["failureReason"]
 
 
-def configmaps_backup(cluster, namespace, storage, count, name):
+def configmaps_backup(cluster, namespace, storage, count, name, start=0):
     a = api()
-    for i in range(count):
+    for i in range(start, start + count):
         a.create("/api/v1/namespaces/%s/configmaps" % namespace,
                  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm-%05d" % i},
                   "data": {"payload": "x" * 512}})
@@ -259,7 +259,7 @@ def configmaps_backup(cluster, namespace, storage, count, name):
 def test_restore_memory_is_flat_from_200_to_2000_objects_and_reports_progress(cluster, namespace, tmp_path):
     storage = str(tmp_path / "storage")
     configmaps_backup(cluster, namespace, storage, 200, "small")
-    configmaps_backup(cluster, namespace, storage, 1800, "big")   # the namespace now holds 2,000 (+ kube-root-ca)
+    configmaps_backup(cluster, namespace, storage, 1800, "big", start=200)   # the namespace now holds 2,000 (+ kube-root-ca)
     peaks = {}
     targets = []
     try:
@@ -315,3 +315,28 @@ def test_backup_of_the_earlier_release_layout_still_restores(cluster, workload, 
         assert api().get("/api/v1/namespaces/%s/configmaps/cfg" % target)["data"]["greeting"] == "hello"
     finally:
         delete_namespace(target)
+
+
+def shipped_role_rules():
+    import yaml
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "files", "rbac", "restore.yml")) as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d]
+    return [d for d in documents if d["kind"] == "Role"][0]["rules"]
+
+
+def test_namespace_restore_runs_under_the_shipped_least_privilege_role(cluster, workload, tmp_path, sa_token):
+    storage = str(tmp_path / "storage")
+    backup(cluster, workload, storage, "b1")
+    for path in ("configmaps/cfg", "secrets/creds", "services/web"):
+        api().delete("/api/v1/namespaces/%s/%s" % (workload, path))
+    creds = sa_token(workload, shipped_role_rules())
+    args = {"host": creds["host"], "api_key": creds["token"], "ca_cert": creds["ca_cert"], "backup": "b1",
+            "storage_dir": storage, "cluster": "c1", "name": "least", "included_namespaces": [workload],
+            "include_cluster_resources": False}
+    result = run_module("restore_resources", args, timeout=300)
+    assert result["phase"] == "Completed", result.get("error_messages") or result
+    assert api().get("/api/v1/namespaces/%s/configmaps/cfg" % workload)["data"]["greeting"] == "hello"
+    assert api().get("/api/v1/namespaces/%s/services/web" % workload)["spec"]["selector"] == {"app": "web"}
+    assert deployment_available(workload)
+    # nothing cluster-wide was allowed, nor needed
+    assert not [w for w in result["warning_messages"] if "forbidden" in w.lower()]

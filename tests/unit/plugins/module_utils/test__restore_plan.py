@@ -380,6 +380,16 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
         rp.extract_archive(str(path), str(tmp_path / "x"))
 
 
+def test_an_archive_cut_anywhere_is_refused(tmp_path):
+    """tarfile's own stream mode ends quietly at a cut between two members: the gzip check does not."""
+    data = open(good_archive(tmp_path), "rb").read()
+    for index, cut in enumerate(range(10, len(data) - 1, max(1, len(data) // 25))):
+        path = tmp_path / ("cut%d.tar.gz" % index)
+        path.write_bytes(data[:cut])
+        with pytest.raises(rp.ArchiveError):
+            rp.extract_archive(str(path), str(tmp_path / ("x%d" % index)))
+
+
 @pytest.mark.parametrize("content", [b"", b"not a gzip file", gzip.compress(b"not a tar stream" * 40)])
 def test_malformed_archive_is_a_clear_error(tmp_path, content):
     path = tmp_path / "bad.tar.gz"
