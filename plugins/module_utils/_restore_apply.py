@@ -57,6 +57,7 @@ FAILED = "failed"
 OUTCOMES = (CREATED, UPDATED, SKIPPED, FAILED)
 MERGE_PATCH = "application/merge-patch+json"
 MAX_ADDITIONAL_DEPTH = 3
+_ADDITIONAL_KINDS = (rp.PVS, rp.PVCS, "priorityclasses.scheduling.k8s.io")
 
 
 def _q(text):
@@ -254,6 +255,8 @@ class Applier(object):
         """Restore one item (and its additional items first)."""
         group_resource = entry["group_resource"]
         target_ns = entry.get("target_namespace") or ""
+        if group_resource in _ADDITIONAL_KINDS:  # never restored twice (as an item and as an additional one)
+            self.done.add((group_resource, entry["namespace"], entry["name"]))
         if obj is None:
             self._fail(target_ns, group_resource, entry.get("error") or "error decoding %r" % entry.get("path"))
             self._report(entry, FAILED, entry.get("error"))

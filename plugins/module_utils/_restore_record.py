@@ -200,8 +200,7 @@ class Outcomes(object):
     def add(self, item):
         name = "%s/%s" % (item["target_namespace"], item["name"]) if item.get("target_namespace") else item["name"]
         self.by_key.setdefault(item["resource_key"], []).append("%s(%s)" % (name, item["outcome"]))
-        if item["outcome"] in self.counts:
-            self.counts[item["outcome"]] += 1
+        self.counts[item["outcome"]] = self.counts.get(item["outcome"], 0) + 1
 
     @property
     def restored(self):

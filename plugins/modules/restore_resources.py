@@ -84,7 +84,7 @@ options:
     elements: str
     default: []
   namespace_mappings:
-    description: Restore the items of a namespace into another one, C({old: new}).
+    description: "Restore the items of a namespace into another one, C({old: new})."
     type: dict
     default: {}
   include_cluster_resources:
