@@ -93,11 +93,15 @@ def _require_client():
         raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
 
 
-def _call(api_client, method, path, query, body, request_timeout):
-    """One request through ``api_client``; the decoded JSON answer, or ApiRequestError."""
+def _call(api_client, method, path, query, body, request_timeout, content_type=None):
+    """One request through ``api_client``; the decoded JSON answer, or ApiRequestError.
+
+    ``body`` is sent as JSON with ``content_type`` (default ``application/json``).  An empty answer to
+    a request other than GET is ``{}``.
+    """
     headers = {"Accept": "application/json"}
     if body is not None:
-        headers["Content-Type"] = "application/json"
+        headers["Content-Type"] = content_type or "application/json"
     try:
         if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
             request = api_client.param_serialize(method, path, query_params=query, header_params=headers,
@@ -116,6 +120,8 @@ def _call(api_client, method, path, query, body, request_timeout):
         raise ApiRequestError(exc.status or 0, status_message(body, exc.reason or str(exc)), body)
     except (Urllib3HTTPError, OSError) as exc:
         raise ApiRequestError(0, str(exc))
+    if not data and method != "GET":
+        return {}
     try:
         return json.loads(data)
     except ValueError as exc:
@@ -276,40 +282,15 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None):
 def api_caller(api_client, request_timeout=None):
     """Return ``call(method, path, body=None, query=None, content_type=None) -> dict`` over ``api_client``.
 
-    Like :func:`api_getter` for any verb: ``body`` (a dict) is sent as JSON with ``content_type``
-    (default ``application/json``; ``application/merge-patch+json`` for a PATCH).  Errors raise
-    ApiRequestError with the HTTP status and the ``metav1.Status`` body.
+    Any verb: ``body`` (a dict) is sent as JSON with ``content_type`` (default ``application/json``;
+    ``application/merge-patch+json`` for a PATCH).  Errors raise ApiRequestError with the HTTP status and
+    the ``metav1.Status`` body.  ``request_timeout`` defaults to DEFAULT_REQUEST_TIMEOUT, as for
+    :func:`api_getter`.
     """
     _require_client()
+    timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
 
     def call(method, path, body=None, query=None, content_type=None):
-        query = list(query or [])
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type or "application/json"
-        try:
-            if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
-                request = api_client.param_serialize(method, path, query_params=query, header_params=headers,
-                                                     body=body, auth_settings=["BearerToken"])
-                response = api_client.call_api(*request, _request_timeout=request_timeout)
-                data = response.read()
-                if not 200 <= response.status <= 299:
-                    raise ApiRequestError(response.status, status_message(data, response.reason), data)
-            else:
-                response = api_client.call_api(path, method, query_params=query, header_params=headers, body=body,
-                                               auth_settings=["BearerToken"], _preload_content=False,
-                                               _return_http_data_only=True, _request_timeout=request_timeout)
-                data = response.data
-        except ApiException as exc:
-            body_text = getattr(exc, "body", None)
-            raise ApiRequestError(exc.status or 0, status_message(body_text, exc.reason or str(exc)), body_text)
-        except (Urllib3HTTPError, OSError) as exc:
-            raise ApiRequestError(0, str(exc))
-        if not data:
-            return {}
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise ApiRequestError(0, "the response of %s %s is not JSON: %s" % (method, path, exc))
+        return _call(api_client, method, path, list(query or []), body, timeout, content_type)
 
     return call

@@ -21,7 +21,10 @@ A backup storage location root is laid out as Velero lays out a bucket prefix
                                        <name>-volumes.json.gz           its index
                                        <name>-thaw-state.jsonl          pods marked thawed by the controller
                                        <name>-watchdog.json             what the watchdog did
-    <storage>/<cluster>/restores/<restore-name>/                       a restore
+    <storage>/<cluster>/restores/<restore-name>/velero-restore.json    the Restore object (_restore_record)
+                                                restore-<name>-logs.gz   gzipped JSON lines
+                                                restore-<name>-results.gz
+                                                restore-<name>-resource-list.json.gz  {"v1/Pod": ["ns/name(created)"]}
 
 Without a cluster the root is ``<storage>/`` itself.  The names Velero uses for the top level of a
 location (backups, restores, metadata, plugins, restic, kopia) are refused as cluster names, so the
@@ -43,6 +46,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._errors import Ku
 # Velero's archive format version (metadata/version in the archive, status.formatVersion).
 FORMAT_VERSION = "1.1.0"
 RECORD_FILE = "velero-backup.json"
+RESTORE_RECORD_FILE = "velero-restore.json"
 BACKUPS_DIR = "backups"
 RESTORES_DIR = "restores"
 RESERVED_ROOT_NAMES = (BACKUPS_DIR, RESTORES_DIR, "metadata", "plugins", "restic", "kopia")
@@ -153,9 +157,22 @@ def backup_dir(storage, name, cluster=None):
     return os.path.join(backups_root(storage, cluster), check_backup_name(name))
 
 
+def restores_root(storage, cluster=None):
+    """``<storage>/[<cluster>/]restores``."""
+    return os.path.join(location_root(storage, cluster), RESTORES_DIR)
+
+
 def restore_dir(storage, cluster, restore_name):
     """``<storage>/[<cluster>/]restores/<restore-name>``."""
-    return os.path.join(location_root(storage, cluster), RESTORES_DIR, check_backup_name(restore_name, "restore"))
+    return os.path.join(restores_root(storage, cluster), check_backup_name(restore_name, "restore"))
+
+
+def location_of_backup_dir(bdir):
+    """The location root of a backup directory ``<root>/backups/<name>``; else the directory's parent."""
+    parent = os.path.dirname(os.path.abspath(bdir))
+    if os.path.basename(parent) == BACKUPS_DIR:
+        return os.path.dirname(parent)
+    return parent
 
 
 def resolve_backup_dir(name, backup_dir_param=None, storage_dir=None, cluster=None, api_host=None):
@@ -174,12 +191,13 @@ def resolve_backup_dir(name, backup_dir_param=None, storage_dir=None, cluster=No
     return backup_dir(storage, name, cluster or None), cluster or None
 
 
-def claim_backup_dir(bdir, name, adopt_unrecorded=False):
+def claim_backup_dir(bdir, name, adopt_unrecorded=False, what="backup"):
     """Create and claim the backup directory ``bdir`` (0700, parents 0700); returns it.
 
     A backup name is used once: an existing directory is a KubehooksError, except with
     ``adopt_unrecorded`` when it holds no record yet (a run that failed before its record was
-    written, or an export run on its own).
+    written, or an export run on its own).  ``what="restore"`` claims a restore directory the same
+    way (a restore name is used once too).
     """
     parent = os.path.dirname(os.path.abspath(bdir))
     try:
@@ -190,9 +208,9 @@ def claim_backup_dir(bdir, name, adopt_unrecorded=False):
             os.mkdir(bdir, 0o700)
     except FileExistsError:
         if not adopt_unrecorded or not os.path.isdir(bdir) or os.path.exists(record_path(bdir)):
-            raise KubehooksError("backup %s already exists in %s: choose another name" % (name, parent))
+            raise KubehooksError("%s %s already exists in %s: choose another name" % (what, name, parent))
     except OSError as exc:
-        raise KubehooksError("cannot create the backup directory %s: %s" % (bdir, exc.strerror or exc))
+        raise KubehooksError("cannot create the %s directory %s: %s" % (what, bdir, exc.strerror or exc))
     return bdir
 
 
@@ -210,6 +228,15 @@ def ensure_dir(path):
         if not os.path.isdir(path):
             raise
     return path
+
+
+def subdirectories(base):
+    """``(name, path)`` of each directory in ``base``, by name; none when ``base`` cannot be read."""
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return []
+    return [(name, os.path.join(base, name)) for name in names if os.path.isdir(os.path.join(base, name))]
 
 
 def list_location_roots(storage, cluster=None):
@@ -314,6 +341,35 @@ def untrusted_file_problem(path, uid=None):
             return "the %s %s is writable by its group or others (mode %04o)" % (
                 what, target, stat.S_IMODE(info.st_mode))
     return None
+
+
+# --------------------------------------------------------------------------------------------
+# Files of a restore directory
+# --------------------------------------------------------------------------------------------
+
+# Velero names a restore's files as a backup's, with ``restore-`` before the name
+# (object_store_layout.go getRestoreLogKey, getRestoreResultsKey, getRestoreResourceListKey).
+RESTORE_FILE_PREFIX = "restore-"
+RESTORE_ROLES = ("record", "logs", "results", "resource_list")
+
+
+def restore_stem(name):
+    """``restore-<name>``: the name a restore's files carry where a backup's carry ``<name>``."""
+    return RESTORE_FILE_PREFIX + name
+
+
+def restore_file(rdir, name, role):
+    """The path of the file that plays ``role`` (one of RESTORE_ROLES) in restore ``name``'s directory."""
+    if role == "record":
+        return os.path.join(rdir, RESTORE_RECORD_FILE)
+    if role not in RESTORE_ROLES:
+        raise KeyError(role)
+    return backup_file(rdir, restore_stem(name), role)
+
+
+def restore_files_of(rdir, name):
+    """The restore's files by role, as the modules return them (``files``)."""
+    return dict((role, restore_file(rdir, name, role)) for role in RESTORE_ROLES)
 
 
 # --------------------------------------------------------------------------------------------

@@ -129,16 +129,8 @@ def list_records(storage, cluster=None, now=None):
     """
     rows = []
     for cluster_name, root in _layout.list_location_roots(storage, cluster):
-        backups = os.path.join(root, _layout.BACKUPS_DIR)
-        try:
-            names = sorted(os.listdir(backups))
-        except OSError:
-            continue
         found = []
-        for name in names:
-            bdir = os.path.join(backups, name)
-            if not os.path.isdir(bdir):
-                continue
+        for name, bdir in _layout.subdirectories(os.path.join(root, _layout.BACKUPS_DIR)):
             try:
                 row = summarize(_record.load_record(bdir), bdir, now)
             except KubehooksError as exc:

@@ -314,26 +314,33 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
 # Files
 # --------------------------------------------------------------------------------------------
 
+def write_object(path, obj, what):
+    """Write a Velero object as indented JSON, atomically (owner-only); returns ``path``."""
+    return _layout.atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"), what=what)
+
+
+def load_object(path, kind, what):
+    """The Velero object of ``kind`` in ``path``; KubehooksError naming ``what`` when missing or unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            obj = json.loads(handle.read().decode("utf-8"))
+    except (OSError, IOError) as exc:
+        raise KubehooksError("no readable %s at %s: %s" % (what, path, getattr(exc, "strerror", None) or exc))
+    except ValueError as exc:
+        raise KubehooksError("the %s %s is not valid JSON: %s" % (what, path, exc))
+    if not isinstance(obj, dict) or obj.get("kind") != kind:
+        raise KubehooksError("%s is not a Velero %s object" % (path, kind))
+    return obj
+
+
 def write_record(bdir, record):
     """Write ``velero-backup.json`` atomically (owner-only); returns its path."""
-    return _layout.atomic_write(_layout.record_path(bdir),
-                                (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"),
-                                what="the backup record")
+    return write_object(_layout.record_path(bdir), record, "the backup record")
 
 
 def load_record(bdir):
     """The Backup object in ``bdir``; KubehooksError when missing or unreadable."""
-    path = _layout.record_path(bdir)
-    try:
-        with open(path, "rb") as handle:
-            record = json.loads(handle.read().decode("utf-8"))
-    except (OSError, IOError) as exc:
-        raise KubehooksError("no readable backup record at %s: %s" % (path, getattr(exc, "strerror", None) or exc))
-    except ValueError as exc:
-        raise KubehooksError("the backup record %s is not valid JSON: %s" % (path, exc))
-    if not isinstance(record, dict) or record.get("kind") != KIND:
-        raise KubehooksError("%s is not a Velero Backup object" % path)
-    return record
+    return load_object(_layout.record_path(bdir), KIND, "backup record")
 
 
 def write_hook_plan(bdir, name, plan):

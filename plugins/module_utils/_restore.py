@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_apply as ra
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
@@ -40,17 +40,9 @@ def peak_rss_kib():
 
 def resolve_backup(params, api_host=None):
     """``(backup_dir, location_root, cluster)`` from ``backup_dir``, or storage_dir/cluster/backup."""
-    backup = _record.check_backup_name(params["backup"])
-    if params.get("backup_dir"):
-        bdir = params["backup_dir"]
-        return bdir, rr.location_of_backup_dir(bdir), None
-    cluster = params.get("cluster")
-    if not cluster and api_host:
-        from ansible_collections.kubehooks.backup.plugins.module_utils._backup import cluster_from_host
-        cluster = cluster_from_host(api_host)
-    storage = params.get("storage_dir") or _record.default_storage_dir()
-    root = _record.location_root(storage, cluster or None)
-    return _record.backup_dir(storage, backup, cluster or None), root, cluster or None
+    bdir, cluster = _layout.resolve_backup_dir(params["backup"], params.get("backup_dir"), params.get("storage_dir"),
+                                               params.get("cluster"), api_host)
+    return bdir, _layout.location_of_backup_dir(bdir), cluster
 
 
 def options_from(params, restore_name):
@@ -120,20 +112,20 @@ def run(params, factory, check_mode=False, call=None):
     api_host = getattr(factory, "host", None)
     bdir, root, cluster = resolve_backup(params, api_host)
     restore_name = params.get("name") or rr.default_name(params["backup"], started)
-    _record.check_backup_name(restore_name)
+    _layout.check_backup_name(restore_name, "restore")
     options = options_from(params, restore_name)
-    rdir = os.path.join(rr.restores_root(root), restore_name)
-    archive_file = _record.archive_path(bdir, params["backup"])
+    rdir = os.path.join(root, _layout.RESTORES_DIR, restore_name)
+    archive_file = _layout.archive_path(bdir, params["backup"])
     if not os.path.isdir(bdir):
         raise KubehooksError("backup %s not found: no directory %s" % (params["backup"], bdir))
-    if os.path.exists(rdir):
+    if os.path.exists(rdir):  # checked before the archive is read; claimed (race-free) below
         raise KubehooksError("restore %s already exists in %s: choose another name" % (restore_name, os.path.dirname(rdir)))
     record = rr.new_record(restore_name, options.spec(), cluster, bdir)
     result = dict(name=restore_name, backup=params["backup"], backup_dir=bdir, restore_dir=rdir,
-                  files=rr.files_of(rdir, restore_name))
+                  files=_layout.restore_files_of(rdir, restore_name))
 
     if not check_mode:
-        rr.create_restore_dir(rdir, restore_name)
+        _layout.claim_backup_dir(rdir, restore_name, what="restore")
         rr.write_record(rdir, record)
     workdir = tempfile.mkdtemp(prefix="kubehooks-restore-")
     progress = _Progress(None if check_mode else rdir, restore_name, record, 0)

@@ -58,8 +58,9 @@ import tarfile
 import zlib
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, ScopeError
-from ansible_collections.kubehooks.backup.plugins.module_utils._export import ResourceFilter, glob_match
-from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
+    ResourceFilter,
+    glob_match,
     labels_match,
     parse_label_selectors,
     validate_namespace_scope,

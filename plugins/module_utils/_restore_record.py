@@ -23,17 +23,14 @@ messages, per namespace, in the results file).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import os
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
-from ansible_collections.kubehooks.backup.plugins.module_utils._record import _atomic_write
+from ansible_collections.kubehooks.backup.plugins.module_utils._scope import format_label_selector
 
 KIND = "Restore"
-RECORD_FILE = "velero-restore.json"
-RESTORES_DIR = "restores"
 ANNOTATION_BACKUP_DIR = _record.ANNOTATION_PREFIX + "backup-dir"
 PHASE_NEW = _record.PHASE_NEW
 PHASE_IN_PROGRESS = _record.PHASE_IN_PROGRESS
@@ -43,67 +40,12 @@ PHASE_FAILED = _record.PHASE_FAILED
 
 
 # --------------------------------------------------------------------------------------------
-# Paths (move to _layout once it exists)
+# Names (the paths are _layout's)
 # --------------------------------------------------------------------------------------------
-
-def restores_root(location_root):
-    return os.path.join(location_root, RESTORES_DIR)
-
-
-def restore_dir(storage, cluster, name):
-    """``<storage>/[<cluster>/]restores/<restore-name>/``."""
-    return os.path.join(_record.location_root(storage, cluster), RESTORES_DIR, _record.check_backup_name(name))
-
-
-def location_of_backup_dir(bdir):
-    """The location root of a backup directory (``<root>/backups/<name>``), else its parent."""
-    parent = os.path.dirname(os.path.abspath(bdir))
-    if os.path.basename(parent) == "backups":
-        return os.path.dirname(parent)
-    return parent
-
-
-def record_path(rdir):
-    return os.path.join(rdir, RECORD_FILE)
-
-
-def log_path(rdir, name):
-    return os.path.join(rdir, "restore-%s-logs.gz" % name)
-
-
-def results_name(name):
-    """The ``name`` argument of ``_record``'s results/resource-list helpers for a restore."""
-    return "restore-%s" % name
-
-
-def results_path(rdir, name):
-    return _record.results_path(rdir, results_name(name))
-
-
-def resource_list_path(rdir, name):
-    return _record.resource_list_path(rdir, results_name(name))
-
-
-def files_of(rdir, name):
-    return {"record": record_path(rdir), "logs": log_path(rdir, name), "results": results_path(rdir, name),
-            "resource_list": resource_list_path(rdir, name)}
-
 
 def default_name(backup, now=None):
     """Velero's default restore name: ``<backup>-<UTC %Y%m%d%H%M%S>``."""
     return "%s-%s" % (backup, time.strftime("%Y%m%d%H%M%S", time.gmtime(time.time() if now is None else now)))
-
-
-def create_restore_dir(rdir, name):
-    """Claim ``rdir`` (0700); KubehooksError when that restore already exists."""
-    try:
-        os.makedirs(os.path.dirname(rdir), mode=0o700, exist_ok=True)
-        os.mkdir(rdir, 0o700)
-    except FileExistsError:
-        raise KubehooksError("restore %s already exists in %s: choose another name" % (name, os.path.dirname(rdir)))
-    except OSError as exc:
-        raise KubehooksError("cannot create the restore directory %s: %s" % (rdir, exc.strerror or exc))
-    return rdir
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,35 +101,22 @@ def finish_record(record, errors=(), warnings=(), failure_reason=None, now=None)
 
 
 def write_record(rdir, record):
-    path = record_path(rdir)
-    try:
-        _atomic_write(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
-    except OSError as exc:
-        raise KubehooksError("cannot write the restore record %s: %s" % (path, exc.strerror or exc))
-    return path
+    """Write ``velero-restore.json`` atomically (owner-only); returns its path."""
+    return _record.write_object(_layout.restore_file(rdir, None, "record"), record, "the restore record")
 
 
 def load_record(rdir):
-    path = record_path(rdir)
-    try:
-        with open(path, "rb") as handle:
-            record = json.loads(handle.read().decode("utf-8"))
-    except (OSError, IOError) as exc:
-        raise KubehooksError("no readable restore record at %s: %s" % (path, getattr(exc, "strerror", None) or exc))
-    except ValueError as exc:
-        raise KubehooksError("the restore record %s is not valid JSON: %s" % (path, exc))
-    if not isinstance(record, dict) or record.get("kind") != KIND:
-        raise KubehooksError("%s is not a Velero Restore object" % path)
-    return record
+    """The Restore object in ``rdir``; KubehooksError when missing or unreadable."""
+    return _record.load_object(_layout.restore_file(rdir, None, "record"), KIND, "restore record")
 
 
 def write_results(rdir, name, errors=(), warnings=()):
     """``restore-<name>-results.gz``: messages per namespace (``cluster`` for cluster-scoped items)."""
-    return _record.write_results(rdir, results_name(name), list(errors), list(warnings))
+    return _record.write_results(rdir, _layout.restore_stem(name), list(errors), list(warnings))
 
 
 def read_results(rdir, name):
-    return _record.read_results(rdir, results_name(name))
+    return _record.read_results(rdir, _layout.restore_stem(name))
 
 
 class Outcomes(object):
@@ -207,11 +136,11 @@ class Outcomes(object):
         return sum(self.counts.values())
 
     def write(self, rdir, name):
-        return _record.write_resource_list(rdir, results_name(name), self.by_key)
+        return _record.write_resource_list(rdir, _layout.restore_stem(name), self.by_key)
 
 
 def read_resource_list(rdir, name):
-    path = resource_list_path(rdir, name)
+    path = _layout.restore_file(rdir, name, "resource_list")
     if not os.path.exists(path):
         return {}
     return _record.read_resource_list(path)
@@ -225,7 +154,7 @@ def append_log(rdir, name, entries):
         entry.setdefault("restore", "%s/%s" % (_record.VELERO_NAMESPACE, name))
         entry.setdefault("level", "info")
         stamped.append(entry)
-    return _record.append_log(log_path(rdir, name), stamped)
+    return _record.append_log(_layout.restore_file(rdir, name, "logs"), stamped)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +176,7 @@ def summarize(record, rdir=None):
         "errors": int(status.get("errors") or 0),
         "warnings": int(status.get("warnings") or 0),
         "created": metadata.get("creationTimestamp"),
-        "selector": _record.format_label_selector(spec.get("labelSelector")) if spec.get("labelSelector")
+        "selector": format_label_selector(spec.get("labelSelector")) if spec.get("labelSelector")
         else ",".join(spec.get("labelSelectors") or []) or "<none>",
         "total_items": int(progress.get("totalItems") or 0),
         "items_restored": int(progress.get("itemsRestored") or 0),
@@ -258,16 +187,8 @@ def summarize(record, rdir=None):
 
 def list_records(location_root):
     """Rows (see :func:`summarize`) of every restore under one location root, by name."""
-    base = restores_root(location_root)
-    try:
-        names = sorted(os.listdir(base))
-    except OSError:
-        return []
     rows = []
-    for name in names:
-        rdir = os.path.join(base, name)
-        if not os.path.isdir(rdir):
-            continue
+    for name, rdir in _layout.subdirectories(os.path.join(location_root, _layout.RESTORES_DIR)):
         try:
             rows.append(summarize(load_record(rdir), rdir))
         except KubehooksError as exc:

@@ -99,7 +99,7 @@ query_result:
 
 import os
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
@@ -107,20 +107,20 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._module import QU
 
 def execute(km):
     params = km.params
-    storage = params.get("storage_dir") or _record.default_storage_dir()
-    root = _record.location_root(storage, params.get("cluster") or None)
+    storage = params.get("storage_dir") or _layout.default_storage_dir()
+    cluster = params.get("cluster") or None
     if not params.get("name"):
-        return dict(changed=False, restores=rr.list_records(root))
-    name = _record.check_backup_name(params["name"])
-    rdir = os.path.join(rr.restores_root(root), name)
+        return dict(changed=False, restores=rr.list_records(_layout.location_root(storage, cluster)))
+    rdir = _layout.restore_dir(storage, cluster, params["name"])
+    name = params["name"]
     if not os.path.isdir(rdir):
-        raise KubehooksError("restore %s not found in %s" % (name, rr.restores_root(root)))
+        raise KubehooksError("restore %s not found in %s" % (name, os.path.dirname(rdir)))
     record = rr.load_record(rdir)
     result = dict(changed=False, restore=rr.summarize(record, rdir), record=record, messages=rr.read_results(rdir, name))
     if params["details"]:
         result["resource_list"] = rr.read_resource_list(rdir, name)
     if params["logs"]:
-        result["log_entries"] = _record.read_log(rr.log_path(rdir, name))
+        result["log_entries"] = _record.read_log(_layout.restore_file(rdir, name, "logs"))
     return result
 
 

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = os.path.join(ROOT, "plugins", "modules")
@@ -62,3 +63,22 @@ def run_playbook(playbook, extra_vars=None, env=None, timeout=900, inventory=Non
                     "ANSIBLE_PYTHON_INTERPRETER": sys.executable, "PATH": bindir + os.pathsep + run_env["PATH"]})
     run_env.update(env or {})
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=run_env, cwd=ROOT, check=False)
+
+
+def admin_api(timeout=30):
+    """The local cluster's API as its admin (localcluster.api.Api)."""
+    from localcluster import config as lc_config
+    from localcluster.api import Api
+    return Api.admin(lc_config.load(), timeout=timeout)
+
+
+def wait_for(check, timeout, what, interval=0.5):
+    """Call ``check`` until it returns a true value (returned); AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(interval)

@@ -30,8 +30,7 @@ import pytest
 from localcluster import config as lc_config
 from localcluster import fake as lc_fake
 from localcluster import storage as lc_storage
-from localcluster.api import Api
-from modrun import ROOT, collections_path, run_playbook
+from modrun import ROOT, admin_api, collections_path, run_playbook, wait_for
 
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 PRE = "pre.hook.backup.velero.io/"
@@ -45,21 +44,6 @@ WRITER = ("import os, sys\n"
           "print('ready', flush=True)\n"
           "with open(sys.argv[1], 'w') as f:\n"
           "    f.write('written from the host\\n'); f.flush(); os.fsync(f.fileno())\n")
-
-
-def admin_api():
-    return Api.admin(lc_config.load(), timeout=30)
-
-
-def wait_for(check, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def check_pv_path(path):

@@ -6,31 +6,16 @@ import gzip
 import json
 import os
 import shutil
-import time
 import uuid
 
 import pytest
 
-from localcluster import config as lc_config
-from localcluster.api import Api, ApiError
+from localcluster.api import ApiError
+from modrun import admin_api as api
 from modrun import run_module
+from modrun import wait_for as wait
 
 pytestmark = pytest.mark.real_node
-
-
-def api():
-    return Api.admin(lc_config.load(), timeout=30)
-
-
-def wait(check, timeout, what, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 def get_or_none(path):

@@ -79,6 +79,33 @@ def test_names_of_the_files_later_features_write():
         layout.restore_dir("/s", "prod", "../r")
 
 
+def test_restore_file_names_match_velero():
+    """object_store_layout.go: restore-<name>-logs.gz, -results.gz, -resource-list.json.gz."""
+    assert layout.restore_files_of("/s/restores/r1", "r1") == {
+        "record": "/s/restores/r1/velero-restore.json",
+        "logs": "/s/restores/r1/restore-r1-logs.gz",
+        "results": "/s/restores/r1/restore-r1-results.gz",
+        "resource_list": "/s/restores/r1/restore-r1-resource-list.json.gz",
+    }
+    assert layout.restores_root("/s", "prod") == "/s/prod/restores"
+    with pytest.raises(KeyError):
+        layout.restore_file("/r", "r1", "hook_plan")
+
+
+@pytest.mark.parametrize("bdir, root", [("/s/prod/backups/b1", "/s/prod"), ("/s/backups/b1", "/s"),
+                                        ("/elsewhere/b1", "/elsewhere")])
+def test_location_of_backup_dir(bdir, root):
+    assert layout.location_of_backup_dir(bdir) == root
+
+
+def test_a_restore_directory_is_claimed_once(tmp_path):
+    rdir = str(tmp_path / "restores" / "r1")
+    layout.claim_backup_dir(rdir, "r1", what="restore")
+    assert mode(rdir) == 0o700 and mode(str(tmp_path / "restores")) == 0o700
+    with pytest.raises(KubehooksError, match="restore r1 already exists"):
+        layout.claim_backup_dir(rdir, "r1", what="restore")
+
+
 def test_files_of_names_every_file_by_role():
     files = layout.files_of("/b", "n")
     assert files["record"] == "/b/velero-backup.json" and files["hook_log"] == "/b/n-hooks.jsonl"
