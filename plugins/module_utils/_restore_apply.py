@@ -410,8 +410,9 @@ class Applier(object):
         if in_cluster == cleaned:
             self._report(entry, SKIPPED, "already exists, identical to the backup", cleaned)
             return SKIPPED
-        if group_resource == "serviceaccounts":
-            return self._merge_service_account(entry, in_cluster, cleaned, one)
+        if group_resource == "serviceaccounts":  # patched from the account as it is, so the labels get set
+            return self._merge_service_account(entry, comparable(current, self.options, restore_labels=False),
+                                               cleaned, one)
         if self.options.existing_resource_policy != rp.POLICY_UPDATE:
             message = "could not restore, %s %r already exists. Warning: the in-cluster version is different " \
                       "than the backed-up version" % (cleaned.get("kind"), entry["name"])

@@ -63,6 +63,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
     glob_match,
     labels_match,
     parse_label_selectors,
+    selector_object,
     validate_namespace_scope,
 )
 
@@ -227,7 +228,6 @@ class RestoreOptions(object):
                 "existingResourcePolicy": self.existing_resource_policy,
                 "preserveNodePorts": self.preserve_node_ports}
         if self.label_selectors:
-            from ansible_collections.kubehooks.backup.plugins.module_utils._record import selector_object
             selector = selector_object(self.label_selectors)
             if selector is not None:
                 spec["labelSelector"] = selector
