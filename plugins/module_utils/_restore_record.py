@@ -185,12 +185,29 @@ def summarize(record, rdir=None):
     }
 
 
-def list_records(location_root):
-    """Rows (see :func:`summarize`) of every restore under one location root, by name."""
+def list_records(storage, cluster=None):
+    """Rows (see :func:`summarize`) of every restore in ``storage`` (or of one cluster's), by cluster and name."""
     rows = []
-    for name, rdir in _layout.subdirectories(os.path.join(location_root, _layout.RESTORES_DIR)):
-        try:
-            rows.append(summarize(load_record(rdir), rdir))
-        except KubehooksError as exc:
-            rows.append({"name": name, "status": "Unknown", "errors": 0, "warnings": 0, "path": rdir, "error": str(exc)})
+    for _cluster, root in _layout.list_location_roots(storage, cluster):
+        for name, rdir in _layout.subdirectories(os.path.join(root, _layout.RESTORES_DIR)):
+            try:
+                rows.append(summarize(load_record(rdir), rdir))
+            except KubehooksError as exc:
+                rows.append({"name": name, "status": "Unknown", "errors": 0, "warnings": 0, "path": rdir,
+                             "error": str(exc)})
     return rows
+
+
+def find_restore(storage, name, cluster=None):
+    """The directory of restore ``name``: in ``cluster``, or in the only location root that has it."""
+    _layout.check_backup_name(name, "restore")
+    found = [_layout.restore_dir(storage, root_cluster, name)
+             for root_cluster, _root in _layout.list_location_roots(storage, cluster)]
+    found = [rdir for rdir in found if os.path.isdir(rdir)]
+    if not found:
+        raise KubehooksError("no restore %s in %s" % (name, storage if cluster is None else
+                                                        _layout.restores_root(storage, cluster)))
+    if len(found) > 1:
+        raise KubehooksError("restore %s exists for several clusters (%s): give cluster"
+                             % (name, ", ".join(os.path.basename(os.path.dirname(os.path.dirname(d))) for d in found)))
+    return found[0]

@@ -34,7 +34,9 @@ options:
     description: The backup storage directory; default C($XDG_DATA_HOME/kubehooks/storage), else C(~/.local/share/kubehooks/storage).
     type: path
   cluster:
-    description: The cluster's directory under O(storage_dir); without it, the restores of the storage directory's root.
+    description:
+      - The cluster's directory under O(storage_dir).
+      - Without it, the restores of every cluster are listed, and O(name) is looked up in the only cluster that has it.
     type: str
   details:
     description: With O(name), also return the resource list with each item's outcome.
@@ -97,24 +99,21 @@ query_result:
   type: raw
 """
 
-import os
-
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _record
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
-from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import QUERY_SPEC, KubehooksModule
 
 
 def execute(km):
     params = km.params
     storage = params.get("storage_dir") or _layout.default_storage_dir()
-    cluster = params.get("cluster") or None
+    cluster = params.get("cluster")
+    if cluster is not None:
+        _layout.check_cluster_name(cluster)
     if not params.get("name"):
-        return dict(changed=False, restores=rr.list_records(_layout.location_root(storage, cluster)))
-    rdir = _layout.restore_dir(storage, cluster, params["name"])
+        return dict(changed=False, restores=rr.list_records(storage, cluster))
     name = params["name"]
-    if not os.path.isdir(rdir):
-        raise KubehooksError("restore %s not found in %s" % (name, os.path.dirname(rdir)))
+    rdir = rr.find_restore(storage, name, cluster)
     record = rr.load_record(rdir)
     result = dict(changed=False, restore=rr.summarize(record, rdir), record=record, messages=rr.read_results(rdir, name))
     if params["details"]:

@@ -129,14 +129,16 @@ def test_default_name_is_velero_backup_and_utc_stamp():
 
 
 def test_list_records_and_summaries(tmp_path):
-    root = _layout.location_root(str(tmp_path), "prod")
-    good = _layout.claim_backup_dir(_layout.restore_dir(str(tmp_path), "prod", "a"), "a", what="restore")
+    storage = str(tmp_path)
+    _layout.ensure_dir(_layout.backups_root(storage, "prod"))   # a location root: it has backups
+    good = _layout.claim_backup_dir(_layout.restore_dir(storage, "prod", "a"), "a", what="restore")
     record = rr.mark_started(rr.new_record("a", dict(spec(), labelSelectors=["app=web"]), cluster="prod", now=NOW),
                              2, now=NOW)
     rr.set_progress(record, 2, 2)
     rr.write_record(good, rr.finish_record(record, now=NOW))
-    _layout.claim_backup_dir(_layout.restore_dir(str(tmp_path), "prod", "b"), "b", what="restore")  # no record
-    rows = rr.list_records(root)
+    _layout.claim_backup_dir(_layout.restore_dir(storage, "prod", "b"), "b", what="restore")  # no record
+    rows = rr.list_records(storage)
+    assert rows == rr.list_records(storage, "prod")
     assert [r["name"] for r in rows] == ["a", "b"]
     assert rows[0] == {"name": "a", "backup": "b1", "status": "Completed", "started": "2025-11-30T08:00:00Z",
                        "completed": "2025-11-30T08:00:00Z", "errors": 0, "warnings": 0,
@@ -144,3 +146,20 @@ def test_list_records_and_summaries(tmp_path):
                        "items_restored": 2, "cluster": "prod", "path": good}
     assert rows[1]["status"] == "Unknown" and "no readable restore record" in rows[1]["error"]
     assert rr.list_records(str(tmp_path / "nowhere")) == []
+
+
+def test_find_restore_in_the_only_cluster_that_has_it(tmp_path):
+    storage = str(tmp_path)
+    for cluster in ("prod", "staging"):
+        _layout.ensure_dir(_layout.backups_root(storage, cluster))
+    prod = _layout.claim_backup_dir(_layout.restore_dir(storage, "prod", "r1"), "r1", what="restore")
+    assert rr.find_restore(storage, "r1") == prod == rr.find_restore(storage, "r1", "prod")
+    with pytest.raises(KubehooksError, match="no restore r1 in .*staging/restores"):
+        rr.find_restore(storage, "r1", "staging")
+    _layout.claim_backup_dir(_layout.restore_dir(storage, "staging", "r1"), "r1", what="restore")
+    with pytest.raises(KubehooksError, match=r"restore r1 exists for several clusters \(prod, staging\): give cluster"):
+        rr.find_restore(storage, "r1")
+    with pytest.raises(KubehooksError, match="no restore r2 in"):
+        rr.find_restore(storage, "r2")
+    with pytest.raises(KubehooksError, match="invalid restore name"):
+        rr.find_restore(storage, "../r1")
