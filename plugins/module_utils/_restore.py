@@ -78,8 +78,10 @@ class _Progress(object):
     def __call__(self, item):
         self.outcomes.add(item)
         restored = self.outcomes.restored
-        level = "error" if item["outcome"] == ra.FAILED else ("warning" if item.get("message") and
-                                                             item["outcome"] == ra.SKIPPED else "info")
+        if item["outcome"] == ra.FAILED:
+            level = "error"
+        else:
+            level = "warning" if item.get("message") and item["outcome"] == ra.SKIPPED else "info"
         entry = {"level": level, "resource": item["group_resource"], "namespace": item["target_namespace"],
                  "name": item["name"], "outcome": item["outcome"], "progress": "",
                  "msg": "Restored %d items out of an estimated total of %d (estimate will change throughout the restore)"

@@ -205,8 +205,8 @@ def find_restore(storage, name, cluster=None):
              for root_cluster, _root in _layout.list_location_roots(storage, cluster)]
     found = [rdir for rdir in found if os.path.isdir(rdir)]
     if not found:
-        raise KubehooksError("no restore %s in %s" % (name, storage if cluster is None else
-                                                        _layout.restores_root(storage, cluster)))
+        where = storage if cluster is None else _layout.restores_root(storage, cluster)
+        raise KubehooksError("no restore %s in %s" % (name, where))
     if len(found) > 1:
         raise KubehooksError("restore %s exists for several clusters (%s): give cluster"
                              % (name, ", ".join(os.path.basename(os.path.dirname(os.path.dirname(d))) for d in found)))

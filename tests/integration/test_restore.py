@@ -294,8 +294,8 @@ def test_backup_of_the_earlier_release_layout_still_restores(cluster, workload, 
     target = "kh-old-%s" % uuid.uuid4().hex[:6]
     try:
         result = restore(cluster, storage, "old", name="from-old", included_namespaces=[workload],
-                         namespace_mappings={workload: target}, excluded_resources=["pods", "replicasets",
-                                                                                     "deployments"])
+                         namespace_mappings={workload: target},
+                         excluded_resources=["pods", "replicasets", "deployments"])
         assert result["phase"] == "Completed", result["error_messages"]
         assert api().get("/api/v1/namespaces/%s/configmaps/cfg" % target)["data"]["greeting"] == "hello"
     finally:

@@ -728,8 +728,8 @@ def test_bound_pv_not_matching_the_label_selector_is_still_added(tmp_path):
     objects = dict(PV_CLUSTER)
     objects[("", "persistentvolumeclaims")] = [claim("data", "db", "pv-1", labels={"app": "db"}),
                                                claim("logs", "shop", "pv-2", labels={"app": "db"})]
-    _api, result, files = run_export(tmp_path, FakeApi(objects),
-        label_selector="app=db", include_cluster_resources=True)
+    _api, result, files = run_export(tmp_path, FakeApi(objects), label_selector="app=db",
+                                     include_cluster_resources=True)
     pvs = [n for n in names(files) if n.startswith("resources/persistentvolumes/")]
     assert pvs == ["resources/persistentvolumes/cluster/pv-1.json", "resources/persistentvolumes/cluster/pv-2.json"]
     assert listing_of(result)["v1/PersistentVolume"] == ["pv-1", "pv-2"]   # one group, each once

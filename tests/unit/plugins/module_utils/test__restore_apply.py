@@ -182,8 +182,8 @@ def test_missing_namespace_is_created_from_the_archive_then_the_item():
     created = api.objects[SHOP + "/configmaps/cfg"]
     assert "uid" not in created["metadata"] and "resourceVersion" not in created["metadata"]
     assert created["metadata"]["labels"] == {rp.BACKUP_NAME_LABEL: "b1", rp.RESTORE_NAME_LABEL: "r1"}
-    assert [(o["group_resource"], o["outcome"]) for o in outcomes] == [("namespaces", "created"),
-                                                                        ("configmaps", "created")]
+    assert [(o["group_resource"], o["outcome"]) for o in outcomes] == [
+        ("namespaces", "created"), ("configmaps", "created")]
     assert outcomes[1]["resource_key"] == "v1/ConfigMap" and not app.errors
 
 
