@@ -131,8 +131,10 @@ def test_round_trip_deleted_namespace_comes_back_available_with_the_same_objects
     after = objects(workload)
     for kind in before:
         assert after[kind] == before[kind], kind
-    claim = wait(lambda: (lambda c: c if c.get("status", {}).get("phase") == "Bound" else None)(
-        api().get("/api/v1/namespaces/%s/persistentvolumeclaims/data" % workload)), 90, "claim Bound")
+    def bound_claim():
+        claim = api().get("/api/v1/namespaces/%s/persistentvolumeclaims/data" % workload)
+        return claim if claim.get("status", {}).get("phase") == "Bound" else None
+    claim = wait(bound_claim, 90, "claim Bound")
     rdir = os.path.join(storage, "c1", "restores", "r1")
     listing = read_gz_json(os.path.join(rdir, "restore-r1-resource-list.json.gz"))
     pv_outcome = listing["v1/PersistentVolume"][0]
@@ -305,8 +307,9 @@ def test_backup_of_the_earlier_release_layout_still_restores(cluster, workload, 
 def shipped_role_rules():
     import yaml
     with open(os.path.join(os.path.dirname(__file__), "..", "..", "files", "rbac", "restore.yml")) as handle:
-        documents = [d for d in yaml.safe_load_all(handle) if d]
-    return [d for d in documents if d["kind"] == "Role"][0]["rules"]
+        shipped = yaml.safe_load(handle)
+    assert shipped["kind"] == "List"
+    return [d for d in shipped["items"] if d["kind"] == "Role"][0]["rules"]
 
 
 def test_namespace_restore_runs_under_the_shipped_least_privilege_role(cluster, workload, tmp_path, sa_token):

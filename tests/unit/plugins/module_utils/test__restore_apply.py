@@ -249,7 +249,7 @@ def test_before_stage_is_called_once_before_the_first_pod():
     assert calls == [("workloads", [SHOP + "/configmaps/cfg"])]   # after the config, before the pod
     calls[:] = []
     ra.Applier(FakeApi([("/api/v1/namespaces/shop", obj(NS, "shop"))]), options, FakeArchive(), RESOURCES,
-               before_stage=lambda stage: calls.append(stage)).run(plan_of([(CM, CFG)]))
+               before_stage=calls.append).run(plan_of([(CM, CFG)]))
     assert calls == ["workloads"]   # reached once even without workloads
 
 
