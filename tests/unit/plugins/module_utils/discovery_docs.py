@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Discovery documents shared by the unit tests of _export and _scope (a small cluster's API)."""
+"""Discovery documents shared by the unit tests of _export and _scope (a small cluster's API), and the
+resource entries ``_export.preferred_resources`` makes of them (the restore tests)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -48,3 +49,11 @@ GROUPS = [
      "resources": {"v2": WIDGETS_V2, "v1": WIDGETS_V1}},
     {"name": "snapshot.storage.k8s.io", "preferred": "v1", "versions": ["v1"], "resources": {"v1": SNAP_V1}},
 ]
+
+
+def entry(group, version, resource, kind, namespaced=True):
+    """One resource entry as ``_export.preferred_resources`` returns it."""
+    api_version = "%s/%s" % (group, version) if group else version
+    return {"group": group, "version": version, "api_version": api_version, "resource": resource,
+            "group_resource": "%s.%s" % (resource, group) if group else resource, "kind": kind,
+            "namespaced": namespaced, "singular": kind.lower(), "short_names": [], "verbs": []}

@@ -17,16 +17,11 @@ import copy
 
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_apply as ra
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError
 
-
-def entry(group, version, resource, kind, namespaced=True):
-    return {"group": group, "version": version, "api_version": ex.api_version(group, version),
-            "resource": resource, "group_resource": ex.group_resource(group, resource), "kind": kind,
-            "namespaced": namespaced, "singular": kind.lower(), "short_names": [], "verbs": []}
+from discovery_docs import entry
 
 
 NS = entry("", "v1", "namespaces", "Namespace", namespaced=False)

@@ -17,11 +17,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _export as
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, ScopeError
 
-
-def entry(group, version, resource, kind, namespaced=True):
-    return {"group": group, "version": version, "api_version": ex.api_version(group, version),
-            "resource": resource, "group_resource": ex.group_resource(group, resource), "kind": kind,
-            "namespaced": namespaced, "singular": kind.lower(), "short_names": [], "verbs": []}
+from discovery_docs import entry
 
 
 POD = entry("", "v1", "pods", "Pod")
