@@ -131,6 +131,7 @@ def test_round_trip_deleted_namespace_comes_back_available_with_the_same_objects
     after = objects(workload)
     for kind in before:
         assert after[kind] == before[kind], kind
+
     def bound_claim():
         claim = api().get("/api/v1/namespaces/%s/persistentvolumeclaims/data" % workload)
         return claim if claim.get("status", {}).get("phase") == "Bound" else None
