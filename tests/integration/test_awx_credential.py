@@ -4,7 +4,7 @@ Bearer Token" injects), the project's playbook importing the collection's one.  
 here; ansible-runner is what runs the job inside its execution environment.
 
 - a host without kubehooks_auth is backed up with the credential;
-- a host WITH kubehooks_auth in a job that carries the credential is refused by the backup and thaw
+- a host WITH kubehooks_auth in a job that carries the credential is refused by the backup, thaw and restore
   playbooks before anything runs (nothing frozen, no record), naming the host and the variables: the
   modules would otherwise fill in the credential's host and token and silently connect with them.
 """
@@ -87,3 +87,14 @@ def test_kubehooks_auth_with_the_credential_is_refused_by_the_thaw_playbook(clus
     assert result.status == "failed", stdout[-4000:]
     assert "Host prod-2 has kubehooks_auth (kubeconfig)" in stdout
     assert "Find the record" not in stdout
+
+
+def test_kubehooks_auth_with_the_credential_is_refused_by_the_restore_playbook(cluster, credential, tmp_path):
+    storage = tmp_path / "storage"
+    result, stdout = awx_job(tmp_path, "restore", credential,
+                             {"prod-3": {"kubehooks_auth": {"kubeconfig": cluster.kubeconfig}}},
+                             {"restore_backup": "nightly", "kubehooks_storage_dir": str(storage)})
+    assert result.status == "failed", stdout[-4000:]
+    assert "Host prod-3 has kubehooks_auth (kubeconfig)" in stdout
+    assert "K8S_AUTH_HOST, K8S_AUTH_API_KEY, K8S_AUTH_VERIFY_SSL, K8S_AUTH_SSL_CA_CERT" in stdout
+    assert "Read the inputs" not in stdout and not storage.exists()  # refused before anything ran
