@@ -279,6 +279,46 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None):
         _CONNECT.timeout = None
 
 
+class ThreadClients(object):
+    """One ApiClient per worker thread, made by ``factory()`` on first use, all closed by ``close()``.
+
+    ``kubernetes.stream`` swaps an ApiClient's request method while an exec runs, so threads that exec
+    at the same time must not share a client.  ``get`` is safe to call from any thread; use it as a
+    context manager (``with ThreadClients(factory) as clients: ... clients.get ...``)."""
+
+    def __init__(self, factory):
+        self.factory = factory
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clients = []
+
+    def get(self):
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self.factory()
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def close(self):
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:  # pylint: disable=broad-except  # closing is best effort
+                    pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+
 def api_caller(api_client, request_timeout=None):
     """Return ``call(method, path, body=None, query=None, content_type=None) -> dict`` over ``api_client``.
 

@@ -31,7 +31,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._api import open_exec
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ThreadClients, open_exec
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     DEFAULT_OUTPUT_CAP,
@@ -686,36 +686,16 @@ def capture_volumes(client_factory, jobs, backup_dir, name, deadline, progress=N
     work = [(pod, item) for pod, selected in jobs for item in selected]
     if not work:
         return []
-    local = threading.local()
-    clients = []
-    lock = threading.Lock()
-
-    def get_client():
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = client_factory()
-            with lock:
-                clients.append(client)
-        return client
-
     tracker = _Progress(progress)
+    with ThreadClients(client_factory) as clients:
 
-    def job(index_and_work):
-        index, (pod, item) = index_and_work
-        return _capture_one(get_client, pod, item, backup_dir, name, deadline, tracker.for_volume(index),
-                            capture_fn, options)
+        def job(index_and_work):
+            index, (pod, item) = index_and_work
+            return _capture_one(clients.get, pod, item, backup_dir, name, deadline, tracker.for_volume(index),
+                                capture_fn, options)
 
-    try:
         with ThreadPoolExecutor(max_workers=min(int(parallelism), len(work))) as pool:
             entries = list(pool.map(job, enumerate(work)))
-    finally:
-        for client in clients:
-            close = getattr(client, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # pylint: disable=broad-except
-                    pass
     tracker.final()
     return entries
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
+    ThreadClients,
     api_error_message,
     error_reason,
     open_exec,
@@ -327,29 +328,25 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     if int(parallelism) < 1:
         raise ExecError("parallelism must be at least 1, got %s" % parallelism)
     pods = list(pods)
-    local = threading.local()
-    clients = []
     lock = threading.Lock()
-
-    def get_client():
-        client = getattr(local, "client", None)
-        if client is None:
-            client = local.client = client_factory()
-            with lock:
-                clients.append(client)
-        return client
 
     def report(result):
         if on_result is not None:
             with lock:
                 on_result(result)
 
-    def job(pod):
-        return _run_pod(pod, phase, get_client, exec_fn, output_cap, report)
-
     results = []
     if not pods:
         return results
+    with ThreadClients(client_factory) as clients:
+
+        def job(pod):
+            return _run_pod(pod, phase, clients.get, exec_fn, output_cap, report)
+
+        with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
+            for pod_results in pool.map(job, pods):
+                results.extend(pod_results)
+    return results
     try:
         with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
             for pod_results in pool.map(job, pods):

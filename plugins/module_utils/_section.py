@@ -39,6 +39,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
+    ThreadClients,
     api_getter,
     list_pages,
     pods_path,
@@ -224,26 +225,16 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
 
         def capture_fn(group, section_deadline):
             """The group's volumes, pod by pod; one ApiClient per capture thread, closed after."""
-            local, clients = threading.local(), []
-
-            def get_client():
-                if getattr(local, "client", None) is None:
-                    local.client = client_factory()
-                    clients.append(local.client)
-                return local.client
             entries = []
-            try:
+            with ThreadClients(client_factory) as clients:
                 for pod in group["pods"]:
                     key = _critical.pod_key(pod)
                     if group["volumes"].get(key):
-                        done = capture_pod_volumes(get_client, objects[key], group["volumes"][key], backup_dir,
+                        done = capture_pod_volumes(clients.get, objects[key], group["volumes"][key], backup_dir,
                                                    name, section_deadline, progress=progress.for_pod(key),
                                                    parallelism=options.parallelism)
                         progress.pod_done(len(done))
                         entries += done
-            finally:
-                for client in clients:
-                    getattr(client, "close", lambda: None)()
             return entries
 
     result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,

@@ -1,8 +1,11 @@
 """Pure parts of raw API access: exec URLs, LIST paths, and the one wording of API errors."""
+import threading
+
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
+    ThreadClients,
     api_error,
     api_error_message,
     exec_url,
@@ -92,3 +95,32 @@ def test_a_server_that_never_answers_fails_the_get_within_its_timeout():
         assert "timed out" in str(info.value).lower()
     finally:
         server.close()
+
+
+def test_thread_clients_one_per_thread_all_closed():
+    made = []
+
+    class Client(object):
+        closed = False
+
+        def close(self):
+            self.closed = True
+            raise RuntimeError("closing is best effort")  # never hides the others
+
+    def factory():
+        made.append(Client())
+        return made[-1]
+
+    seen = {}
+    with ThreadClients(factory) as clients:
+        def work(key):
+            seen[key] = (clients.get(), clients.get())
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        work("main")
+    assert len(made) == 4 and all(first is second for first, second in seen.values())
+    assert len(set(id(first) for first, _second in seen.values())) == 4
+    assert all(client.closed for client in made)
