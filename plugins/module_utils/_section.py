@@ -34,6 +34,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _hook_runs,
     _hooks,
     _layout,
+    _room,
     _volumes,
     _watchdog,
 )
@@ -90,9 +91,14 @@ def _options(params):
                              parallelism=params["parallelism"], output_cap=params["output_limit"]).check()
 
 
-def _hook_logger(params, errors):
+def _hook_logger(params, errors, precreate=True):
+    """The hook log's writer: a failed write is kept in ``errors`` (once), never stops a hook.
+
+    ``precreate``: create the log now, so that an unusable one refuses the run before anything is
+    frozen; never for a thaw (a log that cannot be written must not stop the post hooks).
+    """
     log_path = params.get("log_path")
-    if log_path:
+    if log_path and precreate:
         _hook_results.append_jsonl(log_path, [])  # created (0600) or refused now, before anything is frozen
 
     def log(result):
@@ -143,15 +149,38 @@ class VolumeProgress(object):
             self.write()
 
 
-def _finish(result, params, log_errors):
+def check_room(client_factory, groups, objects, backup_dir):
+    """``_room``'s check for the volumes of ``groups`` (before anything is frozen); None without volumes."""
+    selections = [(objects.get(key), items) for group in groups for key, items in group["volumes"].items()]
+    if not any(items for _obj, items in selections):
+        return None
+    client = client_factory()
+    try:
+        get_json = api_getter(client)
+
+        def get_claim(namespace, claim):
+            try:
+                return get_json("/api/v1/namespaces/%s/persistentvolumeclaims/%s" % (namespace, claim))
+            except ApiRequestError as err:
+                raise KubehooksError("Could not read PersistentVolumeClaim %s/%s (to check the storage has room for "
+                                     "its copy; check_storage_room=false skips this): %s" % (namespace, claim, err))
+        need, unknown = _room.needed(selections, get_claim)
+    finally:
+        getattr(client, "close", lambda: None)()
+    return _room.check(backup_dir, need, unknown)
+
+
+def _finish(result, params, log_errors, marks=None):
     result.update(_hook_results.totals(result["hooks"]))
     result["changed"] = bool(result["hooks"] or result.get("volumes"))
+    result["write_errors"] = list(log_errors) + [e for e in (marks.errors if marks is not None else [])
+                                                 if e not in log_errors]
     messages = []
     if result.get("not_thawed"):
         messages.append("%d pod(s) may still be frozen: their post hooks could not be executed within "
                         "thaw_retry_seconds=%s: %s; run the thaw playbook (or their post hooks) for them"
                         % (len(result["not_thawed"]), params["thaw_retry_seconds"], ", ".join(result["not_thawed"])))
-    messages += log_errors
+    messages += result["write_errors"]
     if messages:
         result.update(failed=True, msg="; ".join(messages))
     return result
@@ -178,11 +207,12 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
                                  % (marks.path, name, backup_dir))
         log_errors = []
         result = _critical.thaw_stage(plan, client_factory, marks, options, exec_fn=exec_fn,
-                                      on_result=_hook_logger(params, log_errors))
-        marks.done(_critical.CONTROLLER)
+                                      on_result=_hook_logger(params, log_errors, precreate=False))
+        if not marks.done(_critical.CONTROLLER):
+            _watchdog.tell_stand_down(_watchdog.read_record(record_path))
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
         result["stage"] = stage
-        return _finish(result, params, log_errors)
+        return _finish(result, params, log_errors, marks)
 
     objects = read_pods(client_factory, plan)
     volumes, claims = {}, {}
@@ -201,6 +231,7 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
 
     if not os.path.isdir(backup_dir):
         os.makedirs(backup_dir, 0o700)
+    room = check_room(client_factory, groups, objects, backup_dir) if params.get("check_storage_room", True) else None
     log_errors = []
     log = _hook_logger(params, log_errors)
     marks.create()
@@ -248,11 +279,13 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
             log_errors.append(str(exc))
         if progress is not None:
             progress.finish(result["volumes"])
+    result["storage_room"] = room
     if stage == "all":
-        marks.done(_critical.CONTROLLER)
+        if not marks.done(_critical.CONTROLLER):
+            _watchdog.tell_stand_down(watchdog.base_record())
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
     else:
         result["frozen_pods"] = sorted(set(_critical.pod_key(pod) for group in groups for pod in group["pods"]
                                            if _critical.has_hooks(pod, "pre")))
         result["watchdog"] = dict(watchdog.base_record(), deadline=deadline)
-    return _finish(result, params, log_errors)
+    return _finish(result, params, log_errors, marks)

@@ -58,6 +58,10 @@ POLL_SECONDS = 0.2
 # Added to max_freeze + thaw_retry before the watchdog acts on a live controller.
 DEADLINE_MARGIN_SECONDS = 10
 CONTROLLER_NAMES = ("ansible-playbook", "ansible")
+# The run tells the watchdog to stand down with this signal when it cannot write ``done`` to the thaw
+# state (read-only or full storage).
+STAND_DOWN_SIGNAL = signal.SIGUSR1
+_STAND_DOWN = []
 _CERT_ATTRIBUTES = ("ssl_ca_cert", "cert_file", "key_file")
 
 
@@ -157,7 +161,8 @@ class Watchdog(object):
                     self._certificates[attribute] = (path, handle.read())
 
     def base_record(self):
-        return dict(pid=self.pid, started=self.started, controller_pid=self.controller_pid,
+        return dict(pid=self.pid, pid_start=(proc_stat(self.pid) or (None, None))[0] if self.pid else None,
+                    started=self.started, controller_pid=self.controller_pid,
                     playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods], acted=None)
 
     def start(self):
@@ -175,6 +180,8 @@ class Watchdog(object):
             try:
                 os.close(read_end)
                 os.setsid()
+                # Before the pid is known to anyone: SIGUSR1's default action would end the watchdog.
+                signal.signal(STAND_DOWN_SIGNAL, lambda signum, frame: _STAND_DOWN.append(signum))
                 if os.fork():
                     os._exit(0)  # the intermediate child: the watchdog is re-parented
                 os.write(write_end, str(os.getpid()).encode("ascii"))
@@ -223,7 +230,7 @@ class Watchdog(object):
         ``"ansible-playbook died"`` or ``"deadline"``."""
         state = self.marks.read()
         keys = [_critical.pod_key(pod) for pod in self.pods]
-        if state["done"] or all(key in state["thawed"] for key in keys):
+        if _STAND_DOWN or state["done"] or all(key in state["thawed"] for key in keys):
             return "stand down"
         if not alive(self.controller_pid, self.controller_start):
             return "controller died"
@@ -238,8 +245,11 @@ class Watchdog(object):
         while True:
             verdict = self.decide()
             if verdict == "stand down":
-                _critical.write_json(self.record_path, dict(self.base_record(), acted=False,
-                                                            reason="the run thawed its pods", ended=time.time()))
+                try:
+                    _critical.write_json(self.record_path, dict(self.base_record(), acted=False,
+                                                                reason="the run thawed its pods", ended=time.time()))
+                except KubehooksError:
+                    pass  # read-only or full storage: the run reports it
                 return 0
             if verdict:
                 return self.act(verdict)
@@ -313,8 +323,27 @@ class Watchdog(object):
                                                     self.log_path, reason, not_thawed)
             if outcome is not None:
                 record["backup_record"] = outcome.get("error") or outcome.get("phase")
-        _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
+        try:
+            _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
+        except KubehooksError:
+            pass  # read-only or full storage: the thaw happened, the hook results are in the backup's record if any
         return 0 if not not_thawed and not error else 1
+
+
+def tell_stand_down(record):
+    """Signal the watchdog of ``record`` (its pid and start time) to stand down; whether it was sent.
+
+    Used when ``done`` could not be written to the thaw state: the run thawed its pods, and the
+    watchdog must not run their post hooks a second time."""
+    record = record or {}
+    pid, start = record.get("pid"), record.get("pid_start")
+    if not pid or start is None or not alive(pid, start):
+        return False
+    try:
+        os.kill(pid, STAND_DOWN_SIGNAL)
+    except OSError:
+        return False
+    return True
 
 
 def read_record(path):

@@ -101,6 +101,15 @@ options:
         and C(<name>-progress.json) shows the bytes copied so far.
     type: bool
     default: false
+  check_storage_room:
+    description:
+      - Before anything is frozen, check that O(backup_dir) has room for the volumes to capture - the sum of
+        their PersistentVolumeClaims' sizes (capacity, else request) and emptyDir size limits - and fail,
+        naming the directory, the space needed and free, when it does not.
+      - Conservative - the copy is gzip-compressed and volumes are rarely full, so the data written is usually
+        smaller. Set V(false) to skip the check (and its C(get) on the PersistentVolumeClaims).
+    type: bool
+    default: true
   max_freeze_seconds:
     description:
       - The frozen section's deadline in seconds, from the first pre hook. V(0) means no deadline (Velero's
@@ -250,6 +259,18 @@ frozen_pods:
   returned: when stage is freeze
   type: list
   elements: str
+write_errors:
+  description:
+    - What could not be written (the hook log, the thaw state, the volumes index - read-only or full storage).
+      The hooks still ran and their results are in RV(hooks); the task fails with these messages.
+  returned: when not in check mode
+  type: list
+  elements: str
+storage_room:
+  description: The room check - C(needed) and C(free) bytes, C(unknown) (volumes of unknown size); null
+    when it did not run (no volume, or O(check_storage_room=false)).
+  returned: when stage is all or freeze
+  type: dict
 watchdog:
   description: The watchdog's record - C(pid), C(started), C(controller_pid), C(deadline), C(acted)
     (null while it still watches), C(reason).
@@ -279,6 +300,7 @@ def main():
         stage=dict(type="str", default="all", choices=["all", "freeze", "thaw"]),
         freeze_together=dict(type="bool", default=False),
         default_volumes_to_fs_backup=dict(type="bool", default=False),
+        check_storage_room=dict(type="bool", default=True),
         max_freeze_seconds=dict(type="float", default=DEFAULT_MAX_FREEZE_SECONDS),
         thaw_retry_seconds=dict(type="float", default=DEFAULT_THAW_RETRY_SECONDS),
         parallelism=dict(type="int", default=8),
