@@ -26,6 +26,7 @@ import json
 import os
 import threading
 import time
+import uuid
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _critical,
@@ -34,6 +35,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _hook_runs,
     _hooks,
     _layout,
+    _lease,
     _room,
     _volumes,
     _watchdog,
@@ -42,6 +44,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
     ThreadClients,
     api_getter,
+    api_requester,
     list_pages,
     pods_path,
 )
@@ -170,6 +173,70 @@ def check_room(client_factory, groups, objects, backup_dir):
     return _room.check(backup_dir, need, unknown)
 
 
+def lease_settings(params):
+    """``(namespace, name, wait)`` of the Lease, checked; None when ``lease`` is false."""
+    if not params.get("lease", True):
+        return None
+    namespace = params.get("lease_namespace") or _lease.DEFAULT_NAMESPACE
+    name = params.get("lease_name") or _lease.DEFAULT_NAME
+    _layout.check_backup_name(namespace, what="lease_namespace")
+    _layout.check_backup_name(name, what="lease_name")
+    wait = params.get("lease_wait_seconds")
+    wait = _lease.DEFAULT_WAIT_SECONDS if wait is None else wait
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        raise KubehooksError("lease_wait_seconds must be a number of seconds, 0 or more, got %r" % (wait,))
+    return namespace, name, wait
+
+
+def take_lease(client_factory, params, options, run_id):
+    """Take the run's Lease before anything is frozen (waiting for another run's); the Lease, or None."""
+    settings = lease_settings(params)
+    if settings is None:
+        return None
+    namespace, name, wait = settings
+    client = client_factory()
+    lease = _lease.Lease(api_requester(client), namespace, name, _lease.holder_for(params["name"], run_id),
+                         _lease.duration_seconds(options.max_freeze_seconds, options.thaw_retry_seconds))
+    try:
+        lease.acquire(wait)
+    except Exception:
+        getattr(client, "close", lambda: None)()
+        raise
+    lease.client = client
+    return lease
+
+
+def refuse_while_held(client_factory, record):
+    """``respect_lease`` (the thaw playbook): refuse while the run that froze still holds its Lease - unless
+    that run is certainly gone (its watchdog and module recorded on this machine and boot, both dead)."""
+    held = (record or {}).get("lease")
+    if not held or _watchdog.run_is_gone(record):
+        return
+    client = client_factory()
+    try:
+        _lease.check_not_held(api_requester(client), held["namespace"], held["name"], held["holder"])
+    finally:
+        getattr(client, "close", lambda: None)()
+
+
+def release_dead_runs_lease(client_factory, record):
+    """After the thaw playbook thawed every pod: delete the Lease if the finished run still holds it (its
+    machine was lost, or its watchdog was killed), so other backups need not wait for it to lapse."""
+    held = (record or {}).get("lease")
+    if not held:
+        return None
+    client = client_factory()
+    try:
+        lease = _lease.Lease(api_requester(client), held["namespace"], held["name"], held["holder"],
+                             held.get("duration_seconds") or 0)
+        try:
+            return lease.release()
+        except KubehooksError as exc:
+            return str(exc)
+    finally:
+        getattr(client, "close", lambda: None)()
+
+
 def _finish(result, params, log_errors, marks=None):
     result.update(_hook_results.totals(result["hooks"]))
     result["changed"] = bool(result["hooks"] or result.get("volumes"))
@@ -205,11 +272,18 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         if not os.path.exists(marks.path):
             raise KubehooksError("%s does not exist: no freeze stage of backup %s ran with backup_dir %s"
                                  % (marks.path, name, backup_dir))
+        dog = _watchdog.read_record(record_path)
+        if params.get("respect_lease"):
+            refuse_while_held(client_factory, dog)
         log_errors = []
         result = _critical.thaw_stage(plan, client_factory, marks, options, exec_fn=exec_fn,
                                       on_result=_hook_logger(params, log_errors, precreate=False))
         if not marks.done(_critical.CONTROLLER):
-            _watchdog.tell_stand_down(_watchdog.read_record(record_path))
+            _watchdog.tell_stand_down(dog)
+        if params.get("respect_lease") and not result["not_thawed"]:
+            released = release_dead_runs_lease(client_factory, dog)
+            if isinstance(released, str):
+                log_errors.append("the Lease of the run could not be released: %s" % released)
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
         result["stage"] = stage
         return _finish(result, params, log_errors, marks)
@@ -232,9 +306,17 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     if not os.path.isdir(backup_dir):
         os.makedirs(backup_dir, 0o700)
     room = check_room(client_factory, groups, objects, backup_dir) if params.get("check_storage_room", True) else None
-    log_errors = []
-    log = _hook_logger(params, log_errors)
-    marks.create()
+    lease_settings(params)
+    frozen = any(_critical.has_hooks(pod, "pre") for group in groups for pod in group["pods"])
+    lease = take_lease(client_factory, params, options, params.get("run_id") or uuid.uuid4().hex) if frozen else None
+    try:
+        log_errors = []
+        log = _hook_logger(params, log_errors)
+        marks.create()
+    except Exception:
+        if lease is not None:
+            lease.release_patiently(time.time() + 10)
+        raise
     playbook = None
     if stage == "all":  # the module process, and the playbook whose cancellation must stop it
         controller, playbook = os.getpid(), _watchdog.find_ansible()
@@ -246,8 +328,16 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
             _watchdog.DEADLINE_MARGIN_SECONDS
     watchdog = _watchdog.Watchdog(plan, client_factory, marks, options, record_path, controller, deadline=deadline,
                                   log_path=params.get("log_path"), backup=name, exec_fn=exec_fn,
-                                  playbook_pid=playbook)
-    watchdog.start()  # before the first thread and the first pre hook
+                                  playbook_pid=playbook, lease=lease.describe() if lease is not None else None)
+    try:
+        watchdog.start()  # before the first thread and the first pre hook
+    except Exception:
+        if lease is not None:
+            lease.release_patiently(time.time() + 10)
+        raise
+    finally:
+        if lease is not None:
+            getattr(lease.client, "close", lambda: None)()  # the watchdog renews it with a client of its own
 
     capture_fn, progress = None, None
     selected_count = sum(len(v) for group in groups for v in group["volumes"].values())
@@ -280,6 +370,7 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         if progress is not None:
             progress.finish(result["volumes"])
     result["storage_room"] = room
+    result["lease"] = lease.describe() if lease is not None else None
     if stage == "all":
         if not marks.done(_critical.CONTROLLER):
             _watchdog.tell_stand_down(watchdog.base_record())

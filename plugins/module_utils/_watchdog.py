@@ -51,7 +51,8 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results, _record_steps
+from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results, _lease, _record_steps
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import api_requester
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 POLL_SECONDS = 0.2
@@ -97,6 +98,29 @@ def alive(pid, start_time, proc="/proc"):
     return stat is not None and stat[0] == start_time and stat[1] not in ("Z", "X")
 
 
+def boot_id(proc="/proc"):
+    """This machine's boot id (``/proc/sys/kernel/random/boot_id``), or None: a pid means something only
+    on the same machine and boot."""
+    try:
+        with open(os.path.join(proc, "sys", "kernel", "random", "boot_id")) as handle:
+            return handle.read().strip() or None
+    except (IOError, OSError):
+        return None
+
+
+def run_is_gone(record, proc="/proc"):
+    """Whether the run of a watchdog ``record`` is certainly gone: recorded on this machine and boot, and
+    neither its watchdog nor its controller is alive.  False when it cannot be known (another machine)."""
+    record = record or {}
+    if not record.get("boot_id") or record.get("boot_id") != boot_id(proc):
+        return False
+    for pid_key, start_key in (("pid", "pid_start"), ("controller_pid", "controller_start")):
+        pid, start = record.get(pid_key), record.get(start_key)
+        if pid and (start is None or alive(pid, start, proc)):
+            return False
+    return True
+
+
 def find_ansible(pid=None, proc="/proc"):
     """The outermost ``ansible-playbook``/``ansible`` ancestor of ``pid`` (default: this process), or None."""
     pid = os.getpid() if pid is None else pid
@@ -131,7 +155,7 @@ class Watchdog(object):
     """
 
     def __init__(self, pods, client_factory, marks, options, record_path, controller_pid, deadline=None,
-                 log_path=None, backup=None, exec_fn=_exec.exec_hook, playbook_pid=None):
+                 log_path=None, backup=None, exec_fn=_exec.exec_hook, playbook_pid=None, lease=None):
         self.pods = [pod for pod in pods if _critical.has_hooks(pod, "post")]
         self.client_factory = client_factory
         self.marks = marks
@@ -145,6 +169,10 @@ class Watchdog(object):
         self.log_path = log_path
         self.backup = backup
         self.exec_fn = exec_fn
+        # The Lease the run took (_lease.Lease.describe()): renewed here while watching and thawing,
+        # released when done; None when the run took none.
+        self.lease = lease
+        self._renewer = None
         self.pid = None
         self.started = None
         self._certificates = {}
@@ -162,8 +190,10 @@ class Watchdog(object):
 
     def base_record(self):
         return dict(pid=self.pid, pid_start=(proc_stat(self.pid) or (None, None))[0] if self.pid else None,
-                    started=self.started, controller_pid=self.controller_pid,
-                    playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods], acted=None)
+                    started=self.started, controller_pid=self.controller_pid, controller_start=self.controller_start,
+                    boot_id=boot_id(),
+                    playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods],
+                    lease=self.lease, acted=None)
 
     def start(self):
         """Fork the watchdog (before any thread exists); return its pid once it is detached."""
@@ -241,7 +271,34 @@ class Watchdog(object):
             return "deadline"
         return None
 
+    def _hold_lease(self):
+        """In the watchdog: renew the run's Lease in a thread (a client of its own)."""
+        if not self.lease:
+            return None
+        lease = _lease.Lease(api_requester(self.client_factory()), self.lease["namespace"], self.lease["name"],
+                             self.lease["holder"], self.lease["duration_seconds"])
+        self._renewer = _lease.Renewer(lease).start()
+        return lease
+
+    def _release_lease(self, lease):
+        if lease is None:
+            return
+        self._renewer.stop()
+        if self._renewer.lost is None:
+            lease.release_patiently()
+
     def _watch(self):
+        lease = None
+        try:
+            lease = self._hold_lease()
+        except Exception:  # pylint: disable=broad-except  # the Lease's duration covers the run without renewals
+            lease = None
+        try:
+            return self._watch_loop()
+        finally:
+            self._release_lease(lease)
+
+    def _watch_loop(self):
         while True:
             verdict = self.decide()
             if verdict == "stand down":
