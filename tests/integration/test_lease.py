@@ -47,7 +47,7 @@ def test_a_second_run_over_the_same_pods_waits_for_the_first_ones_lease(cluster,
     first = threading.Thread(target=lambda: box.update(first=run_module("backup_capture", args("first"))))
     first.start()
     try:
-        wait_for(lambda: (tmp_path / "first" / "first-watchdog.json").exists(), 60, "the first run's section")
+        wait_for((tmp_path / "first" / "first-watchdog.json").exists, 60, "the first run's section")
         lease = get_lease(cluster, lease_name)
         assert lease and lease["spec"]["holderIdentity"] == "first/run-first", lease
         assert lease["spec"]["leaseDurationSeconds"] == 30 + 2 * 5 + 70
