@@ -323,13 +323,14 @@ def test_api_server_back_within_the_thaw_retries_thaws_and_records_honestly(
         apiserver.start()
         writers.cleanup()
     text = run_log.read_text()
-    assert apiserver.outages[0] < 15, apiserver.outages
+    # Stop (1 s grace) + ~3 s down + the start until /readyz: a loaded machine slows the start, not the run.
+    assert apiserver.outages[0] < 30, (apiserver.outages, text[-4000:])
     bdir = backup_dir_of(storage, name)
     record = load(bdir)
     assert record["status"]["phase"] in ("Completed", "PartiallyFailed"), text[-6000:]
     assert json.loads(record["metadata"]["annotations"].get("backup.kubehooks.io/not-thawed", "[]")) == []
     [post] = [e for e in log_entries(bdir, name) if e.get("hookPhase") == "post"]
-    assert post["status"] == "succeeded" and post["attempts"] >= 2, post  # refused, retried, then ran
+    assert post["status"] == "succeeded" and post.get("attempts", 1) >= 2, (post, text[-4000:])  # refused, retried
     # The pre hook whose stream the outage cut is recorded as failed: PartiallyFailed, honestly.
     pre = [e for e in log_entries(bdir, name) if e.get("hookPhase") == "pre"]
     if any(e["status"] == "failed" for e in pre):
