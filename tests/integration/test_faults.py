@@ -186,6 +186,26 @@ def test_storage_turning_read_only_or_full_mid_run_still_thaws(cluster, namespac
 
 
 @pytest.mark.real_node
+def test_a_thaw_stage_on_read_only_storage_runs_the_post_hooks_once(cluster, namespace, pods, loopfs, tmp_path):
+    """The split section (stage freeze, then stage thaw, as create_frozen_tasks and the thaw playbook run it):
+    the storage turns read-only in between; the thaw stage still runs the post hook, exactly once."""
+    pods.real_pod("db", labels={"app": "db"})
+    plan = plan_of(cluster, namespace, [rule(namespace, "db", [{"command": ["/bin/true"]}], [{"command": COUNT_THAW}])])
+    storage = loopfs(8)
+    bdir = storage / "b1"
+    args = dict(auth_args(cluster), plan=plan, name="b1", backup_dir=str(bdir), log_path=str(bdir / "hooks.jsonl"),
+                thaw_retry_seconds=5, max_freeze_seconds=60)
+    frozen = run_module("backup_capture", dict(args, stage="freeze"))
+    assert not frozen.get("failed") and frozen["frozen_pods"] == ["%s/db" % namespace], frozen
+    remount_read_only(storage)
+    thawed = run_module("backup_capture", dict(args, stage="thaw"))
+    assert [(h["command"], h["status"]) for h in thawed["hooks"]] == [(COUNT_THAW, "succeeded")], thawed
+    assert thawed["not_thawed"] == [] and thawed["failed"] and "Read-only file system" in thawed["msg"], thawed
+    time.sleep(2)  # the watchdog was told to stand down: it must not run the post hook again
+    assert count_in_pod(cluster, namespace, "db", "/tmp/thaws") == 1
+
+
+@pytest.mark.real_node
 def test_a_storage_without_room_for_the_volumes_is_refused_before_anything_is_frozen(
         cluster, namespace, pvc, pods, thaw_guard, loopfs):
     claim, host_path = pvc("data")
