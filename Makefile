@@ -18,7 +18,7 @@ SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_i
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv floors test lint sanity units integration demo bench cluster-up cluster-down cluster-status build clean
+.PHONY: help venv floors test lint sanity units integration demo bench bench-smoke cluster-up cluster-down cluster-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(FLOOR_STAMP): tests/requirements-floor.txt
 	$(FLOOR_VENV)/bin/python -m pip install --quiet -r tests/requirements-floor.txt
 	@touch $@
 
-test: venv lint sanity units floors integration ## Every gate: lint, sanity, unit tests, the floors, integration tests
+test: venv lint sanity units floors integration bench-smoke ## Every gate: lint, sanity, unit tests, the floors, integration tests, the bench smoke
 
 lint: venv ## ansible-lint (production profile), antsibull-docs, antsibull-changelog
 	@# Playbooks and roles use kubehooks.backup.* (and module_defaults group/kubehooks.backup.k8s): both tools
@@ -84,11 +84,25 @@ demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster (builds
 	    ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
 	  echo && cat "$(BUILD_DIR)/demo-report.txt"
 
-bench: venv ## Benchmarks on the local cluster; each prints its ratio to the baseline it measures in the same run
-	$(PY) bench/bench_hooks.py $(BENCH_ARGS)
-	$(PY) bench/bench_role.py $(BENCH_ARGS)
+bench: BENCH_ROUNDS ?= 3
+bench: venv ## Benchmarks side by side with the real Velero (../shared/peer; skipped with the build command when not built)
+	@# Each prints its ratio to the baseline it measures in the same run, and the machine's load average.
+	$(PY) -m localcluster up >/dev/null
+	$(PY) bench/bench_role.py --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
+	$(PY) bench/bench_freeze.py --rounds $(BENCH_ROUNDS)
+	$(PY) bench/bench_hooks.py --rounds $(BENCH_ROUNDS)
+	$(PY) bench/bench_restore.py --rounds $(BENCH_ROUNDS)
 	$(PY) bench/bench_export_memory.py
 	$(PY) bench/bench_capture.py
+
+bench-smoke: venv ## The benchmarks at a smoke size, without Velero: proves the scripts still run (part of make test)
+	$(PY) -m localcluster up >/dev/null
+	$(PY) bench/bench_role.py --smoke
+	$(PY) bench/bench_freeze.py --smoke
+	$(PY) bench/bench_hooks.py --smoke
+	$(PY) bench/bench_restore.py --smoke
+	$(PY) bench/bench_export_memory.py --small 20 --large 200
+	$(PY) bench/bench_capture.py --small-mib 1 --large-mib 4 --levels 1 --rounds 1
 
 cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
 	$(PY) -m localcluster up

@@ -122,7 +122,7 @@ class Velero:
                 "name, root = sys.argv[1], sys.argv[2]\n"
                 "for f in sorted(os.listdir(root)):\n"
                 "    p = os.path.join(root, f)\n"
-                "    if os.path.isfile(p) and f.startswith(name):\n"
+                "    if os.path.isfile(p):\n"
                 "        s3.upload_file(p, 'velero', 'backups/%s/%s' % (name, f))\n")
         subprocess.run([os.path.join(V, "venv", "bin", "python"), "-c", code, name, backup_dir],
                        env=dict(self.env, AWS_EC2_METADATA_DISABLED="true"), check=True)
