@@ -88,6 +88,15 @@ def playbook_env():
                 PATH=bindir + os.pathsep + os.environ["PATH"], KUBECONFIG=kubeconfig())
 
 
+def kubectl(*args):
+    cfg = lc_config.load()
+    proc = subprocess.run([str(cfg.kubectl)] + list(args), capture_output=True, text=True, env=playbook_env(),
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit("kubectl %s failed: %s" % (" ".join(args), proc.stderr[-1000:]))
+    return proc.stdout
+
+
 def deploy():
     """Velero's nginx walkthrough (the collection's playbook: apply with-pv.yaml, annotate, one backup);
     returns the host path of the nginx-logs PV."""

@@ -85,6 +85,11 @@ def main():
     velero = _peer.Velero() if not why_not else None
     try:
         with _walkthrough.walkthrough() as pv_path:
+            # The walkthrough may opt nginx-logs in to the capture (backup.velero.io/backup-volumes); without it,
+            # "role" captures nothing and Velero attempts no file-system backup (it has no node agent here), and
+            # "role+capture" selects the volume with create_default_volumes_to_fs_backup.
+            _walkthrough.kubectl("annotate", "pod", "--namespace", _walkthrough.NAMESPACE, "-l", "app=nginx",
+                                 "backup.velero.io/backup-volumes-")
             if velero:
                 velero.use(1)
             for rnd in range(opts.rounds):
