@@ -13,11 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 
 from _common import ROOT, kubeconfig
 from localcluster import config as lc_config
 from localcluster import storage as lc_storage
-from localcluster.api import Api
+from localcluster.api import Api, ApiError
 
 NAMESPACE = "nginx-example"
 LOCK = "/tmp/kubehooks-nginx-example.lock"
@@ -43,18 +44,29 @@ def thaw_from_host(path):
 
 
 def delete_namespace(name=NAMESPACE, timeout=180):
-    api = admin_api()
-    try:
-        api.delete("/api/v1/namespaces/%s" % name)
-    except Exception:  # noqa: BLE001 - 404: not there
-        pass
+    """Delete the namespace and wait until it is gone; an API server that is briefly away (other work on this
+    machine restarts it) is waited for within ``timeout``."""
     deadline = time.monotonic() + timeout
+    deleted = False
     while time.monotonic() < deadline:
         try:
-            api.get("/api/v1/namespaces/%s" % name)
-        except Exception:  # noqa: BLE001 - 404: gone
-            lc_storage.recycle_released(api)
-            return
+            api = admin_api()
+            if not deleted:
+                try:
+                    api.delete("/api/v1/namespaces/%s" % name)
+                except ApiError as exc:
+                    if exc.status != 404:
+                        raise
+                deleted = True
+            try:
+                api.get("/api/v1/namespaces/%s" % name)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+                lc_storage.recycle_released(api)
+                return
+        except (urllib.error.URLError, OSError):
+            pass  # the API server is away for a moment: try again
         time.sleep(0.5)
     raise SystemExit("namespace %s was not deleted within %d s" % (name, timeout))
 

@@ -7,7 +7,7 @@
      empty namespace (ours: the same, plus our imports, the kubeconfig and one LIST), each minus the first;
    - the imports alone in a fresh interpreter: ``ansible.module_utils.basic``, ``kubernetes``, and every
      kubehooks module_util, minus ``python -c pass``.
-2. A cProfile run of one module (``--profile pod_hooks|pod_hooks_info|resource_export``) on --pods kwok hook
+2. A cProfile run of one module (``--profile pod_hooks|pod_hooks_info|resource_export|backup_capture``) on --pods kwok hook
    pods, run as Ansible runs it (a child Python process with the module's arguments), every thread profiled
    (the module's worker threads included; cumulative times then add up across threads), top functions by
    cumulative and by own time; the .prof file is kept for snakeviz/pstats (``--out``).
@@ -117,6 +117,16 @@ runpy.run_path(module, run_name="__main__")
 """
 
 
+def discover(args, workdir):
+    """The plan of pod_hooks_info (what the role gives backup_capture)."""
+    path = os.path.join(workdir, "info.json")
+    with open(path, "w") as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "plugins", "modules", "pod_hooks_info.py"), path],
+                          capture_output=True, text=True, env=module_env(), check=True)
+    return json.loads(proc.stdout)["pods"]
+
+
 def profile(opts):
     core = core_api()
     namespace = "kh-profile-%d" % os.getpid()
@@ -125,7 +135,10 @@ def profile(opts):
     try:
         hook_pods(core, namespace, opts.pods)
         args = {"kubeconfig": kubeconfig(), "included_namespaces": [namespace]}
-        if opts.profile == "pod_hooks":
+        if opts.profile == "backup_capture":
+            args = {"kubeconfig": kubeconfig(), "plan": discover(args, workdir), "name": "profile",
+                    "backup_dir": os.path.join(workdir, "b")}
+        elif opts.profile == "pod_hooks":
             args.update(phase="pre", parallelism=8)
         elif opts.profile == "resource_export":
             args.update(name="profile", backup_dir=os.path.join(workdir, "b"))
@@ -156,7 +169,7 @@ def profile(opts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--startup", action="store_true")
-    parser.add_argument("--profile", choices=["pod_hooks", "pod_hooks_info", "resource_export"])
+    parser.add_argument("--profile", choices=["pod_hooks", "pod_hooks_info", "resource_export", "backup_capture"])
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
