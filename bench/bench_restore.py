@@ -58,12 +58,14 @@ def fill(core, namespace, count):
         list(pool.map(one, range(count)))
 
 
-def run_restore_role(config_path, backup, bdir, mappings, workdir):
+def run_restore_role(config_path, backup, storage, mappings, workdir):
     playbook = os.path.join(workdir, "restore.yml")
     with open(playbook, "w") as handle:
         handle.write(PLAYBOOK)
-    extra = {"restore_backup": backup, "restore_backup_dir": bdir, "restore_namespace_mappings": mappings,
-             "restore_storage_dir": os.path.join(workdir, "restores"), "restore_auth": {"kubeconfig": config_path}}
+    # The backup is found by name in the storage dir the backup role wrote (cluster "bench"); the restore's own
+    # record goes beside it, as Velero keeps restores in the same backup storage location.
+    extra = {"restore_backup": backup, "restore_storage_dir": storage, "restore_cluster": "bench",
+             "restore_namespace_mappings": mappings, "restore_auth": {"kubeconfig": config_path}}
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1",
                PATH=bindir + os.pathsep + os.environ["PATH"],
@@ -78,7 +80,12 @@ def run_restore_role(config_path, backup, bdir, mappings, workdir):
     return elapsed
 
 
-def scenario(label, source, config_path, storage, rounds, velero, results):
+def restored_configmaps(core, namespace):
+    items = json.loads(core.list_namespaced_config_map(namespace, _preload_content=False).data)["items"]
+    return sum(1 for item in items if item["metadata"]["name"].startswith("cm-"))
+
+
+def scenario(label, source, config_path, storage, rounds, velero, results, core=None, expect=None):
     """Back ``source`` up with our role, then restore it alternately with each side into fresh namespaces."""
     name = "bench-restore-%s-%d" % (label, os.getpid())
     run_role(config_path, source, storage, name=name)
@@ -97,7 +104,7 @@ def scenario(label, source, config_path, storage, rounds, velero, results):
             target = "kh-bench-restored-%s-%s-%d" % (label, side, os.getpid())
             try:
                 if side == "role":
-                    elapsed = run_restore_role(config_path, name, bdir, {source: target}, storage)
+                    elapsed = run_restore_role(config_path, name, storage, {source: target}, storage)
                     phase = "ok"
                 else:
                     elapsed, status = velero.restore("%s-%d" % (name, rnd), name, {source: target})
@@ -105,6 +112,8 @@ def scenario(label, source, config_path, storage, rounds, velero, results):
                                                        status.get("progress", {}).get("itemsRestored"))
                     if status.get("phase") not in ("Completed", "PartiallyFailed"):
                         raise SystemExit("Velero's restore ended %s: %s" % (status.get("phase"), status))
+                if expect is not None and restored_configmaps(core, target) != expect:
+                    raise SystemExit("%s restored %d of the %d ConfigMaps" % (side, restored_configmaps(core, target), expect))
                 results[(label, side)].append(elapsed)
                 print("  %s, round %d, %-6s %.2f s (%s)" % (label, rnd + 1, side, elapsed, phase), flush=True)
             finally:
@@ -135,7 +144,8 @@ def main():
     velero = _peer.Velero() if not why_not else None
     try:
         fill(core, source, opts.objects)
-        scenario("%d-configmaps" % opts.objects, source, config_path, storage, opts.rounds, velero, results)
+        scenario("%d-configmaps" % opts.objects, source, config_path, storage, opts.rounds, velero, results,
+                 core=core, expect=opts.objects)
         if not opts.no_walkthrough:
             with _walkthrough.walkthrough():
                 scenario("walkthrough", _walkthrough.NAMESPACE, config_path, storage, opts.rounds, velero, results)
