@@ -26,9 +26,24 @@ def core_api():
     return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg))
 
 
+def wait_for_default_service_account(core, namespace, timeout=120):
+    """Pod admission needs the namespace's ``default`` ServiceAccount, which the controller-manager creates a
+    moment after the namespace (longer just after it restarted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace, _preload_content=False)
+            return
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def hook_pods(core, namespace, count, annotations=None):
     """``count`` Running pods on kwok fake nodes, with pre and post hooks (``/bin/true``)."""
     core.create_namespace({"metadata": {"name": namespace}})
+    wait_for_default_service_account(core, namespace)
     for i in range(count):
         core.create_namespaced_pod(namespace, {
             "metadata": {"name": "bench-%d" % i, "annotations": annotations or HOOK_ANNOTATIONS},
