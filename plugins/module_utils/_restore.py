@@ -24,6 +24,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_apply as ra
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
+from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_volumes as rv
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, api_caller
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
@@ -99,10 +100,59 @@ class _Progress(object):
     def log(self, level, msg, **fields):
         self.pending.append(dict(fields, level=level, msg=msg))
 
+    def volume_bytes(self, done, total):
+        """Progress of the volume data (plain tar bytes): in the record and the log, at most every second."""
+        if self.rdir and (self.clock() - self.last >= PROGRESS_INTERVAL or done >= total):
+            self.last = self.clock()
+            progress = self.record.setdefault("status", {}).setdefault("progress", {})
+            progress["volumeBytesRestored"], progress["volumeBytesTotal"] = int(done), int(total)
+            rr.write_record(self.rdir, self.record)
+            self.log("info", "Restored %d bytes of volume data out of %d" % (done, total),
+                     volumeBytesRestored=int(done), volumeBytesTotal=int(total))
+
     def flush_log(self):
         if self.pending and self.rdir:
             rr.append_log(self.rdir, self.name, self.pending)
         self.pending = []
+
+
+def restore_volume_data(params, factory, call, bdir, restore_name, claims, applier, progress, check_mode=False):
+    """Write the captured data of the claims this restore created (``_restore_volumes``); the per-volume
+    results.  A volume's error joins the restore's errors (PartiallyFailed) and names the volume."""
+    backup_name = params["backup"]
+    try:
+        entries = rv.read_index(bdir, backup_name)
+    except KubehooksError as exc:
+        applier.errors.append({"namespace": None, "resource": rp.PVCS, "message": str(exc)})
+        return []
+    jobs, notes = rv.plan_volumes(entries, claims, bdir, backup_name)
+    for level, namespace, message in notes:
+        if level == "warning":
+            applier.warnings.append({"namespace": namespace, "resource": rp.PVCS, "message": message})
+        progress.log(level, message)
+    image = params.get("volume_helper_image")
+    if check_mode:
+        return [rv.plan_entry(job, image, restore_name) for job in jobs]
+    if not jobs:
+        return []
+    progress.log("info", "Restoring the data of %d volume(s), %d bytes, through helper pods"
+                 % (len(jobs), sum(job["tar_bytes"] for job in jobs)))
+    writer = rv.VolumeWriter(call, factory(), restore_name, backup_name, image=image,
+                             timeout=params.get("volume_helper_timeout"), progress=progress.volume_bytes)
+    results = writer.run(jobs)
+    for result in results:
+        if result["status"] == rv.SUCCEEDED:
+            progress.log("info", "volume %s restored into claim %s/%s: %d files, %d bytes in %ss" % (
+                result["volume"], result["target_namespace"], result["pvc"], result["written_files"],
+                result["written_bytes"], result["duration"]), namespace=result["target_namespace"],
+                persistentVolumeClaim=result["pvc"])
+        else:
+            applier.errors.append({"namespace": result["target_namespace"], "resource": rp.PVCS,
+                                   "message": result["error"]})
+            progress.log("error", result["error"], namespace=result["target_namespace"],
+                         persistentVolumeClaim=result["pvc"])
+    progress.flush_log()
+    return results
 
 
 def run(params, factory, check_mode=False, call=None):
@@ -116,6 +166,10 @@ def run(params, factory, check_mode=False, call=None):
     restore_name = params.get("name") or rr.default_name(params["backup"], started)
     _layout.check_backup_name(restore_name, "restore")
     options = options_from(params, restore_name)
+    helper_timeout = params.get("volume_helper_timeout")
+    if helper_timeout is not None and (isinstance(helper_timeout, bool) or not isinstance(helper_timeout, int)
+                                       or helper_timeout <= 0):
+        raise KubehooksError("volume_helper_timeout must be a positive number of seconds, got %r" % (helper_timeout,))
     rdir = os.path.join(root, _layout.RESTORES_DIR, restore_name)
     archive_file = _layout.archive_path(bdir, params["backup"])
     if not os.path.isdir(bdir):
@@ -132,6 +186,7 @@ def run(params, factory, check_mode=False, call=None):
     workdir = tempfile.mkdtemp(prefix="kubehooks-restore-")
     progress = _Progress(None if check_mode else rdir, restore_name, record, 0)
     planned, applier, fatal = [], None, None
+    claims, volumes = {}, []
     try:
         try:
             info = rp.extract_archive(archive_file, os.path.join(workdir, "archive"))
@@ -155,13 +210,17 @@ def run(params, factory, check_mode=False, call=None):
 
             def on_item(item):
                 progress(item)
+                if item["group_resource"] == rp.PVCS:
+                    claims[(item["namespace"], item["name"])] = (item["target_namespace"], item["outcome"])
                 if check_mode and len(planned) < PLAN_LIMIT:
                     planned.append(dict((k, item[k]) for k in (
                         "group_resource", "namespace", "target_namespace", "name", "stage", "outcome", "message")))
 
             def before_stage(stage):
-                progress.log("info", "resources restored; next stage: %s (volume data and restore hooks go here)"
-                             % stage)
+                progress.log("info", "resources restored; next stage: %s" % stage)
+                if params.get("volume_data", True):
+                    volumes.extend(restore_volume_data(params, factory, call, bdir, restore_name, claims, applier,
+                                                       progress, check_mode))
 
             applier = ra.Applier(call, options, archive, resources, on_item=on_item, before_stage=before_stage,
                                  dry_run=check_mode, terminating_timeout=params.get("terminating_timeout") or 600)
@@ -173,6 +232,7 @@ def run(params, factory, check_mode=False, call=None):
     errors = list(applier.errors) if applier else []
     warnings = list(applier.warnings) if applier else []
     counts = progress.outcomes.counts
+    result["volumes"] = volumes
     result.update(total_items=progress.total, items_restored=progress.outcomes.restored, outcomes=counts,
                   peak_rss_kib=peak_rss_kib(), duration=round(time.time() - started, 3),
                   error_messages=[e["message"] for e in errors] + ([fatal] if fatal else []),

@@ -115,9 +115,32 @@ options:
   request_timeout:
     description: Seconds each API request may take.
     type: float
+  volume_data:
+    description:
+      - Write the volume data the backup captured (C(<backup>-volumes.json.gz)) into the claims this restore
+        creates, before any pod is created - so a workload's pods start on their data.
+      - Per claim, a short-lived helper pod mounts it, the archive (its sha256 checked first) is streamed into
+        C(tar -x) through C(pods/exec), the member count and checksum are compared with the backup's, and the
+        helper is deleted. A missing or corrupted archive, a full volume or a helper that cannot start is that
+        volume's error (the restore ends PartiallyFailed, naming it); the other volumes are unaffected.
+      - A claim that already existed keeps its data (reported in the log). C(emptyDir) data is not restored
+        (a warning).
+    type: bool
+    default: true
+  volume_helper_image:
+    description:
+      - The helper pod's image. It needs C(tar) (GNU tar or busybox, with C(--numeric-owner)) and C(sleep); it runs
+        as root so that the files keep their owners and modes. It is pulled with C(IfNotPresent).
+      - Default C(docker.io/library/debian:bookworm-slim).
+    type: str
+  volume_helper_timeout:
+    description: Seconds one volume may take, from the helper pod's creation to the end of its data.
+    type: int
+    default: 600
 notes:
   - "RBAC: get on the discovery endpoints; get/create (and patch for existing items) on every restored type;
-    get/create on namespaces; get/patch on persistentvolumes. The collection ships a least-privilege example
+    get/create on namespaces; get/patch on persistentvolumes; for volume data get/create/delete on pods and
+    get/create on pods/exec (the helper pods). The collection ships a least-privilege example
     in C(files/rbac/restore.yml)."
   - A backup written by the collection's earlier release restores as well (same archive layout).
 seealso:
@@ -196,6 +219,15 @@ warning_messages:
   returned: always
   type: list
   elements: str
+volumes:
+  description:
+    - One entry per volume whose data was (or, in check mode, would be) written - namespace (the backup's),
+      target_namespace, pvc, pod and volume (where the backup captured it), archive, bytes, files, helper_pod,
+      status (succeeded, failed; planned in check mode), and when written error, written_bytes, written_files,
+      duration.
+  returned: always
+  type: list
+  elements: dict
 peak_rss_kib:
   description: The module's peak resident memory in KiB (memory stays flat with the number of objects).
   returned: always
@@ -233,6 +265,9 @@ def main():
         preserve_node_ports=dict(type="bool", default=False),
         terminating_timeout=dict(type="int", default=600),
         request_timeout=dict(type="float"),
+        volume_data=dict(type="bool", default=True),
+        volume_helper_image=dict(type="str"),
+        volume_helper_timeout=dict(type="int", default=600),
     )
     KubehooksModule(spec, mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")]).run(execute)
 
