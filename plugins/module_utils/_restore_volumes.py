@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - only outside Ansible
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, open_exec
-from ansible_collections.kubehooks.backup.plugins.module_utils._capture import TarCounter, read_volumes_index
+from ansible_collections.kubehooks.backup.plugins.module_utils._capture import TarCounter
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     ERROR_CHANNEL,
@@ -52,7 +52,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     exec_error_message,
     parse_exec_status,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import safe_path_part
+from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index, safe_path_part
 
 try:
     from websocket import WebSocketConnectionClosedException

@@ -137,6 +137,37 @@ options:
     description: Seconds one volume may take, from the helper pod's creation to the end of its data.
     type: int
     default: 600
+  hooks:
+    description:
+      - Restore hook rules, the items of Velero's Restore C(spec.hooks.resources) - C(name),
+        C(includedNamespaces), C(excludedNamespaces), C(includedResources), C(excludedResources), C(labelSelector)
+        and C(postHooks), a list of C(exec) (C(container), C(command), C(onError), C(execTimeout), C(waitTimeout),
+        C(waitForReady)) or C(init) (C(initContainers), full container specs with name, image and command;
+        C(timeout), unused as in Velero) hooks. Namespaces are matched after O(namespace_mappings), as Velero.
+      - "Pod annotations win over the rules, per kind: C(init.hook.restore.velero.io/container-image),
+        C(/container-name), C(/command) add an init container first to the restored pod;
+        C(post.hook.restore.velero.io/command), C(/container), C(/on-error), C(/exec-timeout), C(/wait-timeout),
+        C(/wait-for-ready) exec a command once the container is running (or ready)."
+      - Exec hooks run after every item is restored, one pod's hooks in order (on-error V(Fail), the default,
+        stops that pod's later hooks), pods in parallel. Defaults - exec timeout 30s, wait timeout
+        O(hook_wait_timeout), wait-for-ready false.
+      - An invalid rule fails the task before anything is written. An invalid annotation value is that hook's
+        error (Velero would silently use a default) - an exec hook fails without running; an init hook fails
+        its pod's item (the pod is not restored). Results are counted in the record's C(status.hookStatus)
+        and logged with Velero's field names (C(hookCommand), C(hookContainer), ...).
+    type: list
+    elements: dict
+    default: []
+  hook_wait_timeout:
+    description:
+      - How long an exec hook waits for its container when it sets no wait timeout (a Go duration or seconds).
+        Velero waits without a limit.
+    type: str
+    default: 10m
+  hook_parallelism:
+    description: Pods whose exec hooks run at the same time.
+    type: int
+    default: 8
 notes:
   - "RBAC: get on the discovery endpoints; get/create (and patch for existing items) on every restored type;
     get/create on namespaces; get/patch on persistentvolumes; for volume data get/create/delete on pods and
@@ -228,6 +259,27 @@ volumes:
   returned: always
   type: list
   elements: dict
+hooks:
+  description:
+    - The restore exec hooks' results, as M(kubehooks.backup.pod_hooks) returns them (namespace, pod, container,
+      command, source, name, on_error, timeout, status, exit_code, stdout, stderr, duration, error, reason).
+    - In check mode, the restored pods' planned exec hooks - namespace, pod, hooks, errors.
+  returned: always
+  type: list
+  elements: dict
+hooks_attempted:
+  description: Velero's C(hookStatus.hooksAttempted) of the exec hooks.
+  returned: always
+  type: int
+hooks_failed:
+  description: Velero's C(hookStatus.hooksFailed).
+  returned: always
+  type: int
+init_hooks:
+  description: The pods that got init containers - namespace, pod, source (annotation or spec), containers.
+  returned: always
+  type: list
+  elements: dict
 peak_rss_kib:
   description: The module's peak resident memory in KiB (memory stays flat with the number of objects).
   returned: always
@@ -268,6 +320,9 @@ def main():
         volume_data=dict(type="bool", default=True),
         volume_helper_image=dict(type="str"),
         volume_helper_timeout=dict(type="int", default=600),
+        hooks=dict(type="list", elements="dict", default=[]),
+        hook_wait_timeout=dict(type="str", default="10m"),
+        hook_parallelism=dict(type="int", default=8),
     )
     KubehooksModule(spec, mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")]).run(execute)
 

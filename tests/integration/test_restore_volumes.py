@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook
+
 from modrun import admin_api as api
 from modrun import run_module
 from modrun import wait_for as wait
@@ -117,17 +119,13 @@ def restore(cluster, storage, name, check_mode=False, **kwargs):
     return run_module("restore_resources", args, check_mode=check_mode, timeout=600)
 
 
-def wipe(path):
-    subprocess.run(["find", path, "-mindepth", "1", "-maxdepth", "1", "!", "-name", "lost+found",
-                    "-exec", "rm", "-rf", "{}", "+"], check=True)
-
-
 def helpers_left(namespace):
     return [p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods" % namespace)["items"]
             if "kubehooks.backup/restore-helper" in (p["metadata"].get("labels") or {})]
 
 
-def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(cluster, namespace, pvc, tmp_path):
+def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(cluster, namespace, pvc, tmp_path,
+                                                                            api_client):
     storage = str(tmp_path / "storage")
     _claim, path = pvc("data")
     fill(path)
@@ -156,12 +154,15 @@ def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(clu
         delete_namespace(copy)
 
     # 2. Same namespace: delete it and its data, restore: the Released PV comes back with the files.
-    volume_name = api().get("/api/v1/namespaces/%s/persistentvolumeclaims/data" % namespace)["spec"]["volumeName"]
-    delete_namespace(namespace)
-    pv = api().get("/api/v1/persistentvolumes/%s" % volume_name)
-    assert pv["spec"]["claimRef"]["namespace"] == namespace, pv["spec"].get("claimRef")  # still ours: wipe it
-    wipe(path)
+    #    The data is wiped from inside the pod first: once the namespace is gone, its Released PV may be
+    #    recycled for another test's claim at once (then the restored claim binds to another pool PV).
+    app_pod = next(p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods" % namespace)["items"])
+    wiped = exec_hook(api_client, namespace, app_pod, "main",
+                      ["find", "/data", "-mindepth", "1", "-maxdepth", "1", "!", "-name", "lost+found",
+                       "-exec", "rm", "-rf", "{}", "+"], 30)
+    assert wiped["status"] == "succeeded", wiped
     assert tree(path) == {}
+    delete_namespace(namespace)
     result = restore(cluster, storage, "r-same")
     assert result["phase"] == "Completed", result["error_messages"]
     assert [v["status"] for v in result["volumes"]] == ["succeeded"], result["volumes"]
