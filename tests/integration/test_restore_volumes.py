@@ -6,7 +6,6 @@ archive of one of two claims is reported by name and the other claim is restored
 import hashlib
 import json
 import os
-import shutil
 import stat
 import subprocess
 import time
@@ -16,6 +15,7 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook
 
+from localcluster import storage as lc_storage
 from modrun import admin_api as api
 from modrun import run_module
 from modrun import wait_for as wait
@@ -119,6 +119,16 @@ def restore(cluster, storage, name, check_mode=False, **kwargs):
     return run_module("restore_resources", args, check_mode=check_mode, timeout=600)
 
 
+def wipe_from_pod(api_client, namespace, app):
+    """Empty the app's volume from inside its pod: once the namespace is gone its Released PV may be
+    recycled for another test's claim at once, so it is not touched from the host then."""
+    pod = next(p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods?labelSelector=app%%3D%s"
+                                                          % (namespace, app))["items"])
+    wiped = exec_hook(api_client, namespace, pod, "main", ["find", "/data", "-mindepth", "1", "-maxdepth", "1", "!",
+                                                           "-name", "lost+found", "-exec", "rm", "-rf", "{}", "+"], 30)
+    assert wiped["status"] == "succeeded", wiped
+
+
 def helpers_left(namespace):
     return [p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods" % namespace)["items"]
             if "kubehooks.backup/restore-helper" in (p["metadata"].get("labels") or {})]
@@ -136,6 +146,7 @@ def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(clu
 
     # 1. Mapped namespace while the original runs: the claim binds to a fresh pool PV, wiped first.
     copy = namespace + "-copy"
+    lc_storage.recycle_released(api())   # a free pool PV for the mapped claim
     try:
         plan = restore(cluster, storage, "plan", check_mode=True, namespace_mappings={namespace: copy})
         assert [(v["target_namespace"], v["pvc"], v["status"]) for v in plan["volumes"]] == [(copy, "data", "planned")]
@@ -156,11 +167,7 @@ def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(clu
     # 2. Same namespace: delete it and its data, restore: the Released PV comes back with the files.
     #    The data is wiped from inside the pod first: once the namespace is gone, its Released PV may be
     #    recycled for another test's claim at once (then the restored claim binds to another pool PV).
-    app_pod = next(p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods" % namespace)["items"])
-    wiped = exec_hook(api_client, namespace, app_pod, "main",
-                      ["find", "/data", "-mindepth", "1", "-maxdepth", "1", "!", "-name", "lost+found",
-                       "-exec", "rm", "-rf", "{}", "+"], 30)
-    assert wiped["status"] == "succeeded", wiped
+    wipe_from_pod(api_client, namespace, "app")
     assert tree(path) == {}
     delete_namespace(namespace)
     result = restore(cluster, storage, "r-same")
@@ -176,7 +183,7 @@ def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(clu
 
 
 def test_a_corrupted_archive_is_that_volumes_error_and_the_other_volume_is_restored(cluster, namespace, pvc,
-                                                                                    tmp_path):
+                                                                                    tmp_path, api_client):
     storage = str(tmp_path / "storage")
     paths, markers = {}, {}
     for claim in ("good", "bad"):
@@ -186,29 +193,27 @@ def test_a_corrupted_archive_is_that_volumes_error_and_the_other_volume_is_resto
     before = tree(paths["good"])
     for claim in ("good", "bad"):
         wait(lambda: deployment_available(namespace, claim), 120, "deployment %s Available" % claim)
-    _bdir, volumes = take_backup(cluster, namespace, storage)
+    bdir, volumes = take_backup(cluster, namespace, storage)
     bad = next(v for v in volumes if v["pvc"] == "bad")
-    archive = bad["path"] if os.path.isabs(bad["path"] or "") else os.path.join(_bdir, bad["path"])
+    archive = os.path.join(bdir, bad["path"])
     with open(archive, "r+b") as handle:    # one byte flipped in the middle of the archive
         handle.seek(os.path.getsize(archive) // 2)
         byte = handle.read(1)
         handle.seek(-1, os.SEEK_CUR)
         handle.write(bytes([byte[0] ^ 0xFF]))
+    for claim in ("good", "bad"):
+        wipe_from_pod(api_client, namespace, claim)
+    delete_namespace(namespace)
 
-    target = namespace + "-r"
-    try:
-        result = restore(cluster, storage, "r-bad", namespace_mappings={namespace: target})
-        assert result["phase"] == "PartiallyFailed", result
-        by_claim = {v["pvc"]: v for v in result["volumes"]}
-        assert by_claim["good"]["status"] == "succeeded", by_claim
-        assert by_claim["bad"]["status"] == "failed"
-        error = by_claim["bad"]["error"]
-        assert "checksum mismatch" in error and "claim %s/bad" % target in error and "nothing written" in error, error
-        assert any("claim %s/bad" % target in m for m in result["error_messages"]), result["error_messages"]
-        wait(lambda: deployment_available(target, "good"), 120, "deployment good Available")
-        restored_into(host_path_of(target, "good"), before)
-        assert "marker-" + markers["bad"] not in tree(host_path_of(target, "bad"))   # nothing written into it
-        assert helpers_left(target) == []
-    finally:
-        delete_namespace(target)
-    shutil.rmtree(storage, ignore_errors=True)
+    result = restore(cluster, storage, "r-bad")
+    assert result["phase"] == "PartiallyFailed", result
+    by_claim = {v["pvc"]: v for v in result["volumes"]}
+    assert by_claim["good"]["status"] == "succeeded", by_claim
+    assert by_claim["bad"]["status"] == "failed"
+    error = by_claim["bad"]["error"]
+    assert "checksum mismatch" in error and "claim %s/bad" % namespace in error and "nothing written" in error, error
+    assert [m for m in result["error_messages"] if "claim %s/bad" % namespace in m] == [error], result["error_messages"]
+    wait(lambda: deployment_available(namespace, "good"), 120, "deployment good Available")
+    restored_into(host_path_of(namespace, "good"), before)
+    assert "marker-" + markers["bad"] not in tree(host_path_of(namespace, "bad"))   # nothing written into it
+    assert helpers_left(namespace) == []
