@@ -11,7 +11,8 @@ import pytest
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook
 from modrun import admin_api as api
 from modrun import run_module
-from test_restore import delete_namespace
+from test_restore import delete_namespace, shipped_role_rules
+from test_restore import wait as wait_for
 
 pytestmark = pytest.mark.real_node
 
@@ -127,3 +128,24 @@ def test_init_and_exec_hooks_run_in_the_restored_pods(cluster, namespace, api_cl
                                                             "velero/r1", "20s")
     finally:
         delete_namespace(target)
+
+
+def test_exec_and_init_hooks_under_the_shipped_least_privilege_role(cluster, namespace, api_client, tmp_path, sa_token):
+    storage = str(tmp_path / "storage")
+    base = "/api/v1/namespaces/%s/pods" % namespace
+    api().create(base, pod(cluster, "a", {
+        INIT + "container-image": cluster.node_image, INIT + "command": '["true"]',
+        POST + "command": '["sh", "-c", "echo least > /shared/post.txt"]'}))
+    exported = run_module("resource_export", {"kubeconfig": cluster.kubeconfig, "name": "b1", "storage_dir": storage,
+                                              "cluster": "c1", "included_namespaces": [namespace]})
+    assert not exported.get("failed"), exported
+    api().delete(base + "/a")
+    wait_for(lambda: not [p for p in api().get(base)["items"]], 60, "pod a to be gone")
+    creds = sa_token(namespace, shipped_role_rules())
+    result = run_module("restore_resources", {
+        "host": creds["host"], "api_key": creds["token"], "ca_cert": creds["ca_cert"], "backup": "b1",
+        "storage_dir": storage, "cluster": "c1", "name": "least", "included_namespaces": [namespace],
+        "include_cluster_resources": False, "included_resources": ["pods"]}, timeout=300)
+    assert result["phase"] == "Completed", result.get("error_messages") or result
+    assert [h["status"] for h in result["hooks"]] == ["succeeded"], result["hooks"]
+    assert run_in(api_client, namespace, "a", "cat /shared/post.txt") == "least\n"
