@@ -54,11 +54,6 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index, safe_path_part
 
-try:
-    from websocket import WebSocketConnectionClosedException
-except ImportError:  # pragma: no cover - reported through _api's KUBERNETES_IMPORT_ERROR
-    WebSocketConnectionClosedException = None
-
 DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"
 DEFAULT_HELPER_TIMEOUT = 600    # seconds for one volume: helper start + the data
 HELPER_CONTAINER = "restore"

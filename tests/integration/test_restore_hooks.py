@@ -46,8 +46,7 @@ def rules(cluster, target):
              {"exec": {"command": ["sh", "-c", "echo after-continue >> /shared/seen.txt"]}},
              {"exec": {"command": ["sleep", "5"], "execTimeout": "1s", "onError": "Continue"}},
              {"exec": {"command": ["false"], "onError": "Fail"}},
-             {"exec": {"command": ["sh", "-c", "echo never > /shared/never.txt"]}},
-         ]},
+             {"exec": {"command": ["sh", "-c", "echo never > /shared/never.txt"]}}]},
         # the source namespace's name matches nothing: rules see the TARGET namespace (Velero issue 4720)
         {"name": "wrong-namespace", "includedNamespaces": ["not-" + target],
          "postHooks": [{"exec": {"command": ["sh", "-c", "echo wrong > /shared/wrong.txt"]}}]},
@@ -140,7 +139,7 @@ def test_exec_and_init_hooks_under_the_shipped_least_privilege_role(cluster, nam
                                               "cluster": "c1", "included_namespaces": [namespace]})
     assert not exported.get("failed"), exported
     api().delete(base + "/a")
-    wait_for(lambda: not [p for p in api().get(base)["items"]], 60, "pod a to be gone")
+    wait_for(lambda: not api().get(base)["items"], 60, "pod a to be gone")
     creds = sa_token(namespace, shipped_role_rules())
     result = run_module("restore_resources", {
         "host": creds["host"], "api_key": creds["token"], "ca_cert": creds["ca_cert"], "backup": "b1",

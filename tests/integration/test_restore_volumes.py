@@ -122,8 +122,8 @@ def restore(cluster, storage, name, check_mode=False, **kwargs):
 def wipe_from_pod(api_client, namespace, app):
     """Empty the app's volume from inside its pod: once the namespace is gone its Released PV may be
     recycled for another test's claim at once, so it is not touched from the host then."""
-    pod = next(p["metadata"]["name"] for p in api().get("/api/v1/namespaces/%s/pods?labelSelector=app%%3D%s"
-                                                          % (namespace, app))["items"])
+    listed = api().get("/api/v1/namespaces/%s/pods?labelSelector=app%%3D%s" % (namespace, app))["items"]
+    pod = listed[0]["metadata"]["name"]
     wiped = exec_hook(api_client, namespace, pod, "main", ["find", "/data", "-mindepth", "1", "-maxdepth", "1", "!",
                                                            "-name", "lost+found", "-exec", "rm", "-rf", "{}", "+"], 30)
     assert wiped["status"] == "succeeded", wiped
@@ -134,8 +134,8 @@ def helpers_left(namespace):
             if "kubehooks.backup/restore-helper" in (p["metadata"].get("labels") or {})]
 
 
-def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(cluster, namespace, pvc, tmp_path,
-                                                                            api_client):
+def test_data_comes_back_byte_for_byte_in_the_same_and_in_a_mapped_namespace(
+        cluster, namespace, pvc, tmp_path, api_client):
     storage = str(tmp_path / "storage")
     _claim, path = pvc("data")
     fill(path)

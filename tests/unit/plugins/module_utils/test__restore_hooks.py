@@ -176,7 +176,7 @@ def test_run_exec_hooks_uses_the_executors_on_error_sequencing():
     def fake_exec(client, namespace, name, container, argv, timeout, output_cap=None, hook=None):
         calls.append((argv, hook["wait_timeout"]))
         return dict(status="failed", error="exit 1", exit_code=1)
-    results = rh.run_exec_hooks([entry], lambda: object(), exec_fn=fake_exec)
+    results = rh.run_exec_hooks([entry], object, exec_fn=fake_exec)
     assert [r["status"] for r in results] == ["failed", "failed", "not_run"]
     assert calls == [(["a"], rh.DEFAULT_WAIT_TIMEOUT), (["b"], rh.DEFAULT_WAIT_TIMEOUT)]
     entry_log = rh.log_entry(results[0], "r1")

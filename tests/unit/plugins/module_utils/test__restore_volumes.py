@@ -150,8 +150,8 @@ def test_the_plain_tar_stream_is_written_to_tar_x_and_checked(tmp_path):
     assert ws.closed_channels == [0]
     assert opened == [("ns2", result["helper_pod"], "restore", rv.extract_command(), True)]
     assert result["written_files"] == 3 and result["written_bytes"] == len(plain)
-    assert [m for m, _p in api.calls][0] == "POST" and ("DELETE", "/api/v1/namespaces/ns2/pods/%s"
-                                                         % result["helper_pod"]) in api.calls
+    assert api.calls[0][0] == "POST"
+    assert ("DELETE", "/api/v1/namespaces/ns2/pods/%s" % result["helper_pod"]) in api.calls
     assert seen[-1] == (len(plain), len(plain))
 
 
