@@ -12,14 +12,14 @@ import pytest
 
 from localcluster import storage as lc_storage
 from modrun import admin_api, run_module, run_playbook
-from test_playbooks import (  # noqa: F401 pylint: disable=unused-import - walkthrough is a fixture
+from test_playbooks import (  # noqa: F401 pylint: disable=unused-import
     PLAYBOOKS,
     WALKTHROUGH_NS,
     local_images,
     pv_host_path,
     record_dir,
     run_detail,
-    walkthrough,
+    walkthrough,  # a fixture
 )
 from test_restore import delete_namespace, deployment_available
 from test_restore import wait as wait_for
