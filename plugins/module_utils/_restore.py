@@ -144,6 +144,10 @@ def restore_volume_data(params, factory, call, bdir, restore_name, claims, appli
                              timeout=params.get("volume_helper_timeout"), progress=progress.volume_bytes)
     results = writer.run(jobs)
     for result in results:
+        if result.get("warning"):
+            applier.warnings.append({"namespace": result["target_namespace"], "resource": rp.PODS,
+                                     "message": result["warning"]})
+            progress.log("warning", result["warning"], namespace=result["target_namespace"])
         if result["status"] == rv.SUCCEEDED:
             progress.log("info", "volume %s restored into claim %s/%s: %d files, %d bytes in %ss" % (
                 result["volume"], result["target_namespace"], result["pvc"], result["written_files"],

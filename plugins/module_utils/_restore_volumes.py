@@ -244,7 +244,9 @@ class VolumeWriter(object):
                 return result
             finally:
                 if created:
-                    self._delete_helper(job["target_namespace"], name)
+                    left = self._delete_helper(job["target_namespace"], name)
+                    if left:
+                        result["warning"] = left
             result.update(outcome)
             problems = []
             if outcome.get("error"):
@@ -292,7 +294,7 @@ class VolumeWriter(object):
             self.call("POST", self._pod_path(job["target_namespace"]), body)
         except ApiRequestError as err:
             if err.status == 409:  # a helper left by an earlier, killed run of this restore
-                self._delete_helper(job["target_namespace"], name)
+                self._delete_helper(job["target_namespace"], name)  # the create below says if it stayed
                 try:
                     self.call("POST", self._pod_path(job["target_namespace"]), body)
                     return
@@ -396,20 +398,23 @@ class VolumeWriter(object):
                     count_error=count_error)
 
     def _delete_helper(self, namespace, name):
+        """Delete the helper and wait until it is gone; a message when it may be left behind, else None."""
         path = self._pod_path(namespace, name)
         try:
             self.call("DELETE", path, {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0})
         except ApiRequestError as err:
             if err.status == 404:
-                return
+                return None
+            return "the helper pod %s/%s could not be deleted (delete it by hand): %s" % (namespace, name, err)
         stop = self.clock() + _CLOSE_WAIT
         while self.clock() < stop:
             try:
                 self.call("GET", path)
             except ApiRequestError as err:
                 if err.status == 404:
-                    return
+                    return None
             self.sleep(_POLL)
+        return "the helper pod %s/%s was still there %ss after its deletion" % (namespace, name, _CLOSE_WAIT)
 
 
 class _VolumeError(Exception):

@@ -255,7 +255,7 @@ volumes:
     - One entry per volume whose data was (or, in check mode, would be) written - namespace (the backup's),
       target_namespace, pvc, pod and volume (where the backup captured it), archive, bytes, files, helper_pod,
       status (succeeded, failed; planned in check mode), and when written error, written_bytes, written_files,
-      duration.
+      duration, and warning when the helper pod could not be deleted.
   returned: always
   type: list
   elements: dict

@@ -19,7 +19,7 @@ from localcluster import storage as lc_storage
 from modrun import admin_api as api
 from modrun import run_module
 from modrun import wait_for as wait
-from test_restore import delete_namespace, deployment_available, get_or_none
+from test_restore import delete_namespace, deployment_available, get_or_none, shipped_role_rules
 
 pytestmark = pytest.mark.real_node
 
@@ -216,4 +216,37 @@ def test_a_corrupted_archive_is_that_volumes_error_and_the_other_volume_is_resto
     wait(lambda: deployment_available(namespace, "good"), 120, "deployment good Available")
     restored_into(host_path_of(namespace, "good"), before)
     assert "marker-" + markers["bad"] not in tree(host_path_of(namespace, "bad"))   # nothing written into it
+    assert helpers_left(namespace) == []
+
+
+def test_volume_data_under_the_shipped_least_privilege_role(cluster, namespace, pvc, tmp_path, api_client, sa_token):
+    """The helper pod (create, pods/exec, delete) under exactly files/rbac/restore.yml's Role: the claim and
+    its deployment are deleted, the namespace kept; the Released PV is pre-bound to the claim by the admin
+    (what the restore does with cluster rights), so that no other test can take it meanwhile."""
+    storage = str(tmp_path / "storage")
+    _claim, path = pvc("data")
+    fill(path)
+    before = tree(path)
+    make_app(cluster, namespace, "app", "data")
+    wait(lambda: deployment_available(namespace, "app"), 120, "deployment app Available")
+    take_backup(cluster, namespace, storage)
+    wipe_from_pod(api_client, namespace, "app")
+    volume_name = api().get("/api/v1/namespaces/%s/persistentvolumeclaims/data" % namespace)["spec"]["volumeName"]
+    api().delete("/apis/apps/v1/namespaces/%s/deployments/app" % namespace)
+    wait(lambda: not api().get("/api/v1/namespaces/%s/pods" % namespace)["items"], 60, "the app's pods to go")
+    api().delete("/api/v1/namespaces/%s/persistentvolumeclaims/data" % namespace)
+    wait(lambda: api().get("/api/v1/persistentvolumes/%s" % volume_name)["status"]["phase"] == "Released", 60,
+         "the PV to be Released")
+    api().patch("/api/v1/persistentvolumes/%s" % volume_name,
+                {"spec": {"claimRef": {"uid": None, "resourceVersion": None}}})
+    creds = sa_token(namespace, shipped_role_rules())
+    result = run_module("restore_resources", {
+        "host": creds["host"], "api_key": creds["token"], "ca_cert": creds["ca_cert"], "backup": "b1",
+        "storage_dir": storage, "cluster": "c1", "name": "least", "included_namespaces": [namespace],
+        "include_cluster_resources": False, "volume_helper_image": cluster.node_image,
+        "volume_helper_timeout": 120}, timeout=300)
+    assert result["phase"] == "Completed", result.get("error_messages") or result
+    assert [v["status"] for v in result["volumes"]] == ["succeeded"], result["volumes"]
+    assert tree(path) == before
+    wait(lambda: deployment_available(namespace, "app"), 120, "restored deployment Available")
     assert helpers_left(namespace) == []

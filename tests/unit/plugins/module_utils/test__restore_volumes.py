@@ -230,3 +230,16 @@ def test_an_archive_damaged_after_its_check_is_not_a_traceback(tmp_path, damage)
     job["sha256"] = hashlib.sha256(blob).hexdigest()   # as if it matched the index
     (result,) = writer(FakeApi(), FakeWs())[0].run([job])
     assert result["status"] == "failed" and "claim ns2/data" in result["error"]
+
+
+def test_a_helper_that_cannot_be_deleted_is_a_warning_naming_it(tmp_path):
+    job, _plain = make_archive(str(tmp_path / "a.tar.gz"))
+    api = FakeApi()
+
+    def no_delete(method, path, body=None, query=None, content_type=None):
+        if method == "DELETE":
+            raise ApiRequestError(403, "pods is forbidden: cannot delete")
+        return api(method, path, body)
+    (result,) = writer(no_delete, FakeWs())[0].run([job])
+    assert result["status"] == "succeeded"
+    assert "could not be deleted (delete it by hand)" in result["warning"] and result["helper_pod"] in result["warning"]
