@@ -364,7 +364,11 @@ class VolumeWriter(object):
             if not closed and not timed_out:
                 if sent % TAR_RECORD:
                     ws.write_stdin(b"\0" * (TAR_RECORD - sent % TAR_RECORD))
-                ws.close_channel(0)
+                # End of input (v5 protocol).  Without it (a v4 server, an older client) GNU tar still
+                # exits at the end-of-archive blocks of the padded record, which is why the stream is padded.
+                close_stdin = getattr(ws, "close_channel", None)
+                if close_stdin is not None:
+                    close_stdin(0)
                 while ws.is_open():
                     if self.clock() > deadline:
                         timed_out = True
