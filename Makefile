@@ -18,7 +18,7 @@ SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_i
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv floors test lint sanity units integration demo bench bench-smoke cluster-up cluster-down cluster-status build clean
+.PHONY: help venv floors test lint sanity units integration demo demo-restore bench bench-smoke cluster-up cluster-down cluster-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -83,6 +83,27 @@ demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster (builds
 	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
 	    ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
 	  echo && cat "$(BUILD_DIR)/demo-report.txt"
+
+demo-restore: DEMO_LOCK := /tmp/kubehooks-nginx-example.lock
+demo-restore: venv ## The walkthrough's round trip: backup (as make demo), delete namespace and data, restore, nginx serves its logs
+	@up=$$($(PY) -m localcluster up) && eval "$$up" && \
+	  info=$$($(PY) -m localcluster info) && \
+	  demo_vars=$$(echo "$$info" | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	    print(json.dumps({"kubectl": i["kubectl"], "nginx_image": i["node_image"], "fsfreeze_image": i["node_image"], \
+	                      "report_path": sys.argv[1]}))' "$(BUILD_DIR)/demo-report.txt") && \
+	  restore_vars=$$(echo "$$info" | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	    print(json.dumps({"kubectl": i["kubectl"], "volume_helper_image": i["node_image"], "report_path": sys.argv[1]}))' \
+	    "$(BUILD_DIR)/demo-restore-report.txt") && \
+	  $(PY) tests/utils/collection_tree.py $(BUILD_DIR)/demo >/dev/null && \
+	  rm -f "$(BUILD_DIR)/demo-report.txt" "$(BUILD_DIR)/demo-restore-report.txt" && \
+	  exec 9>"$(DEMO_LOCK)" && { flock -n 9 || { echo "== waiting: another run is using namespace nginx-example"; flock 9; }; } && \
+	  echo "== ansible-playbook kubehooks.backup.nginx_fsfreeze (KUBECONFIG=$$KUBECONFIG)" && \
+	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+	    ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
+	  echo "== ansible-playbook kubehooks.backup.nginx_fsfreeze_restore" && \
+	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+	    ansible-playbook kubehooks.backup.nginx_fsfreeze_restore -e "$$restore_vars" && \
+	  echo && cat "$(BUILD_DIR)/demo-restore-report.txt"
 
 bench: BENCH_ROUNDS ?= 3
 bench: venv ## Benchmarks side by side with the real Velero on the running local cluster (make cluster-up first)

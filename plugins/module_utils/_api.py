@@ -219,11 +219,11 @@ def pods_path(namespace=None):
     return "/api/v1/namespaces/%s/pods" % quote(namespace, safe="")
 
 
-def exec_url(host, namespace, pod, container, argv):
+def exec_url(host, namespace, pod, container, argv, stdin=False):
     """The websocket URL of ``pods/exec`` for ``argv`` (one ``command`` parameter per argument)."""
     path = "/api/v1/namespaces/%s/pods/%s/exec" % (quote(namespace, safe=""), quote(pod, safe=""))
     query = [("command", arg) for arg in argv]
-    query += [("container", container), ("stdin", "false"), ("stdout", "true"), ("stderr", "true"),
+    query += [("container", container), ("stdin", "true" if stdin else "false"), ("stdout", "true"), ("stderr", "true"),
               ("tty", "false")]
     return get_websocket_url(host.rstrip("/") + path, query)
 
@@ -331,8 +331,13 @@ def _install_timed_websocket():
     return False
 
 
-def open_exec(api_client, namespace, pod, container, argv, timeout=None):
+def open_exec(api_client, namespace, pod, container, argv, timeout=None, stdin=False):
     """Open an exec websocket (binary channels, nothing captured twice); raise ApiRequestError.
+
+    ``stdin``: the command gets a standard input, written with ``write_stdin(bytes)`` (each call one
+    websocket frame; a full socket buffer blocks the write, which is the flow control) and closed with
+    ``close_channel(0)`` (the v5 protocol, which the client offers first; on v4 only closing the
+    socket ends the input).
 
     The handshake's HTTP status (403 without ``pods/exec`` get+create, 404 for a deleted pod, 400
     for a missing container) is kept in ``ApiRequestError.status``.  ``timeout`` (seconds) bounds
@@ -344,7 +349,7 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None):
     for setting in (configuration.auth_settings() or {}).values():
         if setting.get("in") == "header" and setting.get("value"):
             headers[setting["key"].lower()] = setting["value"]
-    url = exec_url(configuration.host, namespace, pod, container, argv)
+    url = exec_url(configuration.host, namespace, pod, container, argv, stdin=stdin)
     _install_timed_websocket()
     _CONNECT.timeout = timeout
     try:
