@@ -12,6 +12,8 @@ import sys
 import tempfile
 import time
 
+import yaml
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULES = os.path.join(ROOT, "plugins", "modules")
 
@@ -82,3 +84,29 @@ def wait_for(check, timeout, what, interval=0.5):
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+
+
+def shipped(kind, name=None):
+    with open(os.path.join(ROOT, "files", "rbac", "backup.yml")) as handle:
+        document = yaml.safe_load(handle)
+    assert document["kind"] == "List"
+    return [item for item in document["items"] if item["kind"] == kind
+            and (name is None or item["metadata"]["name"] == name)][0]
+
+
+def bind_lease_role(api, subjects, name):
+    """The shipped Lease Role (namespace default), under a unique name, bound to minted ServiceAccounts
+    (``subjects``: what ``sa_token`` returned); returns the Lease's namespace."""
+    role = shipped("Role", "kubehooks-backup-lease")
+    namespace = role["metadata"]["namespace"]
+    api.create(f"{RBAC}/namespaces/{namespace}/roles", dict(role, metadata={"name": name, "namespace": namespace}))
+    api.create(f"{RBAC}/namespaces/{namespace}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": sa["service_account"], "namespace": sa["namespace"]}
+                     for sa in subjects]})
+    return namespace

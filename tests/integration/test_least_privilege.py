@@ -12,9 +12,8 @@ import sys
 import uuid
 
 import pytest
-import yaml
 
-from modrun import ROOT, collections_path, run_playbook
+from modrun import RBAC, bind_lease_role, collections_path, run_playbook, shipped
 from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walkthrough is a fixture
     PLAYBOOKS,
     WALKTHROUGH_NS,
@@ -30,30 +29,6 @@ from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walk
 
 PRE = "pre.hook.backup.velero.io/"
 POST = "post.hook.backup.velero.io/"
-RBAC = "/apis/rbac.authorization.k8s.io/v1"
-
-
-def shipped(kind, name=None):
-    with open(os.path.join(ROOT, "files", "rbac", "backup.yml")) as handle:
-        document = yaml.safe_load(handle)
-    assert document["kind"] == "List"
-    return [item for item in document["items"] if item["kind"] == kind
-            and (name is None or item["metadata"]["name"] == name)][0]
-
-
-def bind_lease_role(api, creds, name):
-    """The shipped Lease Role (namespace default), under a unique name, bound to a minted ServiceAccount."""
-    role = shipped("Role", "kubehooks-backup-lease")
-    namespace = role["metadata"]["namespace"]
-    api.create(f"{RBAC}/namespaces/{namespace}/roles", dict(role, metadata={"name": name, "namespace": namespace}))
-    api.create(f"{RBAC}/namespaces/{namespace}/rolebindings", {
-        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-        "metadata": {"name": name, "namespace": namespace},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": creds["service_account"], "namespace": creds["namespace"]}]})
-    return namespace
-
-
 @pytest.fixture
 def cluster_role():
     """bind(credentials): the shipped ClusterRole and Lease Role (under a unique name) bound to a minted
@@ -71,7 +46,7 @@ def cluster_role():
                           "namespace": creds["namespace"]}]})
 
         # and the Lease Role in its namespace
-        bound.append(bind_lease_role(api, creds, name))
+        bound.append(bind_lease_role(api, [creds], name))
 
     bound = []
     yield bind

@@ -30,7 +30,7 @@ import pytest
 from localcluster import config as lc_config
 from localcluster import fake as lc_fake
 from localcluster import storage as lc_storage
-from modrun import ROOT, admin_api, collections_path, run_playbook, wait_for
+from modrun import RBAC, ROOT, admin_api, bind_lease_role, collections_path, run_playbook, wait_for
 
 PLAYBOOKS = os.path.join(ROOT, "playbooks")
 PRE = "pre.hook.backup.velero.io/"
@@ -415,12 +415,15 @@ BACKUP_RULES = [
 @pytest.fixture
 def namespace_reader():
     """bind(subjects): a ClusterRole to get/list Namespace objects (cluster-scoped: a Role cannot grant it;
-    the export records the Namespace objects in scope) bound to the given ServiceAccounts; removed after."""
+    the export records the Namespace objects in scope) and the shipped Lease Role (the frozen section's
+    Lease) bound to the given ServiceAccounts; removed after."""
     api = admin_api()
     name = f"kh-namespace-reader-{uuid.uuid4().hex[:6]}"
-    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    rbac = RBAC
+    lease_namespace = []
 
     def bind(subjects):
+        lease_namespace.append(bind_lease_role(api, subjects, name))
         api.create(f"{rbac}/clusterroles", {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
             "rules": [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list"]}]})
@@ -433,6 +436,9 @@ def namespace_reader():
     yield bind
     api.delete(f"{rbac}/clusterrolebindings/{name}")
     api.delete(f"{rbac}/clusterroles/{name}")
+    for namespace in lease_namespace:
+        api.delete(f"{rbac}/namespaces/{namespace}/rolebindings/{name}")
+        api.delete(f"{rbac}/namespaces/{namespace}/roles/{name}")
 
 
 @pytest.fixture
