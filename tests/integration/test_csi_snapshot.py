@@ -12,6 +12,7 @@ import time
 import pytest
 from modrun import auth_args, run_module
 from test_csi import SNAP, _bound_pv, _pvc, _sh, _thaw_volume, _wait
+from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 - cluster_role is a fixture
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index
 from localcluster import config as lc_config
@@ -69,8 +70,8 @@ def plan_of(cluster, namespace):
     return result["pods"]
 
 
-def capture(cluster, namespace, bdir, **extra):
-    args = dict(auth_args(cluster), plan=plan_of(cluster, namespace), name="snap1", backup_dir=str(bdir),
+def capture(cluster, namespace, bdir, auth=None, **extra):
+    args = dict(auth or auth_args(cluster), plan=plan_of(cluster, namespace), name="snap1", backup_dir=str(bdir),
                 snapshot_volumes=True)
     args.update(extra)
     return run_module("backup_capture", args)
@@ -174,3 +175,14 @@ def test_a_local_volume_is_skipped_with_a_note(cluster, namespace, pods, pvc, tm
     [note] = result["volumes_skipped"]
     assert note["pvc"] == "local" and "is not a CSI volume" in note["reason"], note
     assert json.dumps(result["hooks"])  # the pod was still frozen and thawed
+
+
+def test_snapshots_under_exactly_the_shipped_rbac(api, cluster, namespace, app, sa_token, cluster_role, tmp_path):
+    app()
+    creds = sa_token(namespace, shipped("Role")["rules"])
+    cluster_role(creds)
+    result = capture(cluster, namespace, tmp_path, auth=token_auth(creds))
+    assert not result.get("failed"), result
+    [entry] = result["volumes"]
+    assert entry["status"] == "succeeded" and entry["snapshot_handle"], entry
+    assert [h["status"] for h in result["hooks"]] == ["succeeded", "succeeded"]
