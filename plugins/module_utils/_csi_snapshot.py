@@ -39,13 +39,14 @@ import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, api_error_message, \
     error_reason
+from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import CSI_SNAPSHOT_METHOD
 
 try:
     from ansible.module_utils.six.moves.urllib.parse import quote
 except ImportError:  # pragma: no cover - only outside Ansible
     from urllib.parse import quote
 
-METHOD = "csi-snapshot"
+METHOD = CSI_SNAPSHOT_METHOD
 GROUP = "snapshot.storage.k8s.io"
 VERSION = "v1"
 API_VERSION = GROUP + "/" + VERSION
