@@ -367,3 +367,63 @@ def wait_ready(call, entries, timeout, now=time.time, sleep=time.sleep):
 
 def _seconds(value):
     return ("%d" % value) if float(value).is_integer() else ("%s" % value)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Velero's files (after wait_ready)
+
+def _rfc3339(epoch):
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def volume_info(entry=None, skipped=None):
+    """One entry of Velero's ``<backup>-volumeinfo.json.gz`` (``internal/volume.BackupVolumeInfo``)."""
+    if skipped is not None:
+        return {"pvcName": skipped.get("pvc"), "pvcNamespace": skipped.get("namespace"), "backupMethod": "",
+                "snapshotDataMoved": False, "skipped": True, "skippedReason": skipped.get("reason"),
+                "preserveLocalSnapshot": False}
+    info = {"pvcName": entry.get("pvc"), "pvcNamespace": entry.get("namespace"), "pvName": entry.get("pv"),
+            "backupMethod": "CSISnapshot", "snapshotDataMoved": False, "skipped": False,
+            "startTimestamp": _rfc3339(entry.get("created_at")), "result": entry.get("status"),
+            "preserveLocalSnapshot": True,
+            "csiSnapshotInfo": {"snapshotHandle": entry.get("snapshot_handle") or "",
+                                "size": int(entry.get("restore_size") or 0), "driver": entry.get("driver") or "",
+                                "vscName": entry.get("volume_snapshot_content") or "", "operationID": "",
+                                "readyToUse": bool(entry.get("ready_to_use"))}}
+    if entry.get("ready_at") is not None:
+        info["completionTimestamp"] = _rfc3339(entry["ready_at"])
+    return dict((k, v) for k, v in info.items() if v is not None)
+
+
+def velero_documents(call, entries, skipped=()):
+    """What Velero writes about CSI snapshots next to a backup: ``{role: [objects]}`` for the
+    ``_layout.FILE_NAMES`` roles ``csi_volumesnapshots``, ``csi_volumesnapshotcontents``,
+    ``csi_volumesnapshotclasses`` and ``volumeinfo``, and the problems met (API errors: the objects are
+    then missing from those files, the volumes index keeps what the run saw)."""
+    mine = [e for e in entries if e.get("method") == METHOD]
+    docs = dict(csi_volumesnapshots=[], csi_volumesnapshotcontents=[], csi_volumesnapshotclasses=[], volumeinfo=[])
+    problems = []
+    for current in mine:
+        docs["volumeinfo"].append(volume_info(current))
+        if not (current.get("volume_snapshot") and current.get("cut_at")):
+            continue
+        for role, path, what in (
+                ("csi_volumesnapshots", snapshots_path(current["namespace"], current["volume_snapshot"]),
+                 "VolumeSnapshot %s/%s" % (current["namespace"], current["volume_snapshot"])),
+                ("csi_volumesnapshotcontents", contents_path(current.get("volume_snapshot_content") or "-"),
+                 "VolumeSnapshotContent %s" % current.get("volume_snapshot_content"))):
+            try:
+                docs[role].append(call("GET", path))
+            except ApiRequestError as err:
+                problems.append("%s: %s" % (what, error_reason(err)))
+    docs["volumeinfo"] += [volume_info(skipped=s) for s in skipped]
+    wanted = set(e.get("volume_snapshot_class") for e in mine if e.get("cut_at"))
+    if wanted:
+        try:
+            docs["csi_volumesnapshotclasses"] = [c for c in call("GET", classes_path()).get("items") or []
+                                                 if (c.get("metadata") or {}).get("name") in wanted]
+        except ApiRequestError as err:
+            problems.append("VolumeSnapshotClasses: %s" % error_reason(err))
+    return docs, problems

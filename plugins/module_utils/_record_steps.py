@@ -350,6 +350,8 @@ def capture_outcome(capture, name):
         return out
     out["volumes"] = [v for v in capture.get("volumes") or [] if isinstance(v, dict)]
     out["volumes_skipped"] = [v for v in capture.get("volumes_skipped") or [] if isinstance(v, dict)]
+    out["run_errors"] += ["Velero's CSI snapshot files miss an object: %s" % problem
+                          for problem in capture.get("velero_file_problems") or []]
     out["volume_totals"] = dict(capture.get("volume_totals") or _volumes.volume_totals(out["volumes"]))
     out["freeze_window"] = capture.get("freeze_window_seconds")
     out["freeze_windows"] = [dict(group=g.get("id"), pods=list(g.get("pods") or []),

@@ -310,6 +310,17 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         except KubehooksError as exc:
             log_errors.append(str(exc))
         write_index()
+    if snapshot_count:  # Velero's files about the snapshots (objects as the API now shows them)
+        def velero_files(call):
+            docs, problems = _csi_snapshot.velero_documents(call, result["volumes"], snapshots_skipped)
+            for role, objects in sorted(docs.items()):
+                _volumes.write_json_gz(_layout.backup_file(backup_dir, name, role), objects,
+                                       what="Velero's %s file" % role.replace("_", "-"))
+            return problems
+        try:
+            result["velero_file_problems"] = _with_caller(client_factory, velero_files)
+        except KubehooksError as exc:
+            log_errors.append(str(exc))
     result["volumes_skipped"] = snapshots_skipped
     result["volume_totals"] = _volumes.volume_totals(result["volumes"])
     if stage != "all":

@@ -249,16 +249,21 @@ def select_volumes(pod, default_volumes_to_fs_backup=False):
 # ---------------------------------------------------------------------------------------------
 # The volumes index (<name>-volumes.json.gz): what a backup holds of each volume
 
+def write_json_gz(path, data, what):
+    """Write ``data`` as gzip JSON atomically, owner-only; returns ``path``; KubehooksError naming ``what``."""
+    blob = gzip.compress(json.dumps(data, sort_keys=True).encode("utf-8"), mtime=0)
+    try:
+        ensure_dir(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        raise KubehooksError("cannot write %s %s: %s" % (what, path, exc.strerror or exc))
+    return atomic_write(path, blob, what=what)
+
+
 def write_volumes_index(path, entries):
     """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``.
 
     ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
-    data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
-    try:
-        ensure_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as exc:
-        raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
-    return atomic_write(path, data, what="the volumes index")
+    return write_json_gz(path, list(entries), "the volumes index")
 
 
 def read_volumes_index(path):

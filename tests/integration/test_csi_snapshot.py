@@ -6,6 +6,7 @@ The application appends one numbered, timestamped line every 20 ms and syncs; a 
 freeze blocks until the thaw.  The snapshot must hold exactly what was written before the freeze (a byte
 prefix of the live file), none of the blocked write, and the pods must be thawed as soon as the snapshot
 is cut."""
+import gzip
 import json
 import time
 
@@ -77,6 +78,11 @@ def capture(cluster, namespace, bdir, auth=None, **extra):
     return run_module("backup_capture", args)
 
 
+def read_gz(path):
+    with gzip.open(path, "rb") as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
 def lines(text):
     return [line.split() for line in text.splitlines()]
 
@@ -93,6 +99,16 @@ def test_snapshot_cut_while_frozen_and_thawed_at_the_cut(cfg, api, cluster, core
     assert entry["volume_snapshot_class"] == lc_csi.SNAPSHOT_CLASS and entry["snapshot_handle"]
     assert entry["volume_snapshot"].startswith("velero-data-") and entry["restore_size"] == 32 << 20
     assert read_volumes_index(str(tmp_path / "snap1-volumes.json.gz")) == result["volumes"]
+    # Velero's files: the VolumeSnapshot, its content and class as the API shows them, the volume info
+    velero = dict((part, read_gz(tmp_path / f"snap1-{part}.json.gz")) for part in (
+        "csi-volumesnapshots", "csi-volumesnapshotcontents", "csi-volumesnapshotclasses", "volumeinfo"))
+    assert [o["metadata"]["name"] for o in velero["csi-volumesnapshots"]] == [entry["volume_snapshot"]]
+    assert [o["status"]["snapshotHandle"] for o in velero["csi-volumesnapshotcontents"]] == [entry["snapshot_handle"]]
+    assert [o["metadata"]["name"] for o in velero["csi-volumesnapshotclasses"]] == [lc_csi.SNAPSHOT_CLASS]
+    [info] = velero["volumeinfo"]
+    assert info["backupMethod"] == "CSISnapshot" and info["pvcName"] == "data" and info["result"] == "succeeded"
+    assert info["csiSnapshotInfo"]["snapshotHandle"] == entry["snapshot_handle"]
+    assert result["velero_file_problems"] == []
     [group] = result["groups"]
     # the freeze window ends at the cut: the post hooks started once the snapshot was bound with a
     # creation time, within a second of it (the driver here is ready at the cut; the unit tests show

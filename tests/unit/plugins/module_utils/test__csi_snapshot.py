@@ -267,3 +267,27 @@ def test_the_post_hooks_run_at_the_cut_and_ready_is_awaited_after_the_thaw(tmp_p
     order = [e[0] for e in events]
     assert order == ["freeze", "create", "cut", "thaw", "ready"], order
     assert result["volumes"][0]["status"] == "succeeded"
+
+
+# --- Velero's files -----------------------------------------------------------------------------
+
+def test_velero_documents_hold_the_objects_and_the_volume_info():
+    api = FakeApi(cut_after=1, ready_after=1, classes=[klass("snap"), klass("other")])
+    entries = csi.cut_snapshots(api, [("ns", "p", ITEM), ("ns", "p", dict(ITEM, pvc="b", error="no class"))], "b1",
+                                time.monotonic() + 5, sleep=lambda s: None)
+    csi.wait_ready(api, entries, 5, sleep=lambda s: None)
+    skipped = [dict(namespace="ns", pod="p", volume="l", pvc="local", method="csi-snapshot", reason="not CSI")]
+    docs, problems = csi.velero_documents(api, entries, skipped)
+    assert problems == []
+    assert [o["metadata"]["name"] for o in docs["csi_volumesnapshots"]] == [entries[0]["volume_snapshot"]]
+    assert [o["status"]["snapshotHandle"] for o in docs["csi_volumesnapshotcontents"]] == [entries[0]["snapshot_handle"]]
+    assert [o["metadata"]["name"] for o in docs["csi_volumesnapshotclasses"]] == ["snap"]
+    ok, failed, skip = docs["volumeinfo"]
+    assert ok["backupMethod"] == "CSISnapshot" and ok["result"] == "succeeded" and ok["pvName"] == "pv-a"
+    assert ok["csiSnapshotInfo"] == {"snapshotHandle": entries[0]["snapshot_handle"], "size": 32 << 20,
+                                     "driver": DRIVER, "vscName": entries[0]["volume_snapshot_content"],
+                                     "operationID": "", "readyToUse": True}
+    assert ok["startTimestamp"].endswith("Z") and "completionTimestamp" in ok
+    assert failed["result"] == "failed" and failed["pvcName"] == "b"
+    assert skip == {"pvcName": "local", "pvcNamespace": "ns", "backupMethod": "", "snapshotDataMoved": False,
+                    "skipped": True, "skippedReason": "not CSI", "preserveLocalSnapshot": False}
