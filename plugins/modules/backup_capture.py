@@ -246,7 +246,10 @@ hooks_failed:
 volumes:
   description: One entry per selected volume, as in the index C(<name>-volumes.json.gz) - C(namespace), C(pod),
     C(volume), C(pvc), C(path) (relative to O(backup_dir)), C(bytes), C(files), C(sha256), C(method), C(status)
-    (C(succeeded), C(failed), or C(not_captured) and C(abandoned)) and C(error).
+    (C(succeeded), C(failed), or C(not_captured) and C(abandoned)) and C(error). A CSI snapshot (C(method=csi-snapshot),
+    C(path) null, C(bytes) 0) also has C(driver), C(pv), C(volume_snapshot_class), C(volume_snapshot) (in the claim's
+    namespace), C(volume_snapshot_content), C(snapshot_handle), C(restore_size) (bytes), C(deletion_policy),
+    C(creation_time), C(ready_to_use), and C(created_at), C(cut_at), C(ready_at) (epoch seconds).
   returned: always
   type: list
   elements: dict
@@ -286,6 +289,13 @@ failed_pods:
 frozen_pods:
   description: Stage V(freeze) - the pods with pre hooks, left frozen for the V(thaw) stage.
   returned: when stage is freeze
+  type: list
+  elements: str
+velero_file_problems:
+  description: With CSI snapshots - objects that could not be read for Velero's files
+    C(<name>-csi-volumesnapshots.json.gz), C(-csi-volumesnapshotcontents.json.gz), C(-csi-volumesnapshotclasses.json.gz)
+    (the record counts each as an error).
+  returned: when a CSI snapshot was taken
   type: list
   elements: str
 watchdog:
