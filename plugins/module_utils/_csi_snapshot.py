@@ -118,10 +118,9 @@ def choose_class(driver, classes, pvc_annotations=None):
     if not mine:
         return None, ("no VolumeSnapshotClass for CSI driver %s: create one and label it %s=true (or annotate "
                       "the claim with %s)" % (driver, LABEL_CLASS, ANNOTATION_PVC_CLASS))
+    names = ", ".join(sorted((c.get("metadata") or {}).get("name") or "?" for c in mine))
     return None, ("%d VolumeSnapshotClasses for CSI driver %s (%s) and none is labelled %s or annotated %s: "
-                  "label the one to use" % (len(mine), driver, ", ".join(sorted(
-                      (c.get("metadata") or {}).get("name") or "?" for c in mine)), LABEL_CLASS,
-                                            ANNOTATION_DEFAULT_CLASS))
+                  "label the one to use" % (len(mine), driver, names, LABEL_CLASS, ANNOTATION_DEFAULT_CLASS))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 import pytest
 from modrun import auth_args, run_module
 from test_csi import SNAP, _bound_pv, _pvc, _sh, _thaw_volume, _wait
-from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 - cluster_role is a fixture
+from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index
 from localcluster import config as lc_config
@@ -128,7 +128,7 @@ def test_snapshot_cut_while_frozen_and_thawed_at_the_cut(cfg, api, cluster, core
     restored = _sh(core_v1, namespace, "reader", "cat /data/log")
     assert restored and live.startswith(restored), "the snapshot is not a byte prefix of the live file"
     kept, after = lines(restored), lines(live)[len(lines(restored)):]
-    assert [int(n) for n, _ in kept] == list(range(1, len(kept) + 1))  # gapless, every line whole
+    assert [int(line[0]) for line in kept] == list(range(1, len(kept) + 1))  # gapless, every line whole
     # the next write was issued while the pod was frozen (it blocked until the thaw) and is not in
     # the snapshot; every write issued before the freeze is
     assert after and group["started"] - 0.5 < float(after[0][1]) < group["ended"], (after[:2], group)
@@ -183,7 +183,7 @@ def test_a_snapshot_that_is_never_cut_times_out_with_the_pods_thawed(cfg, api, c
 
 
 def test_a_local_volume_is_skipped_with_a_note(cluster, namespace, pods, pvc, tmp_path):
-    claim, _ = pvc("local")
+    claim = pvc("local")[0]
     pods.real_pod("app", pvc=claim, privileged=True, annotations=HOOKS)
     result = capture(cluster, namespace, tmp_path)
     assert not result.get("failed"), result

@@ -176,15 +176,15 @@ def test_plan_snapshots_csi_claims_skips_others_once_per_claim_fs_copy_wins():
 
 def test_plan_snapshots_without_a_class_or_without_the_crds_is_a_per_volume_error():
     base = dict(claims={("ns", "a"): claim("a", "pv-a")}, pvs={"pv-a": pv("pv-a")})
-    items, _ = csi.plan_snapshots(FakeApi(classes=[], **base), [("ns/p", pod_object("p", ["a"]))])
+    items = csi.plan_snapshots(FakeApi(classes=[], **base), [("ns/p", pod_object("p", ["a"]))])[0]
     [item] = items["ns/p"]
     assert item["error"].startswith("pod ns/p volume v-a (claim a): no VolumeSnapshotClass for CSI driver")
-    items, _ = csi.plan_snapshots(FakeApi(classes=None, **base), [("ns/p", pod_object("p", ["a"]))])
+    items = csi.plan_snapshots(FakeApi(classes=None, **base), [("ns/p", pod_object("p", ["a"]))])[0]
     assert "the VolumeSnapshot API is not installed" in items["ns/p"][0]["error"]
 
 
 def test_plan_snapshots_a_claim_that_cannot_be_read_is_a_per_volume_error():
-    items, _ = csi.plan_snapshots(FakeApi(classes=[]), [("ns/p", pod_object("p", ["missing"]))])
+    items = csi.plan_snapshots(FakeApi(classes=[]), [("ns/p", pod_object("p", ["missing"]))])[0]
     assert "get claim ns/missing" in items["ns/p"][0]["error"] and "404" in items["ns/p"][0]["error"]
 
 
@@ -211,7 +211,7 @@ def test_cut_creates_a_labelled_snapshot_and_returns_at_the_cut_before_ready():
 def test_a_snapshot_not_cut_in_time_is_deleted_and_fails_with_the_controllers_error():
     api = FakeApi(cut_after=None, status_error="failed to get snapshotter credentials")
     clock = iter(range(100)).__next__
-    [entry] = csi.cut_snapshots(api, [("ns", "p", ITEM)], "b1", 3, clock=lambda: clock(), sleep=lambda s: None)
+    [entry] = csi.cut_snapshots(api, [("ns", "p", ITEM)], "b1", 3, clock=clock, sleep=lambda s: None)
     assert entry["status"] == "failed" and "was not cut" in entry["error"]
     assert "failed to get snapshotter credentials" in entry["error"] and "it was deleted" in entry["error"]
     assert entry["error"].startswith("pod ns/p volume v-a: ")
@@ -235,7 +235,7 @@ def test_a_cut_snapshot_never_ready_fails_after_the_timeout_and_is_kept():
     api = FakeApi(cut_after=1, ready_after=None)
     [entry] = csi.cut_snapshots(api, [("ns", "p", ITEM)], "b1", time.monotonic() + 5, sleep=lambda s: None)
     now = iter([entry["created_at"] + t for t in (1, 2, 7, 8)]).__next__
-    csi.wait_ready(api, [entry], 5, now=lambda: now(), sleep=lambda s: None)
+    csi.wait_ready(api, [entry], 5, now=now, sleep=lambda s: None)
     assert entry["status"] == "failed"
     assert "was cut but not readyToUse within csi_snapshot_timeout=5s" in entry["error"]
     assert ("ns", entry["volume_snapshot"]) in api.snapshots
@@ -262,7 +262,7 @@ def test_the_post_hooks_run_at_the_cut_and_ready_is_awaited_after_the_thaw(tmp_p
                  post=[dict(hook, command=["thaw"])], errors=[])]
     groups = plan_groups(plan, volumes_by_pod={"ns/p": [ITEM]})
     marks = ThawState(str(tmp_path / "state.jsonl")).create()
-    result = run_critical_section(groups, lambda: object(), capture, Options(), marks, exec_fn=fake_exec)
+    result = run_critical_section(groups, object, capture, Options(), marks, exec_fn=fake_exec)
     csi.wait_ready(api, result["volumes"], 5, sleep=lambda s: None)
     order = [e[0] for e in events]
     assert order == ["freeze", "create", "cut", "thaw", "ready"], order

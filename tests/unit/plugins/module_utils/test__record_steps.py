@@ -397,8 +397,8 @@ def test_csi_snapshots_and_skipped_volumes_are_recorded(tmp_path):
     late = dict(snap, volume="logs", volume_snapshot="velero-logs-fghij", status="failed",
                 error="pod ns/a volume logs: VolumeSnapshot ns/velero-logs-fghij was cut but not readyToUse within "
                       "csi_snapshot_timeout=5s of its creation (the snapshot is kept)")
-    section = dict(capture([snap, late]), volumes_skipped=[dict(namespace="ns", pod="a", volume="local", pvc="pvc-l",
-                                                               method="csi-snapshot", reason="not a CSI volume")])
+    note = dict(namespace="ns", pod="a", volume="local", pvc="pvc-l", method="csi-snapshot", reason="not a CSI volume")
+    section = dict(capture([snap, late]), volumes_skipped=[note])
     done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks,
                             export=export_result(bdir), capture=section), False)
     assert done["phase"] == "PartiallyFailed"
