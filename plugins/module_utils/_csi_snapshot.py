@@ -426,3 +426,57 @@ def velero_documents(call, entries, skipped=()):
         except ApiRequestError as err:
             problems.append("VolumeSnapshotClasses: %s" % error_reason(err))
     return docs, problems
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The archive's items (read by the export after the thaw)
+
+# Velero's annotations on the archived VolumeSnapshot (pkg/apis/velero/v1/labels_annotations.go),
+# which its restore reads to re-create the content from the handle.
+ANNOTATION_HANDLE = "velero.io/csi-volumesnapshot-handle"
+ANNOTATION_DRIVER = "velero.io/csi-driver-name"
+ANNOTATION_RESTORE_SIZE = "velero.io/csi-volumesnapshot-restore-size"
+ANNOTATION_VSC_DELETION_POLICY = "velero.io/csi-vsc-deletion-policy"
+SNAPSHOTS = "volumesnapshots." + GROUP
+CONTENTS = "volumesnapshotcontents." + GROUP
+CLASSES = "volumesnapshotclasses." + GROUP
+
+
+def archive_items(call, entries, problems):
+    """``(group_resource, object)`` for the archive, as Velero's CSI actions add them to a backup: each
+    VolumeSnapshot the backup cut (annotated with the snapshot handle, driver, restore size and the
+    content's deletion policy, as Velero annotates its archived copy), its VolumeSnapshotContent, and
+    the classes used.  A GET that fails appends a message to ``problems`` and leaves the item out."""
+    classes = set()
+    for current in entries:
+        if current.get("method") != METHOD or not (current.get("volume_snapshot") and current.get("cut_at")):
+            continue
+        try:
+            snap = call("GET", snapshots_path(current["namespace"], current["volume_snapshot"]))
+            content = call("GET", contents_path(current.get("volume_snapshot_content") or
+                                                (snap.get("status") or {}).get("boundVolumeSnapshotContentName") or "-"))
+        except ApiRequestError as err:
+            problems.append("VolumeSnapshot %s/%s or its content: %s" % (
+                current["namespace"], current["volume_snapshot"], error_reason(err)))
+            continue
+        annotations = (snap.setdefault("metadata", {}).get("annotations") or {})
+        status = content.get("status") or {}
+        if status.get("snapshotHandle"):
+            annotations[ANNOTATION_HANDLE] = status["snapshotHandle"]
+        annotations[ANNOTATION_DRIVER] = (content.get("spec") or {}).get("driver") or current.get("driver") or ""
+        if status.get("restoreSize") is not None:
+            annotations[ANNOTATION_RESTORE_SIZE] = str(status["restoreSize"])
+        if (content.get("spec") or {}).get("deletionPolicy"):
+            annotations[ANNOTATION_VSC_DELETION_POLICY] = content["spec"]["deletionPolicy"]
+        snap["metadata"]["annotations"] = annotations
+        yield SNAPSHOTS, snap
+        yield CONTENTS, content
+        if current.get("volume_snapshot_class"):
+            classes.add(current["volume_snapshot_class"])
+    if classes:
+        try:
+            for klass in call("GET", classes_path()).get("items") or []:
+                if (klass.get("metadata") or {}).get("name") in classes:
+                    yield CLASSES, klass
+        except ApiRequestError as err:
+            problems.append("VolumeSnapshotClasses: %s" % error_reason(err))

@@ -13,6 +13,7 @@ import time
 import pytest
 from modrun import auth_args, run_module
 from test_csi import SNAP, _bound_pv, _pvc, _sh, _thaw_volume, _wait
+from test_role_create import archive_members, backup_dir_of, load, log_entries, output, run_create
 from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 pylint: disable=unused-import
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index
@@ -202,3 +203,32 @@ def test_snapshots_under_exactly_the_shipped_rbac(api, cluster, namespace, app, 
     [entry] = result["volumes"]
     assert entry["status"] == "succeeded" and entry["snapshot_handle"], entry
     assert [h["status"] for h in result["hooks"]] == ["succeeded", "succeeded"]
+
+
+def test_the_role_records_the_snapshot_and_exports_the_volume_snapshot(cluster, namespace, app, tmp_path):
+    """Through the role (ansible-playbook): the record counts the snapshot as Velero does, the log names it,
+    the archive holds the VolumeSnapshot, and the backup is Completed."""
+    app()
+    proc = run_create(cluster, tmp_path / "storage", "rolesnap", included_namespaces=[namespace],
+                      csi_snapshot_timeout=60)
+    assert proc.returncode == 0, output(proc)
+    bdir = backup_dir_of(tmp_path / "storage", "rolesnap")
+    status = load(bdir)["status"]
+    assert status["phase"] == "Completed", status
+    assert status["csiVolumeSnapshotsAttempted"] == 1 and status["csiVolumeSnapshotsCompleted"] == 1
+    [entry] = read_volumes_index(f"{bdir}/rolesnap-volumes.json.gz")
+    assert entry["method"] == "csi-snapshot" and entry["status"] == "succeeded"
+    messages = [e["msg"] for e in log_entries(bdir, "rolesnap")]
+    assert f"Created VolumeSnapshot {namespace}/{entry['volume_snapshot']} of claim data (pod app), ready to use" \
+        in messages
+    # the archive holds what Velero's CSI actions add: the VolumeSnapshot (annotated with the handle and
+    # the driver, which Velero's restore reads), its content and its class
+    members = archive_members(bdir, "rolesnap")
+    snap = json.loads(members[f"resources/volumesnapshots.snapshot.storage.k8s.io/namespaces/{namespace}/"
+                              f"{entry['volume_snapshot']}.json"])
+    assert snap["metadata"]["annotations"]["velero.io/csi-volumesnapshot-handle"] == entry["snapshot_handle"]
+    assert snap["metadata"]["annotations"]["velero.io/csi-driver-name"] == lc_csi.DRIVER
+    content = json.loads(members[f"resources/volumesnapshotcontents.snapshot.storage.k8s.io/cluster/"
+                                 f"{entry['volume_snapshot_content']}.json"])
+    assert content["status"]["snapshotHandle"] == entry["snapshot_handle"]
+    assert f"resources/volumesnapshotclasses.snapshot.storage.k8s.io/cluster/{lc_csi.SNAPSHOT_CLASS}.json" in members

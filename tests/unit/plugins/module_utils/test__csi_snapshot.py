@@ -115,7 +115,7 @@ class FakeApi(object):
                 self.snapshots.pop(key)
                 self.events.append(("delete", key[1], time.monotonic()))
                 return {}
-            snap = self.snapshots[key]
+            snap = self._found(self.snapshots, key)
             snap["gets"] += 1
             status = {}
             if self.cut_after is not None and snap["gets"] >= self.cut_after:
@@ -291,3 +291,20 @@ def test_velero_documents_hold_the_objects_and_the_volume_info():
     assert failed["result"] == "failed" and failed["pvcName"] == "b"
     assert skip == {"pvcName": "local", "pvcNamespace": "ns", "backupMethod": "", "snapshotDataMoved": False,
                     "skipped": True, "skippedReason": "not CSI", "preserveLocalSnapshot": False}
+
+
+def test_archive_items_as_velero_adds_them():
+    api = FakeApi(cut_after=1, ready_after=1, classes=[klass("snap"), klass("other")])
+    entries = csi.cut_snapshots(api, [("ns", "p", ITEM), ("ns", "p", dict(ITEM, pvc="b", error="no class"))], "b1",
+                                time.monotonic() + 5, sleep=lambda s: None)
+    csi.wait_ready(api, entries, 5, sleep=lambda s: None)
+    problems = []
+    items = list(csi.archive_items(api, entries, problems))
+    assert [kind for kind, _ in items] == [csi.SNAPSHOTS, csi.CONTENTS, csi.CLASSES] and problems == []
+    annotations = items[0][1]["metadata"]["annotations"]
+    assert annotations[csi.ANNOTATION_HANDLE] == entries[0]["snapshot_handle"]
+    assert annotations[csi.ANNOTATION_DRIVER] == DRIVER
+    assert annotations[csi.ANNOTATION_VSC_DELETION_POLICY] == "Delete"
+    api.snapshots.clear()  # gone since: a problem, not an exception
+    assert list(csi.archive_items(api, entries, problems)) == []
+    assert "VolumeSnapshot ns/velero-a-x0 or its content" in problems[0]
