@@ -143,18 +143,6 @@ def api_getter(api_client, request_timeout=None):
     return get_json
 
 
-def api_caller(api_client, request_timeout=None):
-    """Return ``call(method, path, body=None, query=None) -> dict`` over ``api_client`` (GET, POST,
-    DELETE; a body is sent as JSON), with the same timeouts as ``api_getter``."""
-    _require_client()
-    timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
-
-    def call(method, path, body=None, query=None):
-        return _call(api_client, method, path, list(query or []), body, timeout)
-
-    return call
-
-
 def access_allowed(api_client, verb, resource, namespace, subresource=None, request_timeout=None):
     """Whether the client's credentials may ``verb`` ``resource[/subresource]`` in ``namespace``.
 

@@ -20,8 +20,10 @@ The one owner of VolumeSnapshots in a backup, in three steps:
    volume fails.  The entries come back with status ``cut``.
 3. ``wait_ready`` (after the thaw): each cut snapshot until ``readyToUse``, bounded by
    ``csi_snapshot_timeout`` from its creation (Velero's ``--csi-snapshot-timeout``, 10m); its content's
-   ``snapshotHandle``, ``restoreSize`` and ``deletionPolicy`` are recorded.  Not ready in time: the
-   volume fails (the backup is PartiallyFailed); the snapshot is kept (it was cut while frozen).
+   ``snapshotHandle``, ``restoreSize`` and ``deletionPolicy`` are recorded, and the content's deletion
+   policy is set to ``Retain`` as Velero does, so that the snapshot outlives its VolumeSnapshot (a
+   deleted namespace) and a restore can re-create it from the handle.  Not ready in time: the volume
+   fails (the backup is PartiallyFailed); the snapshot is kept (it was cut while frozen).
 
 Entries have the shape of the volumes index (``_capture.index_entry``) with ``method: csi-snapshot``,
 ``path``/``sha256`` null, ``bytes``/``files`` 0 (nothing was copied), plus ``driver``, ``pv``,
@@ -55,6 +57,7 @@ ANNOTATION_PVC_CLASS = "velero.io/csi-volumesnapshot-class"      # on a PVC: the
 LABEL_CLASS = "velero.io/csi-volumesnapshot-class"               # on a VolumeSnapshotClass: Velero's pick
 ANNOTATION_DEFAULT_CLASS = "snapshot.storage.kubernetes.io/is-default-class"
 LABEL_BACKUP_NAME = "velero.io/backup-name"
+MERGE_PATCH = "application/merge-patch+json"
 
 DEFAULT_TIMEOUT_SECONDS = 600.0    # Velero's --csi-snapshot-timeout (10m)
 CUT_POLL_SECONDS = 0.1             # the pods are frozen: look often
@@ -219,7 +222,7 @@ def entry(namespace, pod, item, status, error=None, **extra):
                files=0, sha256=None, method=METHOD, status=status, error=error, tar_bytes=0, duration=0.0,
                driver=item.get("driver"), pv=item.get("pv"), volume_snapshot_class=item.get("volume_snapshot_class"),
                volume_snapshot=None, volume_snapshot_content=None, snapshot_handle=None, restore_size=None,
-               deletion_policy=None, creation_time=None, created_at=None, cut_at=None, ready_at=None,
+               deletion_policy=None, class_deletion_policy=None, creation_time=None, created_at=None, cut_at=None, ready_at=None,
                ready_to_use=False)
     out.update(extra)
     return out
@@ -335,17 +338,26 @@ def wait_ready(call, entries, timeout, now=time.time, sleep=time.sleep):
             if status.get("readyToUse") is True:
                 current.update(ready_to_use=True, ready_at=round(now(), 3),
                                restore_size=quantity_bytes(status.get("restoreSize")))
+                action = "get VolumeSnapshotContent %s" % current["volume_snapshot_content"]
                 try:
                     content = call("GET", contents_path(current["volume_snapshot_content"]))
                     current.update(snapshot_handle=(content.get("status") or {}).get("snapshotHandle"),
                                    deletion_policy=(content.get("spec") or {}).get("deletionPolicy"))
                     if current["restore_size"] is None:
                         current["restore_size"] = (content.get("status") or {}).get("restoreSize")
+                    if current["deletion_policy"] != "Retain":
+                        # as Velero: the snapshot outlives its VolumeSnapshot (a deleted namespace), so
+                        # that a restore can pre-provision a content from the handle
+                        action = "set deletionPolicy Retain on VolumeSnapshotContent %s" % \
+                            current["volume_snapshot_content"]
+                        call("PATCH", contents_path(current["volume_snapshot_content"]),
+                             {"spec": {"deletionPolicy": "Retain"}}, content_type=MERGE_PATCH)
+                        current.update(class_deletion_policy=current["deletion_policy"], deletion_policy="Retain")
                 except ApiRequestError as err:
                     current.update(status="failed", error="pod %s/%s volume %s: %s" % (
                         current["namespace"], current["pod"], current["volume"], api_error_message(
-                            err.status, "get VolumeSnapshotContent %s" % current["volume_snapshot_content"],
-                            error_reason(err), "get on volumesnapshotcontents.%s" % GROUP)))
+                            err.status, action, error_reason(err),
+                            "get and patch on volumesnapshotcontents.%s" % GROUP)))
                     todo.remove(current)
                     continue
                 current["status"] = "succeeded"
@@ -466,8 +478,9 @@ def archive_items(call, entries, problems):
         annotations[ANNOTATION_DRIVER] = (content.get("spec") or {}).get("driver") or current.get("driver") or ""
         if status.get("restoreSize") is not None:
             annotations[ANNOTATION_RESTORE_SIZE] = str(status["restoreSize"])
-        if (content.get("spec") or {}).get("deletionPolicy"):
-            annotations[ANNOTATION_VSC_DELETION_POLICY] = content["spec"]["deletionPolicy"]
+        policy = current.get("class_deletion_policy") or (content.get("spec") or {}).get("deletionPolicy")
+        if policy:  # the policy the class gave (Velero keeps it to delete the snapshot with the backup)
+            annotations[ANNOTATION_VSC_DELETION_POLICY] = policy
         snap["metadata"]["annotations"] = annotations
         yield SNAPSHOTS, snap
         yield CONTENTS, content
@@ -480,3 +493,61 @@ def archive_items(call, entries, problems):
                     yield CLASSES, klass
         except ApiRequestError as err:
             problems.append("VolumeSnapshotClasses: %s" % error_reason(err))
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Restore: a claim from its snapshot (Velero's CSI restore; pure)
+
+def restore_sources(entries):
+    """``{(namespace, claim): entry}`` of the volumes index's snapshots that a restore can use
+    (``readyToUse``, with a snapshot handle)."""
+    found = {}
+    for current in entries or []:
+        if current.get("method") == METHOD and current.get("status") == "succeeded" and \
+                current.get("snapshot_handle") and current.get("volume_snapshot"):
+            found[(current.get("namespace"), current.get("pvc"))] = current
+    return found
+
+
+def data_source(snapshot_name):
+    return {"apiGroup": GROUP, "kind": "VolumeSnapshot", "name": snapshot_name}
+
+
+def claim_from_snapshot(claim, entry):
+    """Velero's PVC restore action for a claim with a CSI snapshot: no ``volumeName`` (a new volume is
+    provisioned), ``dataSource`` the VolumeSnapshot (same name as in the backup)."""
+    spec = claim.setdefault("spec", {})
+    spec.pop("volumeName", None)
+    spec.pop("dataSourceRef", None)  # the API server derives it from dataSource
+    spec["dataSource"] = data_source(entry["volume_snapshot"])
+    return claim
+
+
+def content_name(entry, target_namespace, restore_name):
+    """A stable VolumeSnapshotContent name for ``entry`` restored by ``restore_name`` into ``target_namespace``."""
+    digest = hashlib.sha256(("%s/%s/%s" % (restore_name, target_namespace, entry["volume_snapshot"]))
+                            .encode("utf-8")).hexdigest()[:10]
+    return "%s-%s" % (entry["volume_snapshot"][:253 - 11], digest)
+
+
+def preprovisioned(entry, target_namespace, restore_name, labels=None):
+    """``(VolumeSnapshotContent, VolumeSnapshot)`` re-creating ``entry``'s snapshot in ``target_namespace``
+    from its handle, as Velero's VolumeSnapshot restore action does: a content with deletion policy
+    Retain (deleting the restored snapshot never deletes the backup's data) bound to a VolumeSnapshot of
+    the backup's name."""
+    labels = dict(labels or {})
+    name = content_name(entry, target_namespace, restore_name)
+    content = {"apiVersion": API_VERSION, "kind": "VolumeSnapshotContent",
+               "metadata": {"name": name, "labels": labels},
+               "spec": {"deletionPolicy": "Retain", "driver": entry["driver"],
+                        "source": {"snapshotHandle": entry["snapshot_handle"]},
+                        "volumeSnapshotRef": {"apiVersion": API_VERSION, "kind": "VolumeSnapshot",
+                                              "namespace": target_namespace, "name": entry["volume_snapshot"]}}}
+    if entry.get("volume_snapshot_class"):
+        content["spec"]["volumeSnapshotClassName"] = entry["volume_snapshot_class"]
+    snapshot = {"apiVersion": API_VERSION, "kind": "VolumeSnapshot",
+                "metadata": {"name": entry["volume_snapshot"], "namespace": target_namespace, "labels": labels},
+                "spec": {"source": {"volumeSnapshotContentName": name}}}
+    if entry.get("volume_snapshot_class"):
+        snapshot["spec"]["volumeSnapshotClassName"] = entry["volume_snapshot_class"]
+    return content, snapshot

@@ -168,7 +168,7 @@ options:
 notes:
   - "RBAC: C(list) on C(pods) and both C(get) and C(create) on C(pods/exec) in the plan's namespaces. With
     O(snapshot_volumes): C(get) on C(persistentvolumeclaims) and C(persistentvolumes), C(list) on
-    C(volumesnapshotclasses), C(get) on C(volumesnapshotcontents), C(create), C(get) and C(delete) on
+    C(volumesnapshotclasses), C(get) and C(patch) on C(volumesnapshotcontents), C(create), C(get) and C(delete) on
     C(volumesnapshots) in the plan's namespaces (all in C(files/rbac/backup.yml))."
   - "What the watchdog cannot cover: the machine, or the AWX container-group pod, that runs the playbook being
     gone (the watchdog goes with it). Then run the C(kubehooks.backup.thaw) playbook: it thaws the pods that the

@@ -8,11 +8,12 @@ prefix of the live file), none of the blocked write, and the pods must be thawed
 is cut."""
 import gzip
 import json
+import os
 import time
 
 import pytest
 from modrun import auth_args, run_module
-from test_csi import SNAP, _bound_pv, _pvc, _sh, _thaw_volume, _wait
+from test_csi import SNAP, _bound_pv, _gone, _pvc, _sh, _thaw_volume, _wait
 from test_role_create import archive_members, backup_dir_of, load, log_entries, output, run_create
 from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 pylint: disable=unused-import
 
@@ -64,6 +65,21 @@ def app(cfg, api, namespace, pods):
     yield make
     for volume_file in made:
         _thaw_volume(cfg, volume_file)
+    drop_snapshots(api, namespace)
+
+
+def drop_snapshots(api, namespace):
+    """The backups keep their snapshots (contents set to Retain, as Velero): delete this test's, files included."""
+    try:
+        for snap in api.get(f"{SNAP}/namespaces/{namespace}/volumesnapshots")["items"]:
+            api.delete(f"{SNAP}/namespaces/{namespace}/volumesnapshots/{snap['metadata']['name']}")
+    except ApiError:
+        pass
+    for content in api.get(f"{SNAP}/volumesnapshotcontents")["items"]:
+        if (content["spec"].get("volumeSnapshotRef") or {}).get("namespace", "").startswith(namespace):
+            path = f"{SNAP}/volumesnapshotcontents/{content['metadata']['name']}"
+            api.patch(path, {"spec": {"deletionPolicy": "Delete"}})
+            api.delete(path)
 
 
 def plan_of(cluster, namespace):
@@ -232,3 +248,44 @@ def test_the_role_records_the_snapshot_and_exports_the_volume_snapshot(cluster, 
                                  f"{entry['volume_snapshot_content']}.json"])
     assert content["status"]["snapshotHandle"] == entry["snapshot_handle"]
     assert f"resources/volumesnapshotclasses.snapshot.storage.k8s.io/cluster/{lc_csi.SNAPSHOT_CLASS}.json" in members
+
+
+def test_a_deleted_namespace_is_restored_with_its_claim_from_the_snapshot(cfg, api, cluster, core_v1, namespace, pods,
+                                                                          app, tmp_path):
+    """Velero's CSI restore: the claim comes back with the snapshot as its dataSource, the VolumeSnapshot
+    re-created from the handle (a content of its own, Retain), before the pods; the data is the snapshot's."""
+    app()
+    time.sleep(0.5)
+    storage = tmp_path / "storage"
+    proc = run_create(cluster, storage, "drsnap", included_namespaces=[namespace])
+    assert proc.returncode == 0, output(proc)
+    bdir = backup_dir_of(storage, "drsnap")
+    assert load(bdir)["status"]["phase"] == "Completed"
+    [entry] = read_volumes_index(f"{bdir}/drsnap-volumes.json.gz")
+    content = api.get(f"{SNAP}/volumesnapshotcontents/{entry['volume_snapshot_content']}")
+    assert content["spec"]["deletionPolicy"] == "Retain" and entry["class_deletion_policy"] == "Delete"
+    seen = _sh(core_v1, namespace, "app", "cat /data/log")  # after the backup: holds the snapshot's lines
+
+    api.delete(f"/api/v1/namespaces/{namespace}")
+    _wait(lambda: _gone(api, f"/api/v1/namespaces/{namespace}"), "namespace deleted", 180)
+    assert (cfg.csi_dir / "snapshots" / f"{entry['snapshot_handle']}.img").is_file()  # Retain: the data stayed
+
+    cluster_dir = os.path.basename(os.path.dirname(os.path.dirname(bdir)))
+    result = run_module("restore_resources", {"kubeconfig": cluster.kubeconfig, "backup": "drsnap",
+                                              "storage_dir": str(storage), "cluster": cluster_dir, "name": "r1",
+                                              "excluded_resources": ["pods"]}, timeout=600)
+    assert not result.get("failed"), result
+    assert result["phase"] == "Completed", result["error_messages"]
+    claim = api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/data")
+    assert claim["spec"]["dataSource"] == {"apiGroup": lc_csi.SNAPSHOT_GROUP, "kind": "VolumeSnapshot",
+                                           "name": entry["volume_snapshot"]}
+    snap = api.get(f"{SNAP}/namespaces/{namespace}/volumesnapshots/{entry['volume_snapshot']}")
+    restored_content = api.get(f"{SNAP}/volumesnapshotcontents/{snap['spec']['source']['volumeSnapshotContentName']}")
+    assert restored_content["spec"]["source"]["snapshotHandle"] == entry["snapshot_handle"]
+    assert restored_content["spec"]["deletionPolicy"] == "Retain"
+    _bound_pv(api, namespace, "data")
+    pods.real_pod("reader", pvc="data", mount_path="/data")
+    restored = _sh(core_v1, namespace, "reader", "cat /data/log")
+    assert restored and seen.startswith(restored), "the restored volume is not the snapshot's byte prefix"
+    kept = lines(restored)
+    assert [int(line[0]) for line in kept] == list(range(1, len(kept) + 1))

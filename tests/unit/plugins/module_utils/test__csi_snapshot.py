@@ -87,10 +87,11 @@ class FakeApi(object):
         self.classes = classes
         self.cut_after, self.ready_after, self.status_error = cut_after, ready_after, status_error
         self.snapshots = {}
+        self.retained = []
         self.calls = []
         self.events = []
 
-    def __call__(self, method, path, body=None, query=None):
+    def __call__(self, method, path, body=None, query=None, content_type=None):
         self.calls.append((method, path))
         parts = path.strip("/").split("/")
         if path.startswith("/api/v1/namespaces/") and parts[4] == "persistentvolumeclaims":
@@ -102,7 +103,12 @@ class FakeApi(object):
                 raise ApiRequestError(404, "the server could not find the requested resource")
             return {"items": self.classes}
         if "/volumesnapshotcontents/" in path:
-            return {"spec": {"deletionPolicy": "Delete"}, "status": {"snapshotHandle": "handle-" + parts[-1]}}
+            if method == "PATCH":
+                assert content_type == csi.MERGE_PATCH and body == {"spec": {"deletionPolicy": "Retain"}}
+                self.retained.append(parts[-1])
+                return {}
+            policy = "Retain" if parts[-1] in self.retained else "Delete"
+            return {"spec": {"deletionPolicy": policy}, "status": {"snapshotHandle": "handle-" + parts[-1]}}
         if "/volumesnapshots" in path:
             namespace = parts[4]
             if method == "POST":
@@ -205,7 +211,9 @@ def test_cut_creates_a_labelled_snapshot_and_returns_at_the_cut_before_ready():
     csi.wait_ready(api, [entry], 5, sleep=lambda s: None)
     assert entry["status"] == "succeeded" and entry["ready_to_use"] is True and entry["restore_size"] == 32 << 20
     assert entry["snapshot_handle"] == "handle-" + entry["volume_snapshot_content"]
-    assert entry["deletion_policy"] == "Delete" and entry["error"] is None and entry["bytes"] == 0
+    assert entry["deletion_policy"] == "Retain" and entry["class_deletion_policy"] == "Delete"
+    assert api.retained == [entry["volume_snapshot_content"]]
+    assert entry["error"] is None and entry["bytes"] == 0
 
 
 def test_a_snapshot_not_cut_in_time_is_deleted_and_fails_with_the_controllers_error():
@@ -220,10 +228,10 @@ def test_a_snapshot_not_cut_in_time_is_deleted_and_fails_with_the_controllers_er
 
 def test_an_item_with_an_error_or_a_refused_create_fails_without_a_snapshot():
     class Refusing(FakeApi):
-        def __call__(self, method, path, body=None, query=None):
+        def __call__(self, method, path, body=None, query=None, content_type=None):
             if method == "POST":
                 raise ApiRequestError(403, "forbidden")
-            return FakeApi.__call__(self, method, path, body, query)
+            return FakeApi.__call__(self, method, path, body, query, content_type)
     bad = dict(ITEM, error="pod ns/p volume v-a (claim a): no VolumeSnapshotClass")
     entries = csi.cut_snapshots(Refusing(), [("ns", "p", bad), ("ns", "p", ITEM)], "b1", time.monotonic() + 1)
     assert [e["status"] for e in entries] == ["failed", "failed"]
@@ -304,7 +312,7 @@ def test_archive_items_as_velero_adds_them():
     annotations = items[0][1]["metadata"]["annotations"]
     assert annotations[csi.ANNOTATION_HANDLE] == entries[0]["snapshot_handle"]
     assert annotations[csi.ANNOTATION_DRIVER] == DRIVER
-    assert annotations[csi.ANNOTATION_VSC_DELETION_POLICY] == "Delete"
+    assert annotations[csi.ANNOTATION_VSC_DELETION_POLICY] == "Delete"  # the class's, kept as Velero keeps it
     api.snapshots.clear()  # gone since: a problem, not an exception
     assert list(csi.archive_items(api, entries, problems)) == []
     assert "VolumeSnapshot ns/velero-a-x0 or its content" in problems[0]
