@@ -316,3 +316,32 @@ def test_archive_items_as_velero_adds_them():
     api.snapshots.clear()  # gone since: a problem, not an exception
     assert list(csi.archive_items(api, entries, problems)) == []
     assert "VolumeSnapshot ns/velero-a-x0 or its content" in problems[0]
+
+
+# --- restore --------------------------------------------------------------------------------------
+
+def test_restore_sources_are_the_ready_snapshots_with_a_handle():
+    ok = dict(namespace="ns", pvc="a", method="csi-snapshot", status="succeeded", snapshot_handle="h",
+              volume_snapshot="velero-a-1")
+    entries = [ok, dict(ok, pvc="b", status="failed"), dict(ok, pvc="c", snapshot_handle=None),
+               dict(ok, pvc="d", method="fs-copy")]
+    assert csi.restore_sources(entries) == {("ns", "a"): ok}
+
+
+def test_claim_from_snapshot_and_the_preprovisioned_objects():
+    entry = dict(namespace="ns", pvc="a", volume_snapshot="velero-a-1", snapshot_handle="h", driver=DRIVER,
+                 volume_snapshot_class="snap")
+    claim = {"spec": {"volumeName": "pv-1", "dataSourceRef": {"kind": "x"}, "resources": {}}}
+    assert csi.claim_from_snapshot(claim, entry)["spec"] == {
+        "resources": {}, "dataSource": {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
+                                        "name": "velero-a-1"}}
+    content, snap = csi.preprovisioned(entry, "other", "r1", {"l": "v"})
+    assert content["metadata"]["name"] == csi.content_name(entry, "other", "r1") != csi.content_name(entry, "ns", "r1")
+    assert content["spec"] == {"deletionPolicy": "Retain", "driver": DRIVER, "source": {"snapshotHandle": "h"},
+                               "volumeSnapshotClassName": "snap",
+                               "volumeSnapshotRef": {"apiVersion": "snapshot.storage.k8s.io/v1",
+                                                     "kind": "VolumeSnapshot", "namespace": "other",
+                                                     "name": "velero-a-1"}}
+    assert snap["metadata"] == {"name": "velero-a-1", "namespace": "other", "labels": {"l": "v"}}
+    assert snap["spec"] == {"source": {"volumeSnapshotContentName": content["metadata"]["name"]},
+                            "volumeSnapshotClassName": "snap"}
