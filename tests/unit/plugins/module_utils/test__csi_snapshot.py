@@ -308,7 +308,7 @@ def test_archive_items_as_velero_adds_them():
     csi.wait_ready(api, entries, 5, sleep=lambda s: None)
     problems = []
     items = list(csi.archive_items(api, entries, problems))
-    assert [kind for kind, _ in items] == [csi.SNAPSHOTS, csi.CONTENTS, csi.CLASSES] and problems == []
+    assert [item[0] for item in items] == [csi.SNAPSHOTS, csi.CONTENTS, csi.CLASSES] and problems == []
     annotations = items[0][1]["metadata"]["annotations"]
     assert annotations[csi.ANNOTATION_HANDLE] == entries[0]["snapshot_handle"]
     assert annotations[csi.ANNOTATION_DRIVER] == DRIVER
