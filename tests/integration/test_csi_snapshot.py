@@ -78,8 +78,11 @@ def drop_snapshots(api, namespace):
     for content in api.get(f"{SNAP}/volumesnapshotcontents")["items"]:
         if (content["spec"].get("volumeSnapshotRef") or {}).get("namespace", "").startswith(namespace):
             path = f"{SNAP}/volumesnapshotcontents/{content['metadata']['name']}"
-            api.patch(path, {"spec": {"deletionPolicy": "Delete"}})
-            api.delete(path)
+            try:
+                api.patch(path, {"spec": {"deletionPolicy": "Delete"}})
+                api.delete(path)
+            except ApiError:
+                pass  # gone meanwhile
 
 
 def plan_of(cluster, namespace):
@@ -127,11 +130,15 @@ def test_snapshot_cut_while_frozen_and_thawed_at_the_cut(cfg, api, cluster, core
     assert info["csiSnapshotInfo"]["snapshotHandle"] == entry["snapshot_handle"]
     assert result["velero_file_problems"] == []
     [group] = result["groups"]
-    # the freeze window ends at the cut: the post hooks started once the snapshot was bound with a
-    # creation time, within a second of it (the driver here is ready at the cut; the unit tests show
-    # the thaw does not wait for readyToUse)
-    assert group["started"] <= entry["created_at"] <= entry["cut_at"] <= group["ended"], (group, entry)
-    assert group["ended"] - entry["cut_at"] < 1.0, (group, entry)
+    # the freeze window ends at the cut: the snapshot was created after the freeze began and the thaw
+    # (the controller claiming the pod's post hooks, in the thaw state) came after the cut; readyToUse
+    # was seen after the cut (the driver here is ready at the cut, so the unit tests show that the thaw
+    # does not wait for readyToUse)
+    with open(tmp_path / "snap1-thaw-state.jsonl") as handle:
+        events = [json.loads(line) for line in handle]
+    [claimed] = [e["time"] for e in events if e.get("event") == "claimed" and e.get("by") == "controller"]
+    assert group["started"] <= entry["created_at"] <= entry["cut_at"] <= claimed <= group["ended"], (group, entry)
+    assert entry["ready_at"] >= entry["cut_at"]
     snap = api.get(f"{SNAP}/namespaces/{namespace}/volumesnapshots/{entry['volume_snapshot']}")
     assert snap["metadata"]["labels"]["velero.io/backup-name"] == "snap1"
     assert snap["status"]["readyToUse"] is True
