@@ -143,6 +143,18 @@ def api_getter(api_client, request_timeout=None):
     return get_json
 
 
+def api_requester(api_client, request_timeout=None):
+    """Return ``request(method, path, body=None, query=None) -> dict`` over ``api_client`` (POST, PUT,
+    DELETE as well as GET), each call bounded by ``request_timeout`` (default DEFAULT_REQUEST_TIMEOUT)."""
+    _require_client()
+    timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
+
+    def request(method, path, body=None, query=None):
+        return _call(api_client, method, path, list(query or []), body, timeout)
+
+    return request
+
+
 def access_allowed(api_client, verb, resource, namespace, subresource=None, request_timeout=None):
     """Whether the client's credentials may ``verb`` ``resource[/subresource]`` in ``namespace``.
 

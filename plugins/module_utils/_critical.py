@@ -210,11 +210,21 @@ class ThawState(object):
     def __init__(self, path):
         self.path = path
         self._lock = threading.Lock()
+        # Writes that failed (read-only or full storage): the thaw goes on without them, the run reports them.
+        self.errors = []
 
     def create(self):
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise KubehooksError("cannot create the thaw state %s (before anything is frozen): %s" % (self.path, exc))
         os.close(fd)
         return self
+
+    def _failed(self, what, exc):
+        message = "could not write the thaw state %s (%s): %s" % (self.path, what, exc)
+        if message not in self.errors:
+            self.errors.append(message)
 
     def _append(self, *entries):
         stamp = round(time.time(), 3)
@@ -258,29 +268,45 @@ class ThawState(object):
         ``steal`` (that party is known to be dead); a released pod may be claimed again.
         """
         with self._lock:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError as exc:  # gone or unreadable: the thaw must not depend on the storage
+                self._failed("claim", exc)
+                return list(keys)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 state = self.read()
                 taken = [key for key in keys if key not in state["thawed"]
                          and (steal or state["claimed"].get(key) in (None, by) or key in state["released"])]
                 if taken:
-                    self._append(*[{"event": "claimed", "pod": key, "by": by} for key in taken])
+                    try:
+                        self._append(*[{"event": "claimed", "pod": key, "by": by} for key in taken])
+                    except OSError as exc:
+                        # Read-only or full storage: thaw anyway (the first promise).  The watchdog cannot
+                        # see this claim; it is told to stand down by a signal instead (_section).
+                        self._failed("claim", exc)
                 return taken
             finally:
                 os.close(fd)  # releases the flock
 
-    def mark(self, event, key, by, **extra):
+    def _write(self, what, entry):
+        """Append one event; False (and the error kept in ``errors``) when the storage refuses it."""
         with self._lock:
-            self._append(dict(extra, event=event, pod=key, by=by))
+            try:
+                self._append(entry)
+                return True
+            except OSError as exc:
+                self._failed(what, exc)
+                return False
+
+    def mark(self, event, key, by, **extra):
+        return self._write(event, dict(extra, event=event, pod=key, by=by))
 
     def freeze(self, keys, started):
-        with self._lock:
-            self._append({"event": "freeze", "pods": list(keys), "time": started})
+        return self._write("freeze", {"event": "freeze", "pods": list(keys), "time": started})
 
     def done(self, by):
-        with self._lock:
-            self._append({"event": "done", "by": by})
+        return self._write("done", {"event": "done", "by": by})
 
 
 class Options(object):
@@ -326,7 +352,7 @@ def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook,
     until = options.clock() + options.thaw_retry_seconds
     expected = dict((pod_key(pod), len(phase_sequence(pod, "post"))) for pod in todo)
     seen = {}
-    thawed, not_thawed, mark_errors = [], [], []
+    thawed, not_thawed = [], []
 
     def report(result):
         key = pod_key(result)
@@ -336,10 +362,8 @@ def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook,
         if len(seen[key]) == expected.get(key):
             stuck = [r for r in seen[key] if r.get("not_executed") == _exec.UNREACHABLE]
             (not_thawed if stuck else thawed).append(key)
-            try:
-                marks.mark("released" if stuck else "thawed", key, by)
-            except (IOError, OSError) as exc:  # the thaw itself happened; the watchdog may repeat it
-                mark_errors.append(str(exc))
+            # A failed write is kept in marks.errors: the thaw itself happened.
+            marks.mark("released" if stuck else "thawed", key, by)
 
     results = _exec.run_phase(todo, "post", client_factory, parallelism=options.parallelism, on_result=report,
                               exec_fn=retrying(exec_fn, until, options.clock, options.sleep),

@@ -347,16 +347,3 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
             for pod_results in pool.map(job, pods):
                 results.extend(pod_results)
     return results
-    try:
-        with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
-            for pod_results in pool.map(job, pods):
-                results.extend(pod_results)
-    finally:
-        for client in clients:
-            close = getattr(client, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # pylint: disable=broad-except
-                    pass
-    return results

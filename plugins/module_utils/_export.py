@@ -54,6 +54,8 @@ not matter to a restore).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
+import fcntl
 import functools
 import gzip
 import io
@@ -333,6 +335,8 @@ class ArchiveWriter(object):
         self._file = None
         self._tar = None
         self._list = None
+        self._lock = None
+        self._take(path)
         try:
             self._file = _open_owner_only(self._partial)
             self._tar = tarfile.open(fileobj=self._file, mode="w|gz", format=tarfile.PAX_FORMAT)
@@ -342,6 +346,49 @@ class ArchiveWriter(object):
         except OSError as exc:
             self.abort()
             raise ExportError("cannot write the backup archive %s: %s" % (path, _os_reason(exc)))
+
+    def _take(self, path):
+        """One export per archive name at a time, and never over a finished archive.
+
+        An exclusive ``flock`` on ``<archive>.partial`` (held until the archive is in place or dropped)
+        makes a second export of the same name fail at once instead of writing into the same file; a
+        partial file left by a killed export is not locked and is taken over."""
+        try:
+            self._lock = os.open(self._partial, os.O_WRONLY | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ExportError("cannot write the backup archive %s: %s" % (path, _os_reason(exc)))
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._lock)
+            self._lock = None
+            raise ExportError("another export of backup archive %s is running (it holds %s): two exports of one "
+                              "backup name never write at the same time; choose another name or wait for it"
+                              % (path, self._partial))
+        for existing in (path, self.resource_list_path):
+            if existing and os.path.exists(existing):
+                self._release(remove=True)
+                raise ExportError("backup archive %s already exists: a finished backup is never overwritten; "
+                                  "choose another backup name" % existing)
+
+    def _release(self, remove=False):
+        if remove:
+            _remove_quietly(self._partial)
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
+
+    @staticmethod
+    def _place(partial, final):
+        """Move ``partial`` to ``final`` unless ``final`` exists (a hard link: atomic, never overwrites)."""
+        try:
+            os.link(partial, final)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                raise ExportError("backup archive %s already exists: a finished backup is never overwritten; "
+                                  "choose another backup name" % final)
+            raise
+        os.unlink(partial)
 
     def _add_file(self, name, data):
         info = tarfile.TarInfo(name)
@@ -381,11 +428,20 @@ class ArchiveWriter(object):
             if self._list is not None:
                 self._list.close()
                 self._list = None
-                os.replace(self._list_partial, self.resource_list_path)
-            os.replace(self._partial, self.path)
+                self._place(self._list_partial, self.resource_list_path)
+            try:
+                self._place(self._partial, self.path)
+            except (OSError, ExportError):
+                if self.resource_list_path:
+                    _remove_quietly(self.resource_list_path)  # the one this export just placed
+                raise
+            self._release()
         except OSError as exc:
             self.abort()
             raise ExportError("cannot write the backup archive %s: %s" % (self.path, _os_reason(exc)))
+        except ExportError:
+            self.abort()
+            raise
 
     def abort(self):
         """Drop the partial files (after an error)."""
@@ -401,9 +457,9 @@ class ArchiveWriter(object):
             except (OSError, ValueError):
                 pass
         self._tar = self._file = self._list = None
-        _remove_quietly(self._partial)
         if self._list_partial:
             _remove_quietly(self._list_partial)
+        self._release(remove=self._lock is not None)  # removed while still locked: never another export's file
 
 
 def _os_reason(exc):

@@ -81,6 +81,10 @@ def velero_log_entry(result, backup=None, now=None):
             entry[key] = result[key]
     if result.get("truncated"):
         entry["truncated"] = True
+    if isinstance(result.get("attempts"), int) and result["attempts"] > 1:
+        entry["attempts"] = result["attempts"]  # a post hook retried while its exec could not be opened
+    if result.get("not_executed"):
+        entry["notExecuted"] = result["not_executed"]  # unreachable (may still be frozen) or gone (deleted)
     if result.get("thawed_by"):
         entry["thawedBy"] = result["thawed_by"]
     return entry

@@ -358,6 +358,7 @@ def capture_outcome(capture, name):
                                   seconds=g.get("freeze_window_seconds"))
                              for g in capture.get("groups") or [] if g.get("frozen")]
     out["not_thawed"] = sorted(set(capture.get("not_thawed") or []))
+    out["run_errors"].extend("the critical section %s" % text for text in capture.get("write_errors") or [])
     out["failed_pods"] = sorted(set(capture.get("failed_pods") or []))
     watchdog = capture.get("watchdog") or None
     out["watchdog"] = watchdog

@@ -26,6 +26,7 @@ import json
 import os
 import threading
 import time
+import uuid
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _critical,
@@ -35,6 +36,8 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _hook_runs,
     _hooks,
     _layout,
+    _lease,
+    _room,
     _volumes,
     _watchdog,
 )
@@ -43,6 +46,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ThreadClients,
     api_caller,
     api_getter,
+    api_requester,
     list_pages,
     pods_path,
 )
@@ -114,9 +118,14 @@ def _options(params):
                              parallelism=params["parallelism"], output_cap=params["output_limit"]).check()
 
 
-def _hook_logger(params, errors):
+def _hook_logger(params, errors, precreate=True):
+    """The hook log's writer: a failed write is kept in ``errors`` (once), never stops a hook.
+
+    ``precreate``: create the log now, so that an unusable one refuses the run before anything is
+    frozen; never for a thaw (a log that cannot be written must not stop the post hooks).
+    """
     log_path = params.get("log_path")
-    if log_path:
+    if log_path and precreate:
         _hook_results.append_jsonl(log_path, [])  # created (0600) or refused now, before anything is frozen
 
     def log(result):
@@ -167,15 +176,103 @@ class VolumeProgress(object):
             self.write()
 
 
-def _finish(result, params, log_errors):
+def check_room(client_factory, groups, objects, backup_dir):
+    """``_room``'s check for the volumes of ``groups`` (before anything is frozen); None without volumes."""
+    selections = [(objects.get(key), [item for item in items if not _is_snapshot(item)])  # a snapshot takes no room here
+                  for group in groups for key, items in group["volumes"].items()]
+    if not any(items for _obj, items in selections):
+        return None
+    client = client_factory()
+    try:
+        get_json = api_getter(client)
+
+        def get_claim(namespace, claim):
+            try:
+                return get_json("/api/v1/namespaces/%s/persistentvolumeclaims/%s" % (namespace, claim))
+            except ApiRequestError as err:
+                raise KubehooksError("Could not read PersistentVolumeClaim %s/%s (to check the storage has room for "
+                                     "its copy; check_storage_room=false skips this): %s" % (namespace, claim, err))
+        need, unknown = _room.needed(selections, get_claim)
+    finally:
+        getattr(client, "close", lambda: None)()
+    return _room.check(backup_dir, need, unknown)
+
+
+def lease_settings(params):
+    """``(namespace, name, wait)`` of the Lease, checked; None when ``lease`` is false."""
+    if not params.get("lease", True):
+        return None
+    namespace = params.get("lease_namespace") or _lease.DEFAULT_NAMESPACE
+    name = params.get("lease_name") or _lease.DEFAULT_NAME
+    _layout.check_backup_name(namespace, what="lease_namespace")
+    _layout.check_backup_name(name, what="lease_name")
+    wait = params.get("lease_wait_seconds")
+    wait = _lease.DEFAULT_WAIT_SECONDS if wait is None else wait
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        raise KubehooksError("lease_wait_seconds must be a number of seconds, 0 or more, got %r" % (wait,))
+    return namespace, name, wait
+
+
+def take_lease(client_factory, params, options, run_id):
+    """Take the run's Lease before anything is frozen (waiting for another run's); the Lease, or None."""
+    settings = lease_settings(params)
+    if settings is None:
+        return None
+    namespace, name, wait = settings
+    client = client_factory()
+    lease = _lease.Lease(api_requester(client), namespace, name, _lease.holder_for(params["name"], run_id),
+                         _lease.duration_seconds(options.max_freeze_seconds, options.thaw_retry_seconds))
+    try:
+        lease.acquire(wait)
+    except Exception:
+        getattr(client, "close", lambda: None)()
+        raise
+    lease.client = client
+    return lease
+
+
+def refuse_while_held(client_factory, record):
+    """``respect_lease`` (the thaw playbook): refuse while the run that froze still holds its Lease - unless
+    that run is certainly gone (its watchdog and module recorded on this machine and boot, both dead)."""
+    held = (record or {}).get("lease")
+    if not held or _watchdog.run_is_gone(record):
+        return
+    client = client_factory()
+    try:
+        _lease.check_not_held(api_requester(client), held["namespace"], held["name"], held["holder"])
+    finally:
+        getattr(client, "close", lambda: None)()
+
+
+def release_dead_runs_lease(client_factory, record):
+    """After the thaw playbook thawed every pod: delete the Lease if the finished run still holds it (its
+    machine was lost, or its watchdog was killed), so other backups need not wait for it to lapse."""
+    held = (record or {}).get("lease")
+    if not held:
+        return None
+    client = client_factory()
+    try:
+        lease = _lease.Lease(api_requester(client), held["namespace"], held["name"], held["holder"],
+                             held.get("duration_seconds") or 0)
+        try:
+            return lease.release()
+        except KubehooksError as exc:
+            return str(exc)
+    finally:
+        getattr(client, "close", lambda: None)()
+
+
+def _finish(result, params, log_errors, marks=None):
     result.update(_hook_results.totals(result["hooks"]))
     result["changed"] = bool(result["hooks"] or result.get("volumes"))
+    result["write_errors"] = list(log_errors) + [e for e in (marks.errors if marks is not None else [])
+                                                 if e not in log_errors]
     messages = []
     if result.get("not_thawed"):
         messages.append("%d pod(s) may still be frozen: their post hooks could not be executed within "
                         "thaw_retry_seconds=%s: %s; run the thaw playbook (or their post hooks) for them"
                         % (len(result["not_thawed"]), params["thaw_retry_seconds"], ", ".join(result["not_thawed"])))
-    messages += log_errors
+    messages += result["write_errors"]
     if messages:
         result.update(failed=True, msg="; ".join(messages))
     return result
@@ -200,13 +297,21 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         if not os.path.exists(marks.path):
             raise KubehooksError("%s does not exist: no freeze stage of backup %s ran with backup_dir %s"
                                  % (marks.path, name, backup_dir))
+        dog = _watchdog.read_record(record_path)
+        if params.get("respect_lease"):
+            refuse_while_held(client_factory, dog)
         log_errors = []
         result = _critical.thaw_stage(plan, client_factory, marks, options, exec_fn=exec_fn,
-                                      on_result=_hook_logger(params, log_errors))
-        marks.done(_critical.CONTROLLER)
+                                      on_result=_hook_logger(params, log_errors, precreate=False))
+        if not marks.done(_critical.CONTROLLER):
+            _watchdog.tell_stand_down(dog)
+        if params.get("respect_lease") and not result["not_thawed"]:
+            released = release_dead_runs_lease(client_factory, dog)
+            if isinstance(released, str):
+                log_errors.append("the Lease of the run could not be released: %s" % released)
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
         result["stage"] = stage
-        return _finish(result, params, log_errors)
+        return _finish(result, params, log_errors, marks)
 
     objects = read_pods(client_factory, plan)
     volumes, claims = {}, {}
@@ -235,9 +340,18 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
 
     if not os.path.isdir(backup_dir):
         os.makedirs(backup_dir, 0o700)
-    log_errors = []
-    log = _hook_logger(params, log_errors)
-    marks.create()
+    room = check_room(client_factory, groups, objects, backup_dir) if params.get("check_storage_room", True) else None
+    lease_settings(params)
+    frozen = any(_critical.has_hooks(pod, "pre") for group in groups for pod in group["pods"])
+    lease = take_lease(client_factory, params, options, params.get("run_id") or uuid.uuid4().hex) if frozen else None
+    try:
+        log_errors = []
+        log = _hook_logger(params, log_errors)
+        marks.create()
+    except Exception:
+        if lease is not None:
+            lease.release_patiently(time.time() + 10)
+        raise
     playbook = None
     if stage == "all":  # the module process, and the playbook whose cancellation must stop it
         controller, playbook = os.getpid(), _watchdog.find_ansible()
@@ -249,8 +363,16 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
             _watchdog.DEADLINE_MARGIN_SECONDS
     watchdog = _watchdog.Watchdog(plan, client_factory, marks, options, record_path, controller, deadline=deadline,
                                   log_path=params.get("log_path"), backup=name, exec_fn=exec_fn,
-                                  playbook_pid=playbook)
-    watchdog.start()  # before the first thread and the first pre hook
+                                  playbook_pid=playbook, lease=lease.describe() if lease is not None else None)
+    try:
+        watchdog.start()  # before the first thread and the first pre hook
+    except Exception:
+        if lease is not None:
+            lease.release_patiently(time.time() + 10)
+        raise
+    finally:
+        if lease is not None:
+            getattr(lease.client, "close", lambda: None)()  # the watchdog renews it with a client of its own
 
     capture_fn, progress = None, None
     selected_count = sum(len(v) for group in groups for v in group["volumes"].values())
@@ -299,8 +421,11 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         write_index()
         if progress is not None:
             progress.finish([e for e in result["volumes"] if not _is_snapshot(e)])
+    result["storage_room"] = room
+    result["lease"] = lease.describe() if lease is not None else None
     if stage == "all":
-        marks.done(_critical.CONTROLLER)
+        if not marks.done(_critical.CONTROLLER):
+            _watchdog.tell_stand_down(watchdog.base_record())
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
     if any(_is_snapshot(e) and e.get("status") == "cut" for e in result["volumes"]):
         # after the thaw (stage freeze: the pods are still frozen): readyToUse, bounded by the timeout
@@ -327,4 +452,4 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         result["frozen_pods"] = sorted(set(_critical.pod_key(pod) for group in groups for pod in group["pods"]
                                            if _critical.has_hooks(pod, "pre")))
         result["watchdog"] = dict(watchdog.base_record(), deadline=deadline)
-    return _finish(result, params, log_errors)
+    return _finish(result, params, log_errors, marks)

@@ -51,13 +51,18 @@ import tempfile
 import threading
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results, _record_steps
+from ansible_collections.kubehooks.backup.plugins.module_utils import _critical, _exec, _hook_results, _lease, _record_steps
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import api_requester
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 POLL_SECONDS = 0.2
 # Added to max_freeze + thaw_retry before the watchdog acts on a live controller.
 DEADLINE_MARGIN_SECONDS = 10
 CONTROLLER_NAMES = ("ansible-playbook", "ansible")
+# The run tells the watchdog to stand down with this signal when it cannot write ``done`` to the thaw
+# state (read-only or full storage).
+STAND_DOWN_SIGNAL = signal.SIGUSR1
+_STAND_DOWN = []
 _CERT_ATTRIBUTES = ("ssl_ca_cert", "cert_file", "key_file")
 
 
@@ -91,6 +96,29 @@ def alive(pid, start_time, proc="/proc"):
     """Whether ``pid`` is still the process that started at ``start_time`` and is not a zombie."""
     stat = proc_stat(pid, proc)
     return stat is not None and stat[0] == start_time and stat[1] not in ("Z", "X")
+
+
+def boot_id(proc="/proc"):
+    """This machine's boot id (``/proc/sys/kernel/random/boot_id``), or None: a pid means something only
+    on the same machine and boot."""
+    try:
+        with open(os.path.join(proc, "sys", "kernel", "random", "boot_id")) as handle:
+            return handle.read().strip() or None
+    except (IOError, OSError):
+        return None
+
+
+def run_is_gone(record, proc="/proc"):
+    """Whether the run of a watchdog ``record`` is certainly gone: recorded on this machine and boot, and
+    neither its watchdog nor its controller is alive.  False when it cannot be known (another machine)."""
+    record = record or {}
+    if not record.get("boot_id") or record.get("boot_id") != boot_id(proc):
+        return False
+    for pid_key, start_key in (("pid", "pid_start"), ("controller_pid", "controller_start")):
+        pid, start = record.get(pid_key), record.get(start_key)
+        if pid and (start is None or alive(pid, start, proc)):
+            return False
+    return True
 
 
 def find_ansible(pid=None, proc="/proc"):
@@ -127,7 +155,7 @@ class Watchdog(object):
     """
 
     def __init__(self, pods, client_factory, marks, options, record_path, controller_pid, deadline=None,
-                 log_path=None, backup=None, exec_fn=_exec.exec_hook, playbook_pid=None):
+                 log_path=None, backup=None, exec_fn=_exec.exec_hook, playbook_pid=None, lease=None):
         self.pods = [pod for pod in pods if _critical.has_hooks(pod, "post")]
         self.client_factory = client_factory
         self.marks = marks
@@ -141,6 +169,10 @@ class Watchdog(object):
         self.log_path = log_path
         self.backup = backup
         self.exec_fn = exec_fn
+        # The Lease the run took (_lease.Lease.describe()): renewed here while watching and thawing,
+        # released when done; None when the run took none.
+        self.lease = lease
+        self._renewer = None
         self.pid = None
         self.started = None
         self._certificates = {}
@@ -157,8 +189,11 @@ class Watchdog(object):
                     self._certificates[attribute] = (path, handle.read())
 
     def base_record(self):
-        return dict(pid=self.pid, started=self.started, controller_pid=self.controller_pid,
-                    playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods], acted=None)
+        return dict(pid=self.pid, pid_start=(proc_stat(self.pid) or (None, None))[0] if self.pid else None,
+                    started=self.started, controller_pid=self.controller_pid, controller_start=self.controller_start,
+                    boot_id=boot_id(),
+                    playbook_pid=self.playbook_pid, deadline=self.deadline, pods=[_critical.pod_key(pod) for pod in self.pods],
+                    lease=self.lease, acted=None)
 
     def start(self):
         """Fork the watchdog (before any thread exists); return its pid once it is detached."""
@@ -175,6 +210,8 @@ class Watchdog(object):
             try:
                 os.close(read_end)
                 os.setsid()
+                # Before the pid is known to anyone: SIGUSR1's default action would end the watchdog.
+                signal.signal(STAND_DOWN_SIGNAL, lambda signum, frame: _STAND_DOWN.append(signum))
                 if os.fork():
                     os._exit(0)  # the intermediate child: the watchdog is re-parented
                 os.write(write_end, str(os.getpid()).encode("ascii"))
@@ -223,7 +260,7 @@ class Watchdog(object):
         ``"ansible-playbook died"`` or ``"deadline"``."""
         state = self.marks.read()
         keys = [_critical.pod_key(pod) for pod in self.pods]
-        if state["done"] or all(key in state["thawed"] for key in keys):
+        if _STAND_DOWN or state["done"] or all(key in state["thawed"] for key in keys):
             return "stand down"
         if not alive(self.controller_pid, self.controller_start):
             return "controller died"
@@ -234,12 +271,42 @@ class Watchdog(object):
             return "deadline"
         return None
 
+    def _hold_lease(self):
+        """In the watchdog: renew the run's Lease in a thread (a client of its own)."""
+        if not self.lease:
+            return None
+        lease = _lease.Lease(api_requester(self.client_factory()), self.lease["namespace"], self.lease["name"],
+                             self.lease["holder"], self.lease["duration_seconds"])
+        self._renewer = _lease.Renewer(lease).start()
+        return lease
+
+    def _release_lease(self, lease):
+        if lease is None:
+            return
+        self._renewer.stop()
+        if self._renewer.lost is None:
+            lease.release_patiently()
+
     def _watch(self):
+        lease = None
+        try:
+            lease = self._hold_lease()
+        except Exception:  # pylint: disable=broad-except  # the Lease's duration covers the run without renewals
+            lease = None
+        try:
+            return self._watch_loop()
+        finally:
+            self._release_lease(lease)
+
+    def _watch_loop(self):
         while True:
             verdict = self.decide()
             if verdict == "stand down":
-                _critical.write_json(self.record_path, dict(self.base_record(), acted=False,
-                                                            reason="the run thawed its pods", ended=time.time()))
+                try:
+                    _critical.write_json(self.record_path, dict(self.base_record(), acted=False,
+                                                                reason="the run thawed its pods", ended=time.time()))
+                except KubehooksError:
+                    pass  # read-only or full storage: the run reports it
                 return 0
             if verdict:
                 return self.act(verdict)
@@ -313,8 +380,27 @@ class Watchdog(object):
                                                     self.log_path, reason, not_thawed)
             if outcome is not None:
                 record["backup_record"] = outcome.get("error") or outcome.get("phase")
-        _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
+        try:
+            _critical.write_json(self.record_path, record)  # last: a reader sees a complete record and log
+        except KubehooksError:
+            pass  # read-only or full storage: the thaw happened, the hook results are in the backup's record if any
         return 0 if not not_thawed and not error else 1
+
+
+def tell_stand_down(record):
+    """Signal the watchdog of ``record`` (its pid and start time) to stand down; whether it was sent.
+
+    Used when ``done`` could not be written to the thaw state: the run thawed its pods, and the
+    watchdog must not run their post hooks a second time."""
+    record = record or {}
+    pid, start = record.get("pid"), record.get("pid_start")
+    if not pid or start is None or not alive(pid, start):
+        return False
+    try:
+        os.kill(pid, STAND_DOWN_SIGNAL)
+    except OSError:
+        return False
+    return True
 
 
 def read_record(path):

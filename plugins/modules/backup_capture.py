@@ -129,6 +129,56 @@ options:
         in time is deleted and its volume fails; one cut but not ready in time fails its volume and is kept.
     type: float
     default: 600
+  check_storage_room:
+    description:
+      - Before anything is frozen, check that O(backup_dir) has room for the volumes to capture - the sum of
+        their PersistentVolumeClaims' sizes (capacity, else request) and emptyDir size limits - and fail,
+        naming the directory, the space needed and free, when it does not.
+      - Conservative - the copy is gzip-compressed and volumes are rarely full, so the data written is usually
+        smaller. Set V(false) to skip the check (and its C(get) on the PersistentVolumeClaims).
+    type: bool
+    default: true
+  lease:
+    description:
+      - Take a C(coordination.k8s.io/v1) Lease (O(lease_namespace)/O(lease_name)) before the first pre hook and hold
+        it until the pods are thawed, so that two backups of one cluster never freeze and thaw at the same time
+        (one run's thaw could unfreeze the other's pods mid-capture). A second run waits up to
+        O(lease_wait_seconds), then fails naming the holder, with nothing frozen. Taken only when some pod has pre
+        hooks. The holder is C(<name>/<run_id>).
+      - Its C(leaseDurationSeconds) is O(max_freeze_seconds) (600 when 0) + 2 x O(thaw_retry_seconds) + 70, so an
+        API server outage cannot let it lapse while the run's pods may be frozen. The watchdog renews it every 10 s
+        while it watches and thaws (it is taken over with the section when the run dies) and deletes it when the
+        pods are thawed (retried while the API server is unreachable).
+    type: bool
+    default: true
+  lease_namespace:
+    description:
+      - The namespace of the Lease. RBAC - C(create), C(get), C(update) and C(delete) on C(leases) there.
+    type: str
+    default: default
+  lease_name:
+    description:
+      - The name of the Lease. One name per cluster (the default) serialises every backup's frozen section; backups
+        whose scopes never share pods may use names of their own to overlap.
+    type: str
+    default: kubehooks-backup-freeze
+  lease_wait_seconds:
+    description:
+      - How long to wait for the Lease while another run holds it.
+    type: float
+    default: 300
+  run_id:
+    description:
+      - The run's identity in the Lease's holder (for example RV(kubehooks.backup.backup_record#module:run_id));
+        a random one when unset.
+    type: str
+  respect_lease:
+    description:
+      - O(stage=thaw) only - refuse (after waiting up to 15 s) while the run that froze the pods still holds its
+        Lease, that is while it or its watchdog is alive and thaws them itself. The C(kubehooks.backup.thaw)
+        playbook sets it unless C(thaw_force).
+    type: bool
+    default: false
   max_freeze_seconds:
     description:
       - The frozen section's deadline in seconds, from the first pre hook. V(0) means no deadline (Velero's
@@ -166,10 +216,11 @@ options:
         writes it; the watchdog appends its hooks there too, with C(thawedBy=watchdog).
     type: path
 notes:
-  - "RBAC: C(list) on C(pods) and both C(get) and C(create) on C(pods/exec) in the plan's namespaces. With
-    O(snapshot_volumes): C(get) on C(persistentvolumeclaims) and C(persistentvolumes), C(list) on
-    C(volumesnapshotclasses), C(get) and C(patch) on C(volumesnapshotcontents), C(create), C(get) and C(delete) on
-    C(volumesnapshots) in the plan's namespaces (all in C(files/rbac/backup.yml))."
+  - "RBAC: C(list) on C(pods) and both C(get) and C(create) on C(pods/exec) in the plan's namespaces; C(get) on the
+    PersistentVolumeClaims of the volumes to capture (O(check_storage_room)); C(create), C(get), C(update) and
+    C(delete) on C(leases) in O(lease_namespace) (O(lease)). With O(snapshot_volumes): C(get) on C(persistentvolumes),
+    C(list) on C(volumesnapshotclasses), C(get) and C(patch) on C(volumesnapshotcontents), C(create), C(get) and
+    C(delete) on C(volumesnapshots) in the plan's namespaces (all in C(files/rbac/backup.yml))."
   - "What the watchdog cannot cover: the machine, or the AWX container-group pod, that runs the playbook being
     gone (the watchdog goes with it). Then run the C(kubehooks.backup.thaw) playbook: it thaws the pods that the
     record lists."
@@ -298,6 +349,23 @@ velero_file_problems:
   returned: when a CSI snapshot was taken
   type: list
   elements: str
+write_errors:
+  description:
+    - What could not be written (the hook log, the thaw state, the volumes index - read-only or full storage).
+      The hooks still ran and their results are in RV(hooks); the task fails with these messages.
+  returned: when not in check mode
+  type: list
+  elements: str
+lease:
+  description: The Lease the run took - C(namespace), C(name), C(holder), C(duration_seconds); null when none
+    (O(lease=false), or no pod with pre hooks).
+  returned: when stage is all or freeze
+  type: dict
+storage_room:
+  description: The room check - C(needed) and C(free) bytes, C(unknown) (volumes of unknown size); null
+    when it did not run (no volume, or O(check_storage_room=false)).
+  returned: when stage is all or freeze
+  type: dict
 watchdog:
   description: The watchdog's record - C(pid), C(started), C(controller_pid), C(deadline), C(acted)
     (null while it still watches), C(reason).
@@ -329,6 +397,13 @@ def main():
         default_volumes_to_fs_backup=dict(type="bool", default=False),
         snapshot_volumes=dict(type="bool", default=True),
         csi_snapshot_timeout=dict(type="float", default=600),
+        check_storage_room=dict(type="bool", default=True),
+        lease=dict(type="bool", default=True),
+        lease_namespace=dict(type="str", default="default"),
+        lease_name=dict(type="str", default="kubehooks-backup-freeze"),
+        lease_wait_seconds=dict(type="float", default=300),
+        run_id=dict(type="str"),
+        respect_lease=dict(type="bool", default=False),
         max_freeze_seconds=dict(type="float", default=DEFAULT_MAX_FREEZE_SECONDS),
         thaw_retry_seconds=dict(type="float", default=DEFAULT_THAW_RETRY_SECONDS),
         parallelism=dict(type="int", default=8),

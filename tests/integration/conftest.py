@@ -13,8 +13,9 @@ Fixtures
                          service_account}: a least-privilege ServiceAccount token (Role + RoleBinding +
                          TokenRequest)
 
-Markers: ``real_node`` (needs the real node: real exec, real fsfreeze) and ``lifecycle`` (stops and
-starts the cluster; such tests run last in the session and leave the cluster up).
+Markers: ``real_node`` (needs the real node: real exec, real fsfreeze), ``lifecycle`` (stops and
+starts the cluster; such tests run last in the session and leave the cluster up) and ``fault`` (stops
+the API server for a few seconds; run just before the lifecycle tests).
 """
 import json
 import os
@@ -42,6 +43,8 @@ from localcluster.token import mint_token  # noqa: E402
 MARKERS = {
     "real_node": "needs the real node (containerd + runc + kubelet): real exec, real fsfreeze",
     "lifecycle": "stops/starts the local cluster; runs last and leaves the cluster up",
+    "fault": "stops the API server for a few seconds (localcluster stop/start kube-apiserver); runs late, "
+             "before the lifecycle tests, and restarts it in a finally",
 }
 
 FAKE_TOLERATIONS = [dict(lc_fake.TOLERATION)]
@@ -54,8 +57,10 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``lifecycle`` stop and restart the cluster: run them after everything else."""
-    items.sort(key=lambda item: item.get_closest_marker("lifecycle") is not None)
+    """Tests marked ``lifecycle`` stop and restart the cluster: run them after everything else; tests marked
+    ``fault`` (a short API server outage) just before them."""
+    items.sort(key=lambda item: (item.get_closest_marker("lifecycle") is not None,
+                                 item.get_closest_marker("fault") is not None))
 
 
 @dataclass

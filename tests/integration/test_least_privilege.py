@@ -33,16 +33,31 @@ POST = "post.hook.backup.velero.io/"
 RBAC = "/apis/rbac.authorization.k8s.io/v1"
 
 
-def shipped(kind):
+def shipped(kind, name=None):
     with open(os.path.join(ROOT, "files", "rbac", "backup.yml")) as handle:
         document = yaml.safe_load(handle)
     assert document["kind"] == "List"
-    return [item for item in document["items"] if item["kind"] == kind][0]
+    return [item for item in document["items"] if item["kind"] == kind
+            and (name is None or item["metadata"]["name"] == name)][0]
+
+
+def bind_lease_role(api, creds, name):
+    """The shipped Lease Role (namespace default), under a unique name, bound to a minted ServiceAccount."""
+    role = shipped("Role", "kubehooks-backup-lease")
+    namespace = role["metadata"]["namespace"]
+    api.create(f"{RBAC}/namespaces/{namespace}/roles", dict(role, metadata={"name": name, "namespace": namespace}))
+    api.create(f"{RBAC}/namespaces/{namespace}/rolebindings", {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": creds["service_account"], "namespace": creds["namespace"]}]})
+    return namespace
 
 
 @pytest.fixture
 def cluster_role():
-    """bind(credentials): the shipped ClusterRole (under a unique name) bound to a minted ServiceAccount."""
+    """bind(credentials): the shipped ClusterRole and Lease Role (under a unique name) bound to a minted
+    ServiceAccount."""
     api = admin_api()
     name = f"kh-backup-{uuid.uuid4().hex[:6]}"
 
@@ -55,9 +70,16 @@ def cluster_role():
             "subjects": [{"kind": "ServiceAccount", "name": creds["service_account"],
                           "namespace": creds["namespace"]}]})
 
+        # and the Lease Role in its namespace
+        bound.append(bind_lease_role(api, creds, name))
+
+    bound = []
     yield bind
     api.delete(f"{RBAC}/clusterrolebindings/{name}")
     api.delete(f"{RBAC}/clusterroles/{name}")
+    for namespace in bound:
+        api.delete(f"{RBAC}/namespaces/{namespace}/rolebindings/{name}")
+        api.delete(f"{RBAC}/namespaces/{namespace}/roles/{name}")
 
 
 def token_auth(creds):

@@ -348,3 +348,37 @@ def test_stage_freeze_leaves_the_pods_frozen_and_thaw_stage_thaws_them(tmp_path)
 def test_bad_options_are_refused(key, value):
     with pytest.raises(KubehooksError, match=key):
         Options(**{key: value}).check()
+
+
+# --- storage that stops accepting writes (issue 11 item 3) --------------------------------------
+# The write failure is injected (EROFS from the append): the real read-only and full filesystems are in
+# tests/integration/test_faults.py.
+
+def test_a_thaw_state_that_cannot_be_written_never_stops_the_thaw(tmp_path, monkeypatch):
+    marks = ThawState(str(tmp_path / "state.jsonl")).create()
+    fake = FakeExec()
+    calls = []
+
+    def refuse(*entries):
+        calls.append(entries)
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(marks, "_append", refuse)
+    result = run_critical_section(plan_groups([pod("a", [FREEZE], [THAW]), pod("b", [FREEZE], [THAW])]), factory,
+                                  None, Options(), marks, exec_fn=fake)
+    assert sorted(call[1] for call in fake.calls if call[2] == ("thaw",)) == ["a", "b"]
+    assert result["not_thawed"] == [] and calls
+    assert marks.errors and all("Read-only file system" in e for e in marks.errors)
+    assert len(set(marks.errors)) == len(marks.errors)  # each failed write is reported once
+    assert marks.done("controller") is False
+
+
+def test_a_thaw_state_that_cannot_be_created_refuses_before_anything_is_frozen(tmp_path):
+    with pytest.raises(KubehooksError, match="cannot create the thaw state .*before anything is frozen"):
+        ThawState(str(tmp_path / "missing" / "state.jsonl")).create()
+
+
+def test_a_deleted_pod_counts_as_thawed_not_as_possibly_frozen(tmp_path):
+    result, state = run(tmp_path, [pod("a", [FREEZE], [hook(0, ["gone"])])], FakeExec(), thaw_retry_seconds=5)
+    assert result["not_thawed"] == [] and state["thawed"] == {"ns/a": "controller"}
+    post = [r for r in result["hooks"] if r["phase"] == "post"][0]
+    assert post["not_executed"] == _exec.GONE and post["attempts"] == 1

@@ -548,8 +548,37 @@ def test_export_label_selector_namespace_objects_follow_items_and_labels(tmp_pat
     assert "resources/pods/namespaces/db/db-0.json" in files
     assert "resources/namespaces/cluster/db.json" in files          # holds an exported item
     assert "resources/namespaces/cluster/shop.json" not in files
-    _api, _result, files = run_export(tmp_path, label_selector=["team=a"])
+    (tmp_path / "again").mkdir()
+    _api, _result, files = run_export(tmp_path / "again", label_selector=["team=a"])
     assert "resources/namespaces/cluster/shop.json" in files        # its labels match
+
+
+def test_a_finished_archive_is_never_overwritten(tmp_path):
+    _api, result, _files = run_export(tmp_path)
+    before = open(result["path"], "rb").read()
+    with pytest.raises(ExportError, match="already exists: a finished backup is never overwritten"):
+        run_export(tmp_path, label_selector=["team=a"])
+    assert open(result["path"], "rb").read() == before
+    assert not [n for n in os.listdir(str(tmp_path)) if n.endswith(".partial")]
+
+
+def test_two_exports_of_one_name_never_interleave(tmp_path):
+    first = ex.ArchiveWriter(str(tmp_path / "b.tar.gz"), str(tmp_path / "b-resource-list.json.gz"))
+    with pytest.raises(ExportError, match="another export of backup archive .* is running"):
+        ex.ArchiveWriter(str(tmp_path / "b.tar.gz"), str(tmp_path / "b-resource-list.json.gz"))
+    ex.write_archive(first, iter([(POD, obj("p1", "ns"))]))
+    first.close()
+    assert "resources/pods/namespaces/ns/p1.json" in members(str(tmp_path / "b.tar.gz"))
+    with pytest.raises(ExportError, match="already exists"):
+        ex.ArchiveWriter(str(tmp_path / "b.tar.gz"), str(tmp_path / "b-resource-list.json.gz"))
+
+
+def test_a_partial_archive_left_by_a_killed_export_is_taken_over(tmp_path):
+    (tmp_path / "b.tar.gz.partial").write_bytes(b"half an archive")
+    writer = ex.ArchiveWriter(str(tmp_path / "b.tar.gz"), str(tmp_path / "b-resource-list.json.gz"))
+    ex.write_archive(writer, iter([(POD, obj("p1", "ns"))]))
+    writer.close()
+    assert "resources/pods/namespaces/ns/p1.json" in members(str(tmp_path / "b.tar.gz"))
 
 
 def test_export_leaves_out_excluded_pods(tmp_path):

@@ -142,3 +142,22 @@ def test_the_watchdog_acts_at_the_deadline_while_the_controller_lives(tmp_path):
     record = run_script(tmp_path, "deadline")[2]
     assert record["acted"] is True and record["reason"] == "deadline"
     assert record["thawed"] == ["ns/b"] and [c["pod"] for c in calls(tmp_path)] == ["b"]
+
+
+def test_a_run_is_gone_only_when_both_pids_are_dead_on_this_machine_and_boot():
+    """The thaw playbook acts despite the run's Lease only when the run is certainly gone (issue 11 item 4)."""
+    me = os.getpid()
+    start = _watchdog.proc_stat(me)[0]
+    boot = _watchdog.boot_id()
+    assert boot
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    dead_start = 1
+    assert _watchdog.run_is_gone(dict(boot_id=boot, pid=dead.pid, pid_start=dead_start, controller_pid=dead.pid,
+                                      controller_start=dead_start))
+    assert not _watchdog.run_is_gone(dict(boot_id=boot, pid=me, pid_start=start, controller_pid=dead.pid,
+                                          controller_start=dead_start))
+    assert not _watchdog.run_is_gone(dict(boot_id=boot, pid=dead.pid, pid_start=dead_start, controller_pid=me,
+                                          controller_start=start))
+    assert not _watchdog.run_is_gone(dict(boot_id="another-machine", pid=dead.pid, pid_start=dead_start))
+    assert not _watchdog.run_is_gone({})
