@@ -18,7 +18,7 @@ SANITY_PYTHON ?= $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_i
 GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_24_2.py
 PYTEST_ARGS ?=
 
-.PHONY: help venv floors test lint sanity units integration demo bench cluster-up cluster-down cluster-status build clean
+.PHONY: help venv floors test lint sanity units integration demo demo-restore bench bench-smoke cluster-up cluster-down cluster-status build clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ $(FLOOR_STAMP): tests/requirements-floor.txt
 	$(FLOOR_VENV)/bin/python -m pip install --quiet -r tests/requirements-floor.txt
 	@touch $@
 
-test: venv lint sanity units floors integration ## Every gate: lint, sanity, unit tests, the floors, integration tests
+test: venv lint sanity units floors integration bench-smoke ## Every gate: lint, sanity, unit tests, the floors, integration tests, the bench smoke
 
 lint: venv ## ansible-lint (production profile), antsibull-docs, antsibull-changelog
 	@# Playbooks and roles use kubehooks.backup.* (and module_defaults group/kubehooks.backup.k8s): both tools
@@ -84,11 +84,46 @@ demo: venv ## The Velero nginx fsfreeze walkthrough on the local cluster (builds
 	    ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
 	  echo && cat "$(BUILD_DIR)/demo-report.txt"
 
-bench: venv ## Benchmarks on the local cluster; each prints its ratio to the baseline it measures in the same run
-	$(PY) bench/bench_hooks.py $(BENCH_ARGS)
-	$(PY) bench/bench_role.py $(BENCH_ARGS)
+demo-restore: DEMO_LOCK := /tmp/kubehooks-nginx-example.lock
+demo-restore: venv ## The walkthrough's round trip: backup (as make demo), delete namespace and data, restore, nginx serves its logs
+	@up=$$($(PY) -m localcluster up) && eval "$$up" && \
+	  info=$$($(PY) -m localcluster info) && \
+	  demo_vars=$$(echo "$$info" | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	    print(json.dumps({"kubectl": i["kubectl"], "nginx_image": i["node_image"], "fsfreeze_image": i["node_image"], \
+	                      "report_path": sys.argv[1]}))' "$(BUILD_DIR)/demo-report.txt") && \
+	  restore_vars=$$(echo "$$info" | $(PY) -c 'import json, sys; i = json.load(sys.stdin); \
+	    print(json.dumps({"kubectl": i["kubectl"], "volume_helper_image": i["node_image"], "report_path": sys.argv[1]}))' \
+	    "$(BUILD_DIR)/demo-restore-report.txt") && \
+	  $(PY) tests/utils/collection_tree.py $(BUILD_DIR)/demo >/dev/null && \
+	  rm -f "$(BUILD_DIR)/demo-report.txt" "$(BUILD_DIR)/demo-restore-report.txt" && \
+	  exec 9>"$(DEMO_LOCK)" && { flock -n 9 || { echo "== waiting: another run is using namespace nginx-example"; flock 9; }; } && \
+	  echo "== ansible-playbook kubehooks.backup.nginx_fsfreeze (KUBECONFIG=$$KUBECONFIG)" && \
+	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+	    ansible-playbook kubehooks.backup.nginx_fsfreeze -e "$$demo_vars" && \
+	  echo "== ansible-playbook kubehooks.backup.nginx_fsfreeze_restore" && \
+	  ANSIBLE_COLLECTIONS_PATH="$(BUILD_DIR)/demo" ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false \
+	    ansible-playbook kubehooks.backup.nginx_fsfreeze_restore -e "$$restore_vars" && \
+	  echo && cat "$(BUILD_DIR)/demo-restore-report.txt"
+
+bench: BENCH_ROUNDS ?= 3
+bench: venv ## Benchmarks side by side with the real Velero on the running local cluster (make cluster-up first)
+	@# Each prints its ratio to the baseline it measures in the same run, and the machine's load average.
+	@# The cluster must be up (make cluster-up): not started here, so that a benchmark never resets a cluster
+	@# that other work is using (`localcluster up` rebuilds one whose API server is restarting at that moment).
+	$(PY) bench/bench_role.py --rounds $(BENCH_ROUNDS) $(BENCH_ARGS)
+	$(PY) bench/bench_freeze.py --rounds $(BENCH_ROUNDS)
+	$(PY) bench/bench_hooks.py --rounds $(BENCH_ROUNDS)
+	$(PY) bench/bench_restore.py --rounds $(BENCH_ROUNDS)
 	$(PY) bench/bench_export_memory.py
 	$(PY) bench/bench_capture.py
+
+bench-smoke: venv ## The benchmarks at a smoke size, no Velero, on the running cluster: the scripts still run (make test)
+	$(PY) bench/bench_role.py --smoke
+	$(PY) bench/bench_freeze.py --smoke
+	$(PY) bench/bench_hooks.py --smoke
+	$(PY) bench/bench_restore.py --smoke
+	$(PY) bench/bench_export_memory.py --small 20 --large 200
+	$(PY) bench/bench_capture.py --small-mib 1 --large-mib 4 --levels 1 --rounds 1
 
 cluster-up: venv ## Build (first time) and start the local cluster; last line: export KUBECONFIG=...
 	$(PY) -m localcluster up

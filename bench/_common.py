@@ -26,9 +26,24 @@ def core_api():
     return kubernetes.client.CoreV1Api(kubernetes.client.ApiClient(cfg))
 
 
+def wait_for_default_service_account(core, namespace, timeout=120):
+    """Pod admission needs the namespace's ``default`` ServiceAccount, which the controller-manager creates a
+    moment after the namespace (longer just after it restarted)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            core.read_namespaced_service_account("default", namespace, _preload_content=False)
+            return
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
 def hook_pods(core, namespace, count, annotations=None):
     """``count`` Running pods on kwok fake nodes, with pre and post hooks (``/bin/true``)."""
     core.create_namespace({"metadata": {"name": namespace}})
+    wait_for_default_service_account(core, namespace)
     for i in range(count):
         core.create_namespaced_pod(namespace, {
             "metadata": {"name": "bench-%d" % i, "annotations": annotations or HOOK_ANNOTATIONS},
@@ -46,3 +61,37 @@ def hook_pods(core, namespace, count, annotations=None):
 
 def module_env():
     return dict(os.environ, PYTHONPATH=os.environ["ANSIBLE_COLLECTIONS_PATH"])
+
+
+# -- reporting: median and spread of alternating rounds, the machine's load --------------------------------
+
+def median(values):
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def spread(values, unit="s", scale=1.0, fmt="%.2f"):
+    """``median 1.23 s (1.10-1.40, n=3)``."""
+    vals = [v * scale for v in values]
+    return ("median " + fmt + " %s (" + fmt + "-" + fmt + ", n=%d)") % (median(vals), unit, min(vals), max(vals),
+                                                                       len(vals))
+
+
+def ratio_line(label, ours, theirs, target):
+    """The ratio of the medians, and the range of the per-round ratios (rounds alternate, so a round's pair
+    shares the machine's load); ``target`` is the largest ratio that meets it."""
+    per_round = [a / b for a, b in zip(ours, theirs)]
+    value = median(ours) / median(theirs)
+    verdict = "met" if value <= target else "NOT met"
+    return "%s: %.2f (per round %.2f-%.2f; target <= %.2f: %s)" % (label, value, min(per_round), max(per_round),
+                                                                     target, verdict)
+
+
+def load_line():
+    one, five, fifteen = os.getloadavg()
+    return "load average %.2f %.2f %.2f on %d cores" % (one, five, fifteen, os.cpu_count() or 0)
+
+
+def sizes(text):
+    return [int(part) for part in str(text).split(",") if part.strip()]

@@ -4,10 +4,12 @@ Baseline (measured in the same run, on the same pods): the raw kubernetes Python
 ApiClient per worker thread, 8 workers, one websocket exec per hook reading the status channel
 once - the floor for pods/exec from Python (~6.4 ms per hook on the local cluster).  Ours: two
 invocations of the pod_hooks module (phase pre, then phase post) as Ansible runs them, start-up
-included.  Target: ours / baseline <= 1.5.
+included.  Rounds alternate; each side reports its median and spread, and the ratio of the medians with the
+range of the per-round ratios.  Target: ours / baseline <= 1.3 at 200 and at 500 pods.
 
 Usage (the local cluster must be up: `make cluster-up`):
-    .venv/bin/python bench/bench_hooks.py [--pods 200] [--parallelism 8]
+    .venv/bin/python bench/bench_hooks.py [--pods 200,500] [--parallelism 8] [--rounds 3]
+    .venv/bin/python bench/bench_hooks.py --smoke      # CI: 5 pods, 1 round
 """
 import argparse
 import json
@@ -19,7 +21,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _common import ROOT, core_api, hook_pods, kubeconfig, module_env  # noqa: E402
+from _common import ROOT, core_api, hook_pods, kubeconfig, load_line, module_env, ratio_line, sizes, spread  # noqa: E402
 
 import kubernetes  # noqa: E402
 from kubernetes.stream import stream  # noqa: E402
@@ -67,36 +69,48 @@ def module_phase(config_path, namespace, phase, parallelism):
     return result["hooks_attempted"]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=200)
-    parser.add_argument("--parallelism", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3, help="best of N rounds for each side")
-    opts = parser.parse_args()
-    config_path = kubeconfig()
-    core = core_api()
-    namespace = "bench-hooks-%d" % os.getpid()
+def measure(core, config_path, pods, parallelism, rounds):
+    namespace = "bench-hooks-%d-%d" % (pods, os.getpid())
+    raw, ours = [], []
     try:
-        names = hook_pods(core, namespace, opts.pods)
-        raw, ours = [], []
-        for _ in range(opts.rounds):
-            start = time.monotonic()
-            raw_client_phase(config_path, namespace, names, PRE, opts.parallelism)
-            raw_client_phase(config_path, namespace, names, POST, opts.parallelism)
-            raw.append(time.monotonic() - start)
-            start = time.monotonic()
-            attempted = module_phase(config_path, namespace, "pre", opts.parallelism)
-            attempted += module_phase(config_path, namespace, "post", opts.parallelism)
-            ours.append(time.monotonic() - start)
-            assert attempted == 2 * opts.pods, attempted
-        best_raw, best_ours = min(raw), min(ours)
-        print("pods: %d, hooks: %d, parallelism: %d, best of %d" % (opts.pods, 2 * opts.pods, opts.parallelism, opts.rounds))
-        print("baseline raw python client (8 workers): %.2f s  (%.1f ms/hook)" % (best_raw, 1000 * best_raw / (2 * opts.pods)))
-        print("kubehooks.backup.pod_hooks pre+post:    %.2f s  (%.1f ms/hook, 2 module runs)" % (
-            best_ours, 1000 * best_ours / (2 * opts.pods)))
-        print("ratio ours/baseline: %.2f  (target <= 1.50)" % (best_ours / best_raw))
+        names = hook_pods(core, namespace, pods)
+        for rnd in range(rounds):
+            for side in (("raw", "ours") if rnd % 2 == 0 else ("ours", "raw")):
+                start = time.monotonic()
+                if side == "raw":
+                    raw_client_phase(config_path, namespace, names, PRE, parallelism)
+                    raw_client_phase(config_path, namespace, names, POST, parallelism)
+                    raw.append(time.monotonic() - start)
+                else:
+                    attempted = module_phase(config_path, namespace, "pre", parallelism)
+                    attempted += module_phase(config_path, namespace, "post", parallelism)
+                    ours.append(time.monotonic() - start)
+                    assert attempted == 2 * pods, attempted
     finally:
         core.delete_namespace(namespace)
+    return raw, ours
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", default="200,500", help="comma-separated sizes (default 200,500)")
+    parser.add_argument("--parallelism", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for each side")
+    parser.add_argument("--smoke", action="store_true", help="CI smoke: 5 pods, 1 round")
+    opts = parser.parse_args()
+    if opts.smoke:
+        opts.pods, opts.rounds = "5", 1
+    config_path = kubeconfig()
+    core = core_api()
+    print("== bench_hooks: pod_hooks pre+post vs the raw Python client; %s" % load_line(), flush=True)
+    rows = [(pods,) + measure(core, config_path, pods, opts.parallelism, opts.rounds) for pods in sizes(opts.pods)]
+    print("== results (%s at the end), %d alternating rounds, parallelism %d" % (load_line(), opts.rounds,
+                                                                               opts.parallelism))
+    for pods, raw, ours in rows:
+        print("%d pods, %d hooks:" % (pods, 2 * pods))
+        print("  baseline raw python client (%d workers): %s" % (opts.parallelism, spread(raw)))
+        print("  kubehooks.backup.pod_hooks pre+post:     %s  (2 module runs)" % spread(ours))
+        print("  " + ratio_line("ratio ours/baseline", ours, raw, 1.3))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,20 @@
-"""Benchmark: the whole role kubehooks.backup.create (freeze -> export -> thaw) on N hook pods.
+"""Benchmark: a whole backup of N hook pods, the role kubehooks.backup.create vs the real Velero v1.18.3.
 
-Baseline, measured in the same run on the same pods: the floor of the same work with the raw
-Python client (pre hooks of every pod with 8 workers, a raw LIST of the namespace's pods, post
-hooks), i.e. what no Ansible role can beat.  For reference it also prints Velero v1.18.3's time on
-this local cluster for 200 hook-annotated pods (6.2 s, measured once outside this run: Velero needs
-an object store this benchmark does not start).  Target: the role <= Velero's time.
+Side by side on the same kwok pods (each with a pre and a post hook, ``/bin/true``), in the same run:
+- ours: ``ansible-playbook`` running the role kubehooks.backup.create (start-up included);
+- Velero: ``velero backup create NAME --include-namespaces NS --snapshot-volumes=false --wait``, with
+  Velero's default of 1 item-block worker and with ``--item-block-worker-count=8`` (its parallel mode),
+  the server a host process with a loopback S3 (../shared/peer/velero-up.sh).
+Rounds alternate (the order is reversed every round, so the Velero server is restarted once per round);
+each side reports its median and spread, and the ratio ours/Velero of the medians with the range of
+the per-round ratios.  Targets: ours / Velero's best setting <= 1.0 at each size, and our cost growing
+no faster than Velero's from the smallest size to the largest.
+
+When Velero is not built the Velero side is skipped with the command that builds it; the rest runs.
 
 Usage (the local cluster must be up: `make cluster-up`):
-    .venv/bin/python bench/bench_role.py [--pods 200]
+    .venv/bin/python bench/bench_role.py [--pods 200,500] [--rounds 3] [--velero-workers 1,8] [--no-velero]
+    .venv/bin/python bench/bench_role.py --smoke      # CI: 5 pods, 1 round, no Velero
 """
 import argparse
 import json
@@ -18,16 +25,25 @@ import sys
 import tempfile
 import time
 
-from _common import ROOT, core_api, hook_pods, kubeconfig  # noqa: E402
-from bench_hooks import raw_client_phase  # noqa: E402
+from _common import ROOT, core_api, hook_pods, kubeconfig, load_line, median, ratio_line, sizes, spread  # noqa: E402
+import _peer  # noqa: E402
 
-VELERO_REFERENCE = {200: 6.2, 500: 8.3}  # seconds, Velero v1.18.3 measured on this kind of machine (README, Benchmarks)
+ROLE_DEFAULTS = os.path.join(ROOT, "roles", "create", "defaults", "main.yml")
 
 
-def run_role(config_path, namespace, storage):
+def role_has(variable):
+    """Whether this checkout's role knows ``variable`` (the harness runs against whatever main has)."""
+    with open(ROLE_DEFAULTS) as handle:
+        return any(line.startswith(variable + ":") for line in handle)
+
+
+def run_role(config_path, namespace, storage, name="bench", extra_vars=None):
+    """ansible-playbook with the role; returns (seconds, TIMING lines of the task_timing callback, stdout)."""
     playbook = os.path.join(ROOT, "tests", "integration", "playbooks", "create.yml")
-    extra = {"create_name": "bench", "create_included_namespaces": [namespace], "create_storage_dir": storage,
+    extra = {"create_name": name, "create_included_namespaces": [namespace], "create_storage_dir": storage,
              "create_cluster": "bench", "create_auth": {"kubeconfig": config_path}}
+    extra.update(extra_vars or {})
+    shutil.rmtree(os.path.join(storage, "bench", "backups", name), ignore_errors=True)
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1",
                PATH=bindir + os.pathsep + os.environ["PATH"],
@@ -39,46 +55,94 @@ def run_role(config_path, namespace, storage):
     elapsed = time.monotonic() - start
     if proc.returncode != 0 or "Completed" not in proc.stdout:
         raise SystemExit("the role failed:\n" + proc.stdout[-3000:] + proc.stderr[-2000:])
-    return elapsed, [line for line in proc.stdout.splitlines() if line.startswith("TIMING")]
+    return elapsed, [line for line in proc.stdout.splitlines() if line.startswith("TIMING")], proc.stdout
+
+
+def backup_dir(storage, name="bench"):
+    return os.path.join(storage, "bench", "backups", name)
+
+
+def measure_size(core, config_path, pods, rounds, workers, velero, storage):
+    namespace = "bench-role-%d-%d" % (pods, os.getpid())
+    results = {"role": []}
+    timings = []
+    try:
+        hook_pods(core, namespace, pods)
+        order = ["role"] + ["velero-%d" % w for w in workers] if velero is not None else ["role"]
+        for rnd in range(rounds):
+            for side in (order if rnd % 2 == 0 else list(reversed(order))):
+                if side == "role":
+                    elapsed, timing, _ = run_role(config_path, namespace, storage)
+                    timings.append((elapsed, timing))
+                else:
+                    count = int(side.split("-")[1])
+                    velero.use(count)
+                    elapsed, status = velero.backup("bench-%d-%d-%d-%d" % (pods, count, rnd, os.getpid()), namespace)
+                    attempted = status.get("hookStatus", {}).get("hooksAttempted", 0)
+                    if attempted != 2 * pods or status.get("hookStatus", {}).get("hooksFailed"):
+                        raise SystemExit("Velero ran %s hooks (expected %d): %s" % (attempted, 2 * pods, status))
+                results.setdefault(side, []).append(elapsed)
+                print("  %d pods, round %d, %-9s %.2f s" % (pods, rnd + 1, side, elapsed), flush=True)
+    finally:
+        core.delete_namespace(namespace)
+    mid = median(results["role"])
+    timing = min(timings, key=lambda pair: abs(pair[0] - mid))[1]
+    return results, timing
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2, help="best of N rounds for each side")
+    parser.add_argument("--pods", default="200,500", help="comma-separated sizes (default 200,500)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for each side")
+    parser.add_argument("--velero-workers", default="1,8", help="Velero's --item-block-worker-count settings")
+    parser.add_argument("--no-velero", action="store_true", help="only our side")
+    parser.add_argument("--smoke", action="store_true", help="CI smoke: 5 pods, 1 round, no Velero")
     opts = parser.parse_args()
+    if opts.smoke:
+        opts.pods, opts.rounds, opts.no_velero = "5", 1, True
+    counts, workers = sizes(opts.pods), sizes(opts.velero_workers)
     config_path = kubeconfig()
     core = core_api()
-    namespace = "bench-role-%d" % os.getpid()
     storage = tempfile.mkdtemp(prefix="kubehooks-bench-")
+    why_not = "--no-velero" if opts.no_velero else _peer.missing()
+    print("== bench_role: the role kubehooks.backup.create vs velero backup create --wait; %s" % load_line())
+    if why_not and not opts.no_velero:
+        print(why_not)
+    rows = {}
     try:
-        names = hook_pods(core, namespace, opts.pods)
-        floor, role = [], []
-        for _ in range(opts.rounds):
-            start = time.monotonic()
-            raw_client_phase(config_path, namespace, names, ["/bin/true"], 8)
-            core.list_namespaced_pod(namespace, _preload_content=False).data
-            raw_client_phase(config_path, namespace, names, ["/bin/true"], 8)
-            floor.append(time.monotonic() - start)
-            shutil.rmtree(os.path.join(storage, "bench"), ignore_errors=True)
-            elapsed, timing = run_role(config_path, namespace, storage)
-            if not role or elapsed < min(role):
-                best_timing = timing
-            role.append(elapsed)
-        best_floor, best_role = min(floor), min(role)
-        print("pods: %d (pre + post hooks each), best of %d" % (opts.pods, opts.rounds))
-        print("baseline raw client floor (pre, LIST, post; 8 workers): %.2f s" % best_floor)
-        print("role kubehooks.backup.create via ansible-playbook:      %.2f s" % best_role)
-        print("ratio role/floor: %.2f" % (best_role / best_floor))
-        print("where the role's time went (best run):")
-        for line in best_timing:
-            print("  " + line[len("TIMING "):])
-        if opts.pods in VELERO_REFERENCE:
-            print("Velero v1.18.3 reference (not this run): %.1f s -> role/Velero: %.2f  (target <= 1.00)"
-                  % (VELERO_REFERENCE[opts.pods], best_role / VELERO_REFERENCE[opts.pods]))
+        if why_not:
+            for pods in counts:
+                rows[pods] = measure_size(core, config_path, pods, opts.rounds, workers, None, storage)
+        else:
+            with _peer.Velero() as velero:
+                for pods in counts:
+                    rows[pods] = measure_size(core, config_path, pods, opts.rounds, workers, velero, storage)
     finally:
-        core.delete_namespace(namespace)
         shutil.rmtree(storage, ignore_errors=True)
+    print("== results (%s at the end)" % load_line())
+    best = {}
+    for pods in counts:
+        results, timing = rows[pods]
+        print("%d pods (pre + post hook each), %d alternating rounds:" % (pods, opts.rounds))
+        for side in sorted(results, key=lambda s: (s != "role", s)):
+            label = "role kubehooks.backup.create" if side == "role" else (
+                "velero backup create --wait, %s item-block worker(s)" % side.split("-")[1])
+            print("  %-52s %s" % (label, spread(results[side])))
+        veleros = [s for s in results if s != "role"]
+        for side in veleros:
+            print("  " + ratio_line("ratio role/%s" % side, results["role"], results[side], 1.0))
+        if veleros:
+            best[pods] = min(veleros, key=lambda s: median(results[s]))
+            print("  Velero's best setting here: %s" % best[pods])
+        print("  where the role's time went (the median run):")
+        for line in timing:
+            print("    " + line[len("TIMING "):])
+    if len(counts) > 1 and best:
+        small, large = counts[0], counts[-1]
+        ours = median(rows[large][0]["role"]) / median(rows[small][0]["role"])
+        theirs = median(rows[large][0][best[large]]) / median(rows[small][0][best[small]])
+        print("growth %d -> %d pods: role x%.2f, Velero (best setting) x%.2f (target: role's <= Velero's: %s)"
+              % (small, large, ours, theirs, "met" if ours <= theirs else "NOT met"))
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def up(cfg):
     with locked(cfg):
         install.ensure_packages(cfg)
         build.ensure_binaries(cfg)
-        if healthy(cfg):
+        if healthy(cfg) or _revived(cfg):
             say("==> a healthy cluster is running: reusing it")
             finish(cfg, Api.admin(cfg, timeout=5))
         else:
@@ -188,6 +188,24 @@ def up(cfg):
                 say("    (the cluster is left as it is for inspection; 'down' removes it)")
                 raise
     say(f"==> cluster up in {time.monotonic() - t0:.1f}s; logs in {cfg.log_dir}; kubectl: {cfg.kubectl}")
+
+
+def _revived(cfg):
+    """A running cluster that only lacks components a fault test stops (an API server being restarted):
+    start those again instead of wiping the cluster (its etcd, its pods) and starting anew."""
+    if not (netns.exists() and processes.alive(cfg, "containerd")):
+        return False
+    stopped = [name for name in RESTARTABLE if not processes.alive(cfg, name)]
+    if not stopped or len(stopped) == len(RESTARTABLE):
+        return False
+    say(f"==> the cluster runs without {', '.join(stopped)}: starting {'it' if len(stopped) == 1 else 'them'} again")
+    try:
+        for name in stopped:
+            _start_one(cfg, name)
+    except Failure as exc:
+        say(f"    could not: {exc}")
+        return False
+    return healthy(cfg)
 
 
 def down(cfg):
@@ -219,7 +237,8 @@ def stop_component(cfg, name):
         raise Failure(f"cannot stop {name!r} alone; one of: {', '.join(RESTARTABLE)}")
     t0 = time.monotonic()
     with locked(cfg):
-        processes.stop(cfg, name)
+        # A fault, not a shutdown: a short grace (the API server would otherwise wait for open exec streams).
+        processes.stop(cfg, name, timeout=3)
     say(f"==> {name} stopped in {time.monotonic() - t0:.1f}s")
 
 
@@ -229,14 +248,18 @@ def start_component(cfg, name):
         raise Failure(f"cannot start {name!r} alone; one of: {', '.join(RESTARTABLE)}")
     t0 = time.monotonic()
     with locked(cfg):
-        if not processes.alive(cfg, name):
-            processes.start(cfg, name, _component_argv(cfg, name))
+        _start_one(cfg, name)
+    say(f"==> {name} started in {time.monotonic() - t0:.1f}s")
+
+
+def _start_one(cfg, name):
+    if not processes.alive(cfg, name):
+        processes.start(cfg, name, _component_argv(cfg, name))
     api = Api.admin(cfg, timeout=5)
     if name in ("etcd", "kube-apiserver"):
         wait_for("kube-apiserver /readyz", api.healthy, cfg, name, watch=[name])
     elif name == "kubelet":
         wait_for(f"node {cfg.node_name} Ready", lambda: _node_ready(api, cfg.node_name), cfg, name, watch=[name])
-    say(f"==> {name} started in {time.monotonic() - t0:.1f}s")
 
 
 def status(cfg):

@@ -59,21 +59,24 @@ AUTH_ARG_MAP = dict(
     impersonate_groups="impersonate_groups",
 )
 
-SCOPE_ARG_SPEC = dict(
+# Which namespaces and labels are in scope: the pods whose hooks run, and what a backup covers.
+_NAMESPACE_LABEL_SCOPE = dict(
     included_namespaces=dict(type="list", elements="str", default=[]),
     excluded_namespaces=dict(type="list", elements="str", default=[]),
     label_selectors=dict(type="list", elements="str", default=[]),
+)
+
+SCOPE_ARG_SPEC = dict(
+    _NAMESPACE_LABEL_SCOPE,
     hooks=dict(type="list", elements="dict", default=[]),
     max_hook_timeout=dict(type="str"),
 )
 
 # What a backup covers (Velero's Backup spec fields): resource_export reads it, backup_record records it.
 BACKUP_SCOPE_ARG_SPEC = dict(
-    included_namespaces=dict(type="list", elements="str", default=[]),
-    excluded_namespaces=dict(type="list", elements="str", default=[]),
+    _NAMESPACE_LABEL_SCOPE,
     included_resources=dict(type="list", elements="str", default=[]),
     excluded_resources=dict(type="list", elements="str", default=[]),
-    label_selectors=dict(type="list", elements="str", default=[]),
     include_cluster_resources=dict(type="bool"),
 )
 

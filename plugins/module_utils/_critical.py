@@ -212,6 +212,15 @@ class ThawState(object):
         self._lock = threading.Lock()
         # Writes that failed (read-only or full storage): the thaw goes on without them, the run reports them.
         self.errors = []
+        # The file only grows: ``read`` folds in the lines after ``_offset`` (one pass over the file in all,
+        # not one per claim: a claim per pod would otherwise re-read every earlier line).
+        self._read_lock = threading.Lock()
+        self._offset = 0
+        self._state = self._empty()
+
+    @staticmethod
+    def _empty():
+        return {"claimed": {}, "thawed": {}, "released": {}, "done": False, "freeze": []}
 
     def create(self):
         try:
@@ -219,6 +228,8 @@ class ThawState(object):
         except OSError as exc:
             raise KubehooksError("cannot create the thaw state %s (before anything is frozen): %s" % (self.path, exc))
         os.close(fd)
+        with self._read_lock:
+            self._offset, self._state = 0, self._empty()
         return self
 
     def _failed(self, what, exc):
@@ -239,27 +250,34 @@ class ThawState(object):
 
     def read(self):
         """``{"claimed": {pod: by}, "thawed": {pod: by}, "released": {pod: by}, "done": bool, "freeze": [..]}``."""
-        state = {"claimed": {}, "thawed": {}, "released": {}, "done": False, "freeze": []}
-        try:
-            with open(self.path, "rb") as handle:
-                lines = handle.read().decode("utf-8", "replace").splitlines()
-        except (IOError, OSError):
-            return state
-        for line in lines:
+        with self._read_lock:
             try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line being written
-            event = entry.get("event")
-            if event == "done":
-                state["done"] = True
-            elif event == "freeze":
-                state["freeze"].append(entry)
-            elif event in ("claimed", "thawed", "released"):
-                state[event][entry.get("pod")] = entry.get("by")
-                if event == "claimed":
-                    state["released"].pop(entry.get("pod"), None)
-        return state
+                with open(self.path, "rb") as handle:
+                    if os.fstat(handle.fileno()).st_size < self._offset:  # replaced by a new run's file
+                        self._offset, self._state = 0, self._empty()
+                    handle.seek(self._offset)
+                    data = handle.read()
+            except (IOError, OSError):
+                data = b""
+            complete = data[:data.rfind(b"\n") + 1]  # a line still being written is read next time
+            self._offset += len(complete)
+            state = self._state
+            for line in complete.decode("utf-8", "replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a damaged line
+                event = entry.get("event") if isinstance(entry, dict) else None
+                if event == "done":
+                    state["done"] = True
+                elif event == "freeze":
+                    state["freeze"].append(entry)
+                elif event in ("claimed", "thawed", "released"):
+                    state[event][entry.get("pod")] = entry.get("by")
+                    if event == "claimed":
+                        state["released"].pop(entry.get("pod"), None)
+            return {"claimed": dict(state["claimed"]), "thawed": dict(state["thawed"]),
+                    "released": dict(state["released"]), "done": state["done"], "freeze": list(state["freeze"])}
 
     def claim(self, keys, by, steal=False):
         """Claim the post hooks of ``keys`` for ``by``; return the keys now claimed by ``by``.

@@ -277,7 +277,7 @@ def result_for(pod, item, phase):
     )
 
 
-def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
+def _run_pod(pod, phase, get_client, exec_fn, output_cap, report, pass_hook=False):
     """Results for one pod's hooks of ``phase``, in order; calls ``report`` per finished hook."""
     results = []
     stop_reason = None
@@ -296,8 +296,9 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
             result["error"] = "invalid hook: %s" % item["message"]
         else:
             try:
+                extra = {"hook": item} if pass_hook else {}
                 outcome = exec_fn(get_client(), result["namespace"], result["pod"], result["container"],
-                                  result["command"], result["timeout"], output_cap=output_cap)
+                                  result["command"], result["timeout"], output_cap=output_cap, **extra)
             except Exception as exc:  # pylint: disable=broad-except  # record it, keep going
                 outcome = dict(status="failed", error="%s: %s" % (
                     "could not exec" if isinstance(exc, KubehooksError) else type(exc).__name__, exc))
@@ -316,14 +317,15 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report):
 
 
 def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_result=None,
-              exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP):
+              exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP, pass_hook=False):
     """Run ``phase`` (``pre``/``post``) for every pod entry of a plan; return the hook results.
 
     Pods run in parallel, up to ``parallelism`` at a time; one pod's hooks run in order.  Each
     worker thread gets its own ApiClient from ``client_factory()`` (created on first use, closed
     at the end).  ``on_result(result)`` is called once per finished hook, serialised by a lock,
     so it may append to a file.  ``exec_fn`` has ``exec_hook``'s signature (tests inject a fake).
-    The list is in plan order: pods as given, hooks in phase order.
+    The list is in plan order: pods as given, hooks in phase order.  ``pass_hook``: ``exec_fn`` also
+    gets the planned item as ``hook=`` (the restore's exec hooks read their wait-timeout from it).
     """
     if int(parallelism) < 1:
         raise ExecError("parallelism must be at least 1, got %s" % parallelism)
@@ -341,7 +343,7 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     with ThreadClients(client_factory) as clients:
 
         def job(pod):
-            return _run_pod(pod, phase, clients.get, exec_fn, output_cap, report)
+            return _run_pod(pod, phase, clients.get, exec_fn, output_cap, report, pass_hook)
 
         with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
             for pod_results in pool.map(job, pods):

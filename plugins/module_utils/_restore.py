@@ -22,10 +22,14 @@ import time
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot, _layout, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_apply as ra
+from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_hooks as rh
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
+from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_volumes as rv
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, api_caller
+from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals as hook_totals
 
 LOG_BATCH = 200          # log entries per gzip member
 PROGRESS_INTERVAL = 1.0  # seconds between two progress writes (Velero's ticker)
@@ -99,10 +103,85 @@ class _Progress(object):
     def log(self, level, msg, **fields):
         self.pending.append(dict(fields, level=level, msg=msg))
 
+    def volume_bytes(self, done, total):
+        """Progress of the volume data (plain tar bytes): in the record and the log, at most every second."""
+        if self.rdir and (self.clock() - self.last >= PROGRESS_INTERVAL or done >= total):
+            self.last = self.clock()
+            progress = self.record.setdefault("status", {}).setdefault("progress", {})
+            progress["volumeBytesRestored"], progress["volumeBytesTotal"] = int(done), int(total)
+            rr.write_record(self.rdir, self.record)
+            self.log("info", "Restored %d bytes of volume data out of %d" % (done, total),
+                     volumeBytesRestored=int(done), volumeBytesTotal=int(total))
+
     def flush_log(self):
         if self.pending and self.rdir:
             rr.append_log(self.rdir, self.name, self.pending)
         self.pending = []
+
+
+def restore_volume_data(params, factory, call, bdir, restore_name, claims, applier, progress, check_mode=False):
+    """Write the captured data of the claims this restore created (``_restore_volumes``); the per-volume
+    results.  A volume's error joins the restore's errors (PartiallyFailed) and names the volume."""
+    backup_name = params["backup"]
+    try:
+        entries = rv.read_index(bdir, backup_name)
+    except KubehooksError as exc:
+        applier.errors.append({"namespace": None, "resource": rp.PVCS, "message": str(exc)})
+        return []
+    jobs, notes = rv.plan_volumes(entries, claims, bdir, backup_name)
+    for level, namespace, message in notes:
+        if level == "warning":
+            applier.warnings.append({"namespace": namespace, "resource": rp.PVCS, "message": message})
+        progress.log(level, message)
+    image = params.get("volume_helper_image")
+    if check_mode:
+        return [rv.plan_entry(job, image, restore_name) for job in jobs]
+    if not jobs:
+        return []
+    progress.log("info", "Restoring the data of %d volume(s), %d bytes, through helper pods"
+                 % (len(jobs), sum(job["tar_bytes"] for job in jobs)))
+    writer = rv.VolumeWriter(call, factory(), restore_name, backup_name, image=image,
+                             timeout=params.get("volume_helper_timeout"), progress=progress.volume_bytes)
+    results = writer.run(jobs)
+    for result in results:
+        if result.get("warning"):
+            applier.warnings.append({"namespace": result["target_namespace"], "resource": rp.PODS,
+                                     "message": result["warning"]})
+            progress.log("warning", result["warning"], namespace=result["target_namespace"])
+        if result["status"] == rv.SUCCEEDED:
+            progress.log("info", "volume %s restored into claim %s/%s: %d files, %d bytes in %ss" % (
+                result["volume"], result["target_namespace"], result["pvc"], result["written_files"],
+                result["written_bytes"], result["duration"]), namespace=result["target_namespace"],
+                persistentVolumeClaim=result["pvc"])
+        else:
+            applier.errors.append({"namespace": result["target_namespace"], "resource": rp.PVCS,
+                                   "message": result["error"]})
+            progress.log("error", result["error"], namespace=result["target_namespace"],
+                         persistentVolumeClaim=result["pvc"])
+    progress.flush_log()
+    return results
+
+
+def run_restore_hooks(params, factory, hook_pods, applier, progress, restore_name):
+    """The restored pods' exec hooks (``_restore_hooks``), after every item; each logged with Velero's
+    field names; a failed hook joins the restore's errors (PartiallyFailed)."""
+    if not hook_pods:
+        return []
+    progress.log("info", "Running the restore exec hooks of %d pod(s)" % len(hook_pods))
+    progress.flush_log()
+
+    def on_result(result):
+        progress.pending.append(rh.log_entry(result, restore_name))
+
+    results = rh.run_exec_hooks(hook_pods, factory, parallelism=params.get("hook_parallelism") or 8,
+                                on_result=on_result)
+    for result in results:
+        if result["status"] == "failed":
+            applier.errors.append({"namespace": result["namespace"], "resource": rp.PODS,
+                                   "message": "restore exec hook %s of pod %s/%s failed: %s" % (
+                                       result["name"], result["namespace"], result["pod"], result["error"])})
+    progress.flush_log()
+    return results
 
 
 def run(params, factory, check_mode=False, call=None):
@@ -119,13 +198,27 @@ def run(params, factory, check_mode=False, call=None):
     if os.path.isdir(bdir):  # the claims with a CSI snapshot are restored from it
         options.csi_snapshots = _csi_snapshot.restore_sources(
             _volumes.read_volumes_index(_layout.volumes_index(bdir, params["backup"])))
+    helper_timeout = params.get("volume_helper_timeout")
+    if helper_timeout is not None and (isinstance(helper_timeout, bool) or not isinstance(helper_timeout, int)
+                                       or helper_timeout <= 0):
+        raise KubehooksError("volume_helper_timeout must be a positive number of seconds, got %r" % (helper_timeout,))
+    rules = rh.parse_restore_rules(params.get("hooks"))
+    wait_timeout = rh.DEFAULT_WAIT_TIMEOUT
+    if params.get("hook_wait_timeout") not in (None, ""):
+        try:
+            wait_timeout = parse_duration(params["hook_wait_timeout"])
+        except ValueError as exc:
+            raise KubehooksError("hook_wait_timeout: %s" % exc)
     rdir = os.path.join(root, _layout.RESTORES_DIR, restore_name)
     archive_file = _layout.archive_path(bdir, params["backup"])
     if not os.path.isdir(bdir):
         raise KubehooksError("backup %s not found: no directory %s" % (params["backup"], bdir))
     if os.path.exists(rdir):  # checked before the archive is read; claimed (race-free) below
         raise KubehooksError("restore %s already exists in %s: choose another name" % (restore_name, os.path.dirname(rdir)))
-    record = rr.new_record(restore_name, options.spec(), cluster, bdir)
+    spec = options.spec()
+    if params.get("hooks"):
+        spec["hooks"] = {"resources": params["hooks"]}
+    record = rr.new_record(restore_name, spec, cluster, bdir)
     result = dict(name=restore_name, backup=params["backup"], backup_dir=bdir, restore_dir=rdir,
                   files=_layout.restore_files_of(rdir, restore_name))
 
@@ -135,6 +228,7 @@ def run(params, factory, check_mode=False, call=None):
     workdir = tempfile.mkdtemp(prefix="kubehooks-restore-")
     progress = _Progress(None if check_mode else rdir, restore_name, record, 0)
     planned, applier, fatal = [], None, None
+    claims, volumes, hook_pods, hook_results, init_hooks, created_pods = {}, [], [], [], [], set()
     try:
         try:
             info = rp.extract_archive(archive_file, os.path.join(workdir, "archive"))
@@ -158,17 +252,48 @@ def run(params, factory, check_mode=False, call=None):
 
             def on_item(item):
                 progress(item)
+                if item["group_resource"] == rp.PVCS:
+                    claims[(item["namespace"], item["name"])] = (item["target_namespace"], item["outcome"])
+                elif item["group_resource"] == rp.PODS and item["outcome"] == ra.CREATED:
+                    created_pods.add((item["target_namespace"], item["name"]))
                 if check_mode and len(planned) < PLAN_LIMIT:
                     planned.append(dict((k, item[k]) for k in (
                         "group_resource", "namespace", "target_namespace", "name", "stage", "outcome", "message")))
 
             def before_stage(stage):
-                progress.log("info", "resources restored; next stage: %s (volume data and restore hooks go here)"
-                             % stage)
+                progress.log("info", "resources restored; next stage: %s" % stage)
+                if params.get("volume_data", True):
+                    volumes.extend(restore_volume_data(params, factory, call, bdir, restore_name, claims, applier,
+                                                       progress, check_mode))
+
+            def prepare(entry, cleaned):
+                if entry["group_resource"] != rp.PODS:
+                    return cleaned
+                try:
+                    containers, source = rh.init_containers(cleaned, rules)
+                except rh.InitHookError as exc:
+                    raise KubehooksError(str(exc))
+                if containers:
+                    rh.add_init_containers(cleaned, containers)
+                    init_hooks.append(dict(namespace=cleaned["metadata"].get("namespace"), pod=entry["name"],
+                                           source=source, containers=[c.get("name") for c in containers]))
+                    progress.log("info", "init hook: %d init container(s) added first to pod %s/%s (%s)" % (
+                        len(containers), cleaned["metadata"].get("namespace"), entry["name"], source),
+                        hookType="init", hookSource=source, namespace=cleaned["metadata"].get("namespace"),
+                        pod=entry["name"], hookContainer=[c.get("name") for c in containers])
+                hooks = rh.exec_hooks(cleaned, rules, wait_timeout)
+                if hooks["post"] or hooks["errors"]:
+                    hook_pods.append(hooks)
+                return cleaned
 
             applier = ra.Applier(call, options, archive, resources, on_item=on_item, before_stage=before_stage,
-                                 dry_run=check_mode, terminating_timeout=params.get("terminating_timeout") or 600)
+                                 dry_run=check_mode, terminating_timeout=params.get("terminating_timeout") or 600,
+                                 prepare=prepare)
             applier.run(rp.iter_plan(archive, options))
+            if not check_mode:
+                hook_results.extend(run_restore_hooks(
+                    params, factory, [p for p in hook_pods if (p["namespace"], p["name"]) in created_pods], applier,
+                    progress, restore_name))
             applier.warnings.extend({"message": w} for w in discovery_warnings)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -176,15 +301,24 @@ def run(params, factory, check_mode=False, call=None):
     errors = list(applier.errors) if applier else []
     warnings = list(applier.warnings) if applier else []
     counts = progress.outcomes.counts
+    result["volumes"] = volumes
+    hook_count = hook_totals(hook_results)
+    result.update(init_hooks=init_hooks, hooks=hook_results, hooks_attempted=hook_count["hooks_attempted"],
+                  hooks_failed=hook_count["hooks_failed"])
     result.update(total_items=progress.total, items_restored=progress.outcomes.restored, outcomes=counts,
                   peak_rss_kib=peak_rss_kib(), duration=round(time.time() - started, 3),
                   error_messages=[e["message"] for e in errors] + ([fatal] if fatal else []),
                   warning_messages=[w["message"] for w in warnings])
     if check_mode:
+        result["hooks"] = [dict(namespace=p["namespace"], pod=p["name"], hooks=p["post"], errors=p["errors"])
+                           for p in hook_pods]
         result.update(changed=bool(planned), phase=rr.PHASE_NEW, record=record, plan=planned,
                       plan_truncated=progress.total > PLAN_LIMIT)
         return result
     rr.finish_record(record, errors, warnings, failure_reason=fatal)
+    if hook_results:
+        record["status"]["hookStatus"] = {"hooksAttempted": hook_count["hooks_attempted"],
+                                          "hooksFailed": hook_count["hooks_failed"]}
     rr.set_progress(record, progress.outcomes.restored, max(progress.total, progress.outcomes.restored))
     progress.log("error" if fatal else "info", "restore failed: %s" % fatal if fatal else "restore completed")
     progress.flush_log()

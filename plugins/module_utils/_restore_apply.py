@@ -125,17 +125,20 @@ class Applier(object):
     called after each item with a dict (group_resource, namespace, name, target_namespace,
     resource_key, outcome, message, stage).  ``before_stage(stage)`` is called once when the plan
     reaches a new stage (the hook point for volume data and restore hooks, before the first pod).
-    ``dry_run``: GETs only, outcomes are the planned actions.
+    ``dry_run``: GETs only, outcomes are the planned actions.  ``prepare(entry, cleaned)`` may change a
+    cleaned object just before it is created (the restore's init hooks); an exception it raises fails
+    that item with its message.
     """
 
     def __init__(self, call, options, archive, resources, on_item=None, before_stage=None, dry_run=False,
-                 terminating_timeout=600, sleep=time.sleep, clock=time.monotonic):
+                 terminating_timeout=600, sleep=time.sleep, clock=time.monotonic, prepare=None):
         self.call = call
         self.options = options
         self.archive = archive
         self.by_name = dict((r["group_resource"], r) for r in resources)
         self.on_item = on_item or (lambda outcome: None)
         self.before_stage = before_stage
+        self.prepare = prepare
         self.dry_run = dry_run
         self.terminating_timeout = terminating_timeout
         self.sleep = sleep
@@ -282,6 +285,14 @@ class Applier(object):
         if skip:
             self._report(entry, SKIPPED, skip, obj)
             return SKIPPED
+        if self.prepare is not None:
+            try:
+                cleaned = self.prepare(entry, cleaned)
+            except Exception as exc:  # pylint: disable=broad-except  # that item's failure
+                message = "error restoring %s: %s" % (self._id(entry), exc)
+                self._fail(target_ns, group_resource, message)
+                self._report(entry, FAILED, message, obj)
+                return FAILED
         resource = self.by_name.get(group_resource)
         if resource is None:
             message = "error restoring %s: the cluster does not serve %s" % (self._id(entry), group_resource)

@@ -78,7 +78,9 @@ def mark_started(record, total_items=0, now=None):
 
 
 def set_progress(record, items_restored, total_items):
-    record.setdefault("status", {})["progress"] = {"totalItems": int(total_items), "itemsRestored": int(items_restored)}
+    """Velero's item counters; other keys of ``status.progress`` (the volume bytes) are kept."""
+    record.setdefault("status", {}).setdefault("progress", {}).update(
+        totalItems=int(total_items), itemsRestored=int(items_restored))
     return record
 
 

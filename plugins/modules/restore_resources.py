@@ -123,9 +123,63 @@ options:
   request_timeout:
     description: Seconds each API request may take.
     type: float
+  volume_data:
+    description:
+      - Write the volume data the backup captured (C(<backup>-volumes.json.gz)) into the claims this restore
+        creates, before any pod is created - so a workload's pods start on their data.
+      - Per claim, a short-lived helper pod mounts it, the archive (its sha256 checked first) is streamed into
+        C(tar -x) through C(pods/exec), the member count and checksum are compared with the backup's, and the
+        helper is deleted. A missing or corrupted archive, a full volume or a helper that cannot start is that
+        volume's error (the restore ends PartiallyFailed, naming it); the other volumes are unaffected.
+      - A claim that already existed keeps its data (reported in the log). C(emptyDir) data is not restored
+        (a warning).
+    type: bool
+    default: true
+  volume_helper_image:
+    description:
+      - The helper pod's image. It needs C(tar) (GNU tar or busybox, with C(--numeric-owner)) and C(sleep); it runs
+        as root so that the files keep their owners and modes. It is pulled with C(IfNotPresent).
+      - Default C(docker.io/library/debian:bookworm-slim).
+    type: str
+  volume_helper_timeout:
+    description: Seconds one volume may take, from the helper pod's creation to the end of its data.
+    type: int
+    default: 600
+  hooks:
+    description:
+      - Restore hook rules, the items of Velero's Restore C(spec.hooks.resources) - C(name),
+        C(includedNamespaces), C(excludedNamespaces), C(includedResources), C(excludedResources), C(labelSelector)
+        and C(postHooks), a list of C(exec) (C(container), C(command), C(onError), C(execTimeout), C(waitTimeout),
+        C(waitForReady)) or C(init) (C(initContainers), full container specs with name, image and command;
+        C(timeout), unused as in Velero) hooks. Namespaces are matched after O(namespace_mappings), as Velero.
+      - "Pod annotations win over the rules, per kind: C(init.hook.restore.velero.io/container-image),
+        C(/container-name), C(/command) add an init container first to the restored pod;
+        C(post.hook.restore.velero.io/command), C(/container), C(/on-error), C(/exec-timeout), C(/wait-timeout),
+        C(/wait-for-ready) exec a command once the container is running (or ready)."
+      - Exec hooks run after every item is restored, one pod's hooks in order (on-error V(Fail), the default,
+        stops that pod's later hooks), pods in parallel. Defaults - exec timeout 30s, wait timeout
+        O(hook_wait_timeout), wait-for-ready false.
+      - An invalid rule fails the task before anything is written. An invalid annotation value is that hook's
+        error (Velero would silently use a default) - an exec hook fails without running; an init hook fails
+        its pod's item (the pod is not restored). Results are counted in the record's C(status.hookStatus)
+        and logged with Velero's field names (C(hookCommand), C(hookContainer), ...).
+    type: list
+    elements: dict
+    default: []
+  hook_wait_timeout:
+    description:
+      - How long an exec hook waits for its container when it sets no wait timeout (a Go duration or seconds).
+        Velero waits without a limit.
+    type: str
+    default: 10m
+  hook_parallelism:
+    description: Pods whose exec hooks run at the same time.
+    type: int
+    default: 8
 notes:
   - "RBAC: get on the discovery endpoints; get/create (and patch for existing items) on every restored type;
-    get/create on namespaces; get/patch on persistentvolumes. The collection ships a least-privilege example
+    get/create on namespaces; get/patch on persistentvolumes; for volume data get/create/delete on pods and
+    get/create on pods/exec (the helper pods). The collection ships a least-privilege example
     in C(files/rbac/restore.yml)."
   - A backup written by the collection's earlier release restores as well (same archive layout).
 seealso:
@@ -204,6 +258,36 @@ warning_messages:
   returned: always
   type: list
   elements: str
+volumes:
+  description:
+    - One entry per volume whose data was (or, in check mode, would be) written - namespace (the backup's),
+      target_namespace, pvc, pod and volume (where the backup captured it), archive, bytes, files, helper_pod,
+      status (succeeded, failed; planned in check mode), and when written error, written_bytes, written_files,
+      duration, and warning when the helper pod could not be deleted.
+  returned: always
+  type: list
+  elements: dict
+hooks:
+  description:
+    - The restore exec hooks' results, as M(kubehooks.backup.pod_hooks) returns them (namespace, pod, container,
+      command, source, name, on_error, timeout, status, exit_code, stdout, stderr, duration, error, reason).
+    - In check mode, the restored pods' planned exec hooks - namespace, pod, hooks, errors.
+  returned: always
+  type: list
+  elements: dict
+hooks_attempted:
+  description: Velero's C(hookStatus.hooksAttempted) of the exec hooks.
+  returned: always
+  type: int
+hooks_failed:
+  description: Velero's C(hookStatus.hooksFailed).
+  returned: always
+  type: int
+init_hooks:
+  description: The pods that got init containers - namespace, pod, source (annotation or spec), containers.
+  returned: always
+  type: list
+  elements: dict
 peak_rss_kib:
   description: The module's peak resident memory in KiB (memory stays flat with the number of objects).
   returned: always
@@ -241,6 +325,12 @@ def main():
         preserve_node_ports=dict(type="bool", default=False),
         terminating_timeout=dict(type="int", default=600),
         request_timeout=dict(type="float"),
+        volume_data=dict(type="bool", default=True),
+        volume_helper_image=dict(type="str"),
+        volume_helper_timeout=dict(type="int", default=600),
+        hooks=dict(type="list", elements="dict", default=[]),
+        hook_wait_timeout=dict(type="str", default="10m"),
+        hook_parallelism=dict(type="int", default=8),
     )
     KubehooksModule(spec, mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")]).run(execute)
 

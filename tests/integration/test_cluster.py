@@ -278,10 +278,11 @@ def test_lifecycle_down_up_and_crash_recovery(cluster, core_v1, namespace, pods,
 
 @pytest.mark.lifecycle
 def test_stop_and_start_one_component_for_fault_tests(cluster):
-    """`localcluster stop kube-apiserver` makes the API refuse connections while the rest runs;
-    `start` brings it back on the same state (what the fault tests rely on)."""
+    """`localcluster stop kube-apiserver` makes the API refuse connections while the rest runs; `up` (as
+    `make integration` runs it) or `start` brings it back on the same state instead of a new cluster."""
     cfg = lc_config.load()
     others = {n: lc_processes.record(cfg, n) for n in lc_cluster.COMPONENTS if n != "kube-apiserver"}
+    default_uid = cluster.kubectl_run("get", "namespace", "default", "-o", "jsonpath={.metadata.uid}").stdout
     _tool("stop", "kube-apiserver")
     try:
         assert not lc_processes.alive(cfg, "kube-apiserver")
@@ -291,10 +292,15 @@ def test_stop_and_start_one_component_for_fault_tests(cluster):
         # the other components were left alone (same pid and start time)
         assert {n: lc_processes.record(cfg, n) for n in others} == others
         assert all(lc_processes.alive(cfg, n) for n in others)
+        # `up` on a cluster that only lacks the API server starts it again: nothing is wiped
+        up = _tool("up")
+        assert "starting it again" in up.stderr and "cleaning up" not in up.stderr, up.stderr[-2000:]
     finally:
-        _tool("start", "kube-apiserver")
+        _tool("start", "kube-apiserver")  # nothing to do when `up` revived it
     assert cluster.kubectl_run("get", "--raw", "/readyz").stdout.strip() == "ok"
     assert lc_cluster.healthy(cfg)
+    assert cluster.kubectl_run("get", "namespace", "default", "-o", "jsonpath={.metadata.uid}").stdout == default_uid
+    assert {n: lc_processes.record(cfg, n) for n in others} == others
     wrong = subprocess.run([sys.executable, "-m", "localcluster", "stop", "containerd"], cwd=REPO,
                            capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr

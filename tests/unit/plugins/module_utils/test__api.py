@@ -124,3 +124,53 @@ def test_thread_clients_one_per_thread_all_closed():
     assert len(made) == 4 and all(first is second for first, second in seen.values())
     assert len(set(id(first) for first, _second in seen.values())) == 4
     assert all(client.closed for client in made)
+
+
+# --------------------------------------------------------------------------------------------------
+# One TLS context per TLS setting, shared by every exec websocket of the process
+# --------------------------------------------------------------------------------------------------
+
+def _fresh_contexts(monkeypatch):
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api
+    monkeypatch.setattr(_api, "_SSL_CONTEXTS", {})
+    monkeypatch.delenv("SSLKEYLOGFILE", raising=False)
+    monkeypatch.delenv("WEBSOCKET_CLIENT_CA_BUNDLE", raising=False)
+    return _api
+
+
+def test_shared_ssl_context_is_built_once_per_setting_and_verifies_like_websocket_client(monkeypatch):
+    import ssl
+    import certifi
+    _api = _fresh_contexts(monkeypatch)
+    verified = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": certifi.where()}
+    first = _api.shared_ssl_context(dict(verified))
+    assert first is _api.shared_ssl_context(dict(verified, server_hostname="api.example"))  # SNI is per socket
+    assert (first.verify_mode, first.check_hostname) == (ssl.CERT_REQUIRED, True)
+    assert first.cert_store_stats()["x509_ca"] > 0
+    no_hostname = _api.shared_ssl_context(dict(verified, check_hostname=False))
+    assert no_hostname is not first and (no_hostname.verify_mode, no_hostname.check_hostname) == (ssl.CERT_REQUIRED, False)
+    insecure = _api.shared_ssl_context({"cert_reqs": ssl.CERT_NONE})
+    assert (insecure.verify_mode, insecure.check_hostname) == (ssl.CERT_NONE, False)
+
+
+def test_shared_ssl_context_leaves_what_it_does_not_mirror_to_websocket_client(monkeypatch, tmp_path):
+    import ssl
+    import certifi
+    _api = _fresh_contexts(monkeypatch)
+    assert _api.shared_ssl_context({"cert_reqs": ssl.CERT_REQUIRED, "ciphers": "HIGH"}) is None
+    assert _api.shared_ssl_context({"context": ssl.create_default_context()}) is None
+    # A CA file that cannot be loaded: the library builds its own context and reports its own error.
+    assert _api.shared_ssl_context({"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(tmp_path / "missing.crt")}) is None
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys"))
+    assert _api.shared_ssl_context({"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": certifi.where()}) is None
+
+
+def test_exec_websockets_get_the_shared_context(monkeypatch):
+    import ssl
+    import certifi
+    _api = _fresh_contexts(monkeypatch)
+    sslopt = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": certifi.where()}
+    first = _api._TimedWebSocket(sslopt=dict(sslopt))
+    second = _api._TimedWebSocket(sslopt=dict(sslopt))
+    assert first.sock_opt.sslopt["context"] is second.sock_opt.sslopt["context"]
+    assert first.sock_opt.sslopt["context"] is _api.shared_ssl_context(sslopt)

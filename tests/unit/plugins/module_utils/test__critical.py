@@ -382,3 +382,23 @@ def test_a_deleted_pod_counts_as_thawed_not_as_possibly_frozen(tmp_path):
     assert result["not_thawed"] == [] and state["thawed"] == {"ns/a": "controller"}
     post = [r for r in result["hooks"] if r["phase"] == "post"][0]
     assert post["not_executed"] == _exec.GONE and post["attempts"] == 1
+
+
+def test_thaw_state_reads_only_what_was_appended_since_and_waits_for_a_whole_line(tmp_path):
+    path = str(tmp_path / "b-thaw-state.jsonl")
+    marks = ThawState(path).create()
+    other = ThawState(path)  # the watchdog's own view of the same file
+    assert marks.claim(["ns/a", "ns/b"], "controller") == ["ns/a", "ns/b"]
+    assert other.claim(["ns/a"], "watchdog") == []  # claimed by the controller
+    marks.mark("thawed", "ns/a", "controller")
+    with open(path, "a") as handle:
+        handle.write('{"event": "thawed", "pod": "ns/b", "by": "contr')  # a line still being written
+    assert other.read()["thawed"] == {"ns/a": "controller"}
+    with open(path, "a") as handle:
+        handle.write('oller"}\n')
+    assert other.read()["thawed"] == {"ns/a": "controller", "ns/b": "controller"}
+    first = other.read()
+    first["thawed"].clear()  # callers get a copy
+    assert other.read()["thawed"] == {"ns/a": "controller", "ns/b": "controller"}
+    ThawState(path).create()  # a new file for a new run: the old view starts over
+    assert other.read() == {"claimed": {}, "thawed": {}, "released": {}, "done": False, "freeze": []}
