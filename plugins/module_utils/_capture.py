@@ -605,7 +605,7 @@ def index_entry(namespace, pod, item, outcome=None, path=None):
         bytes=int(outcome.get("bytes") or 0),
         files=int(outcome.get("files") or 0),
         sha256=outcome.get("sha256") if succeeded else None,
-        method=METHOD,
+        method=item.get("method") or METHOD,
         status="succeeded" if succeeded else "failed",
         error=None if succeeded else (outcome.get("error") or item.get("error") or "not copied"),
         tar_bytes=int(outcome.get("tar_bytes") or 0),

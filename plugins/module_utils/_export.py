@@ -56,14 +56,16 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import functools
 import gzip
 import io
+import itertools
 import json
 import os
 import tarfile
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot, _layout, _volumes
 try:
     from ansible.module_utils.six.moves.urllib.parse import quote
 except ImportError:  # pragma: no cover - only outside Ansible
@@ -728,11 +730,36 @@ def iter_items(get_json, resources, included_namespaces, excluded_namespaces, re
 # Entry point
 # --------------------------------------------------------------------------------------------
 
+def _additional(resources, additional_items, get_json, state):
+    """The resource entries of ``additional_items``' pairs (discovery's), in the order they come."""
+    by_name = dict((resource["group_resource"], resource) for resource in resources)
+    problems = []
+    for group_resource, obj in additional_items(get_json, problems):
+        resource = by_name.get(group_resource)
+        if resource is None:
+            problems.append("%s is not served by the API server" % group_resource)
+            continue
+        yield resource, obj
+    for message in problems:
+        state["errors"].append({"resource": "additional items", "namespace": None, "message": message})
+
+
+def snapshot_items(snapshots, get_json, problems):
+    """``additional_items`` for the CSI snapshots of the volumes index (``_csi_snapshot.archive_items``)."""
+    def call(method, path, body=None, query=None):  # pylint: disable=unused-argument  # GETs only
+        return get_json(path, query)
+    return _csi_snapshot.archive_items(call, snapshots, problems)
+
+
 def export(api_client, name, workdir, included_namespaces=None, excluded_namespaces=None,
            included_resources=None, excluded_resources=None, label_selector=None,
            include_cluster_resources=None, exclude_pods=(), progress=None,
-           page_size=DEFAULT_PAGE_SIZE, get_json=None, request_timeout=None):
+           page_size=DEFAULT_PAGE_SIZE, get_json=None, request_timeout=None, additional_items=None):
     """Export the resources in scope to ``<workdir>/<name>.tar.gz`` in Velero's layout.
+
+    ``additional_items(get_json, problems)``: optional, yields ``(group_resource, object)`` pairs added
+    after the listed items whatever the type selection (Velero's additional items: the VolumeSnapshots
+    of the backup's CSI snapshots, ``_csi_snapshot.archive_items``); its ``problems`` become errors.
 
     ``label_selector``: a selector string or a list of them (ANDed, as ``label_selectors``).
     ``include_cluster_resources``: None, True or False (Velero's semantics, see the module doc).
@@ -774,6 +801,8 @@ def export(api_client, name, workdir, included_namespaces=None, excluded_namespa
         resource_filter = ResourceFilter(included_resources, excluded_resources, resources)
         items = iter_items(get_json, resources, included_namespaces, excluded_namespaces, resource_filter,
                            include_cluster_resources, selector, requirements, state, page_size)
+        if additional_items is not None:
+            items = itertools.chain(items, _additional(resources, additional_items, get_json, state))
         write_archive(writer, items, exclude_pods, progress, state)
         writer.close()
     except BaseException:
@@ -875,13 +904,18 @@ def export_task(client_factory, params, check_mode=False):
         progress = ProgressFile(_layout.progress_path(bdir, params["name"]), params["name"])
     except OSError:
         pass  # export() reports the unusable directory itself
+    snapshots = [e for e in _volumes.read_volumes_index(_layout.volumes_index(bdir, params["name"]))
+                 if e.get("method") == _volumes.CSI_SNAPSHOT_METHOD]
+    # the critical section cut CSI snapshots: their objects go into the archive, as Velero's
+    additional = functools.partial(snapshot_items, snapshots) if snapshots else None
     try:
         result = export(
             client_factory(), params["name"], bdir,
             included_namespaces=params["included_namespaces"], excluded_namespaces=params["excluded_namespaces"],
             included_resources=params["included_resources"], excluded_resources=params["excluded_resources"],
             label_selector=params["label_selectors"], include_cluster_resources=params["include_cluster_resources"],
-            exclude_pods=params["exclude_pods"], progress=progress, page_size=params["page_size"])
+            exclude_pods=params["exclude_pods"], progress=progress, page_size=params["page_size"],
+            additional_items=additional)
     except KubehooksError as exc:
         if progress is not None:
             progress.finish(error=str(exc))

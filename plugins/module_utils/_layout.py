@@ -272,6 +272,11 @@ FILE_NAMES = {
     "progress": "{name}-progress.json",
     "volumes": "{name}-volumes",
     "volumes_index": "{name}-volumes.json.gz",
+    # Velero's files about CSI snapshots (pkg/persistence/object_store.go), written by backup_capture
+    "csi_volumesnapshots": "{name}-csi-volumesnapshots.json.gz",
+    "csi_volumesnapshotcontents": "{name}-csi-volumesnapshotcontents.json.gz",
+    "csi_volumesnapshotclasses": "{name}-csi-volumesnapshotclasses.json.gz",
+    "volumeinfo": "{name}-volumeinfo.json.gz",
     "thaw_state": "{name}-thaw-state.jsonl",
     "watchdog": "{name}-watchdog.json",
 }

@@ -287,6 +287,10 @@ def finish_record(record, phase, hook_totals=None, export_result=None, errors=No
         status["completionTimestamp"] = timestamp(now)
     if volume_totals is not None:
         set_annotation(record, ANNOTATION_VOLUMES, json.dumps(dict(volume_totals), sort_keys=True))
+        if volume_totals.get("csi_snapshots"):  # Velero's counters (omitted when zero, as Velero's omitempty)
+            status["csiVolumeSnapshotsAttempted"] = int(volume_totals["csi_snapshots"])
+            if volume_totals.get("csi_snapshots_completed"):
+                status["csiVolumeSnapshotsCompleted"] = int(volume_totals["csi_snapshots_completed"])
     if freeze_windows:
         set_annotation(record, ANNOTATION_FREEZE_WINDOWS, json.dumps(list(freeze_windows), sort_keys=True))
     if not_thawed is not None:

@@ -342,13 +342,16 @@ def capture_outcome(capture, name):
     ``freeze_window_seconds`` and ``watchdog``).  Its hooks come through ``hook_results``, the one
     door for hooks; the watchdog's, when it acted, are added here.  PURE."""
     out = dict(volumes=[], volume_totals=None, freeze_window=None, freeze_windows=[], not_thawed=[],
-               failed_pods=[], watchdog=None, watchdog_hooks=[], run_errors=[])
+               failed_pods=[], watchdog=None, watchdog_hooks=[], run_errors=[], volumes_skipped=[])
     if not capture:
         return out
     if "volumes" not in capture and "hooks" not in capture:  # the task failed before it could run
         out["run_errors"].append("the critical section could not run: %s" % (capture.get("msg") or "failed"))
         return out
     out["volumes"] = [v for v in capture.get("volumes") or [] if isinstance(v, dict)]
+    out["volumes_skipped"] = [v for v in capture.get("volumes_skipped") or [] if isinstance(v, dict)]
+    out["run_errors"] += ["Velero's CSI snapshot files miss an object: %s" % problem
+                          for problem in capture.get("velero_file_problems") or []]
     out["volume_totals"] = dict(capture.get("volume_totals") or _volumes.volume_totals(out["volumes"]))
     out["freeze_window"] = capture.get("freeze_window_seconds")
     out["freeze_windows"] = [dict(group=g.get("id"), pods=list(g.get("pods") or []),
@@ -378,10 +381,19 @@ def volume_errors(volumes):
             for v in volumes if v.get("status") != "succeeded"]
 
 
-def volume_log_entries(volumes):
-    entries = []
+def volume_log_entries(volumes, skipped=()):
+    """Log entries for the volumes (and the snapshots skipped, as Velero logs them: info)."""
+    entries = [{"level": "info", "msg": "Skipping snapshot of volume %s (claim %s) of pod %s/%s: %s" % (
+        v.get("volume"), v.get("pvc"), v.get("namespace"), v.get("pod"), v.get("reason")),
+        "namespace": v.get("namespace"), "pod": v.get("pod"), "volume": v.get("volume")} for v in skipped]
     for v in volumes:
-        if v.get("status") == "succeeded":
+        if v.get("status") == "succeeded" and v.get("method") == _volumes.CSI_SNAPSHOT_METHOD:
+            entries.append({"level": "info", "msg": "Created VolumeSnapshot %s/%s of claim %s (pod %s), ready to use" % (
+                v.get("namespace"), v.get("volume_snapshot"), v.get("pvc"), v.get("pod")),
+                "namespace": v.get("namespace"), "pod": v.get("pod"), "volume": v.get("volume"),
+                "volumeSnapshot": v.get("volume_snapshot"), "volumeSnapshotContent": v.get("volume_snapshot_content"),
+                "snapshotHandle": v.get("snapshot_handle")})
+        elif v.get("status") == "succeeded":
             entries.append({"level": "info", "msg": "Backed up volume %s of pod %s/%s" % (v.get("volume"),
                             v.get("namespace"), v.get("pod")), "namespace": v.get("namespace"), "pod": v.get("pod"),
                             "volume": v.get("volume"), "bytes": v.get("bytes"), "files": v.get("files"),
@@ -430,7 +442,8 @@ def write_finished(bdir, name, record, outcome, adopt):
     export_entries = export_log_entries(export_result, outcome["failure_reason"],
                                         (export_result or {}).get("finished_at"))
     if capture.get("volume_totals") is not None:  # the critical section: the export ran after the thaw
-        entries = pre + volume_log_entries(capture.get("volumes") or []) + post + export_entries
+        entries = pre + volume_log_entries(capture.get("volumes") or [], capture.get("volumes_skipped") or []) + post \
+            + export_entries
     else:  # pre hooks, export, post hooks as separate tasks
         entries = pre + export_entries + post
     entries.extend({"level": "error", "msg": text} for text in outcome["run_errors"])

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot, _layout, _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_apply as ra
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_hooks as rh
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
@@ -195,6 +195,9 @@ def run(params, factory, check_mode=False, call=None):
     restore_name = params.get("name") or rr.default_name(params["backup"], started)
     _layout.check_backup_name(restore_name, "restore")
     options = options_from(params, restore_name)
+    if os.path.isdir(bdir):  # the claims with a CSI snapshot are restored from it
+        options.csi_snapshots = _csi_snapshot.restore_sources(
+            _volumes.read_volumes_index(_layout.volumes_index(bdir, params["backup"])))
     helper_timeout = params.get("volume_helper_timeout")
     if helper_timeout is not None and (isinstance(helper_timeout, bool) or not isinstance(helper_timeout, int)
                                        or helper_timeout <= 0):

@@ -47,6 +47,7 @@ try:
 except ImportError:  # pragma: no cover - only outside Ansible
     from urllib.parse import quote
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_plan as rp
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError
 
@@ -303,7 +304,14 @@ class Applier(object):
             if decided:
                 return decided
         if group_resource == rp.PVCS:
-            self._claim_volume(entry, cleaned)
+            snapshot = rp.snapshot_of_claim(self.options, entry["namespace"], entry["name"])
+            if snapshot is not None:
+                problem = self._snapshot_for_claim(entry, snapshot)
+                if problem:
+                    self._report(entry, FAILED, problem, cleaned)
+                    return FAILED
+            else:
+                self._claim_volume(entry, cleaned)
         return self._create(entry, cleaned, status, resource, obj)
 
     @staticmethod
@@ -353,6 +361,48 @@ class Applier(object):
             self._warn(None, rp.PVS, message)
             self._report(entry, SKIPPED, message, cleaned)
             return SKIPPED
+        return None
+
+    def _snapshot_for_claim(self, entry, snapshot):
+        """Make sure the VolumeSnapshot a claim is restored from exists in the target namespace, as Velero's
+        VolumeSnapshot restore action does: an existing one (same name) is used; else a VolumeSnapshotContent
+        (deletion policy Retain) is pre-provisioned from the snapshot handle and a VolumeSnapshot bound to it
+        is created.  Returns None, or the error that fails the claim (restored empty, it would lose data)."""
+        target_ns = entry.get("target_namespace") or entry["namespace"]
+        labels = {rp.BACKUP_NAME_LABEL: rp.valid_label_value(self.options.backup_name),
+                  rp.RESTORE_NAME_LABEL: rp.valid_label_value(self.options.restore_name)}
+        content, snap = _csi_snapshot.preprovisioned(snapshot, target_ns, self.options.restore_name, labels)
+        snap_path = _csi_snapshot.snapshots_path(target_ns, snap["metadata"]["name"])
+        snap_entry = {"group_resource": _csi_snapshot.SNAPSHOTS, "namespace": entry["namespace"],
+                      "target_namespace": target_ns, "name": snap["metadata"]["name"], "stage": entry.get("stage")}
+        content_entry = {"group_resource": _csi_snapshot.CONTENTS, "namespace": "", "target_namespace": "",
+                         "name": content["metadata"]["name"], "stage": entry.get("stage")}
+        try:
+            self.call("GET", snap_path)
+            self._report(snap_entry, SKIPPED if not self.dry_run else "skip",
+                         "VolumeSnapshot exists in %s: claim %s is restored from it" % (target_ns, entry["name"]), snap)
+            return None
+        except ApiRequestError as err:
+            if err.status != 404:
+                return "error reading VolumeSnapshot %s/%s: %s" % (target_ns, snap["metadata"]["name"], _error_text(err))
+        if self.dry_run:
+            self._report(content_entry, "create", "pre-provisioned from snapshot handle %s" % snapshot["snapshot_handle"],
+                         content)
+            self._report(snap_entry, "create", "bound to VolumeSnapshotContent %s" % content["metadata"]["name"], snap)
+            return None
+        for one, path, item in ((content, _csi_snapshot.contents_path(content["metadata"]["name"]), content_entry),
+                                (snap, snap_path, snap_entry)):
+            try:
+                self.call("POST", path.rsplit("/", 1)[0], one)
+            except ApiRequestError as err:
+                if err.status != 409:
+                    message = "error restoring claim %s/%s from CSI snapshot %s: creating %s %s: %s" % (
+                        target_ns, entry["name"], snapshot["snapshot_handle"], one["kind"], one["metadata"]["name"],
+                        _error_text(err))
+                    self._fail(target_ns, item["group_resource"], message)
+                    self._report(item, FAILED, message, one)
+                    return message
+            self._report(item, CREATED, None, one)
         return None
 
     def _claim_volume(self, entry, cleaned):

@@ -57,6 +57,7 @@ import re
 import tarfile
 import zlib
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError, ScopeError
 from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
     ResourceFilter,
@@ -159,8 +160,10 @@ class RestoreOptions(object):
     def __init__(self, restore_name, backup_name, included_namespaces=None, excluded_namespaces=None,
                  included_resources=None, excluded_resources=None, label_selectors=None,
                  namespace_mappings=None, include_cluster_resources=None, existing_resource_policy=None,
-                 restore_status=None, preserve_node_ports=False):
+                 restore_status=None, preserve_node_ports=False, csi_snapshots=None):
         self.restore_name = restore_name
+        # {(namespace, claim): volumes-index entry} of the backup's CSI snapshots (_csi_snapshot.restore_sources)
+        self.csi_snapshots = dict(csi_snapshots or {})
         self.backup_name = backup_name
         self.included_namespaces = list(included_namespaces or [])
         self.excluded_namespaces = list(excluded_namespaces or [])
@@ -648,10 +651,20 @@ def provisioned_anew(pv):
     return ((pv or {}).get("spec") or {}).get("persistentVolumeReclaimPolicy") == "Delete"
 
 
+def snapshot_of_claim(options, namespace, name):
+    """The backup's CSI snapshot of claim ``namespace/name`` (source namespace), or None."""
+    return getattr(options, "csi_snapshots", {}).get((namespace, name))
+
+
 def clean_pvc(obj, item, options, archive):
     """PVCAction + restore.go: the binding and provisioner annotations go; ``volumeName`` stays (the
-    claim binds to its restored PV) unless that PV is provisioned anew (reclaim policy Delete)."""
+    claim binds to its restored PV) unless that PV is provisioned anew (reclaim policy Delete).  A claim
+    with a CSI snapshot in the backup is restored from it (Velero's CSI restore): no ``volumeName``,
+    ``dataSource`` the VolumeSnapshot (the apply makes sure it exists in the target namespace)."""
     _drop_annotations(obj, _PVC_ANNOTATIONS)
+    snapshot = snapshot_of_claim(options, item.get("namespace"), item.get("name"))
+    if snapshot is not None:
+        return _csi_snapshot.claim_from_snapshot(obj, snapshot), None
     spec = obj.setdefault("spec", {})
     volume = spec.get("volumeName")
     if volume and archive is not None and provisioned_anew(archive.load_or_none(PVS, "", volume)):
@@ -666,6 +679,8 @@ def clean_pv(obj, item, options, archive):
     if provisioned_anew(obj):
         return obj, "reclaim policy Delete and no volume snapshot: its claim gets a newly provisioned volume"
     claim_ref = (obj.get("spec") or {}).get("claimRef")
+    if isinstance(claim_ref, dict) and snapshot_of_claim(options, claim_ref.get("namespace"), claim_ref.get("name")):
+        return obj, "its claim is restored from a CSI snapshot (a new volume is provisioned from it)"
     if isinstance(claim_ref, dict) and claim_ref.get("namespace") in options.namespace_mappings:
         claim_ref["namespace"] = options.namespace_mappings[claim_ref["namespace"]]
     return reset_volume_binding(obj), None
@@ -730,7 +745,28 @@ def clean_api_service(obj, item, options, archive):
     return obj, None
 
 
+def clean_volume_snapshot(obj, item, options, archive):
+    """The backup's own VolumeSnapshots are re-created with their claims, from the volumes index (the
+    apply's ``_snapshot_for_claim``, Velero's VolumeSnapshot restore action); others are restored as they are."""
+    name = (obj.get("metadata") or {}).get("name")
+    for entry in getattr(options, "csi_snapshots", {}).values():
+        if (entry.get("namespace"), entry.get("volume_snapshot")) == (item.get("namespace"), name):
+            return obj, "re-created from its snapshot handle when its claim %s is restored" % entry.get("pvc")
+    return obj, None
+
+
+def clean_volume_snapshot_content(obj, item, options, archive):
+    """The backup's VolumeSnapshotContents are not restored: a restore pre-provisions a content of its own
+    (deletion policy Retain) from the snapshot handle, bound to the restored VolumeSnapshot."""
+    name = (obj.get("metadata") or {}).get("name")
+    if any(entry.get("volume_snapshot_content") == name for entry in getattr(options, "csi_snapshots", {}).values()):
+        return obj, "a restored claim's snapshot gets a content of its own (deletion policy Retain) from its handle"
+    return obj, None
+
+
 CLEANERS = {
+    _csi_snapshot.SNAPSHOTS: clean_volume_snapshot,
+    _csi_snapshot.CONTENTS: clean_volume_snapshot_content,
     "pods": clean_pod,
     "services": clean_service,
     "persistentvolumeclaims": clean_pvc,

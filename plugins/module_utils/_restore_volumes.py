@@ -52,7 +52,11 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     exec_error_message,
     parse_exec_status,
 )
-from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index, safe_path_part
+from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import (
+    CSI_SNAPSHOT_METHOD,
+    read_volumes_index,
+    safe_path_part,
+)
 
 DEFAULT_HELPER_IMAGE = "docker.io/library/debian:bookworm-slim"
 DEFAULT_HELPER_TIMEOUT = 600    # seconds for one volume: helper start + the data
@@ -130,6 +134,8 @@ def plan_volumes(entries, claims, backup_dir, backup_name):
         if key not in claims or key in seen:
             continue
         target, outcome = claims[key]
+        if entry.get("method") == CSI_SNAPSHOT_METHOD and entry.get("status") == SUCCEEDED:
+            continue  # the claim was restored from its CSI snapshot (dataSource): no archive to write
         if entry.get("status") != SUCCEEDED:
             notes.append(("warning", target, "claim %s/%s: no data to restore, the backup's capture of %s failed: "
                                              "%s" % (target, pvc, where, entry.get("error"))))

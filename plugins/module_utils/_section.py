@@ -30,6 +30,7 @@ import uuid
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import (
     _critical,
+    _csi_snapshot,
     _exec,
     _hook_results,
     _hook_runs,
@@ -43,6 +44,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import (
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
     ThreadClients,
+    api_caller,
     api_getter,
     api_requester,
     list_pages,
@@ -86,6 +88,28 @@ def claims_of(pod_object):
     return [volume["persistentVolumeClaim"].get("claimName")
             for volume in ((pod_object or {}).get("spec") or {}).get("volumes") or []
             if isinstance(volume, dict) and isinstance(volume.get("persistentVolumeClaim"), dict)]
+
+
+def _snapshot_timeout(params):
+    value = params.get("csi_snapshot_timeout")
+    if value is None:
+        return _csi_snapshot.DEFAULT_TIMEOUT_SECONDS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise KubehooksError("csi_snapshot_timeout must be a number of seconds above 0, got %r" % (value,))
+    return value
+
+
+def _with_caller(client_factory, work):
+    """``work(call)`` with an ``_api.api_caller`` over a new client, closed after."""
+    client = client_factory()
+    try:
+        return work(api_caller(client))
+    finally:
+        getattr(client, "close", lambda: None)()
+
+
+def _is_snapshot(item):
+    return isinstance(item, dict) and item.get("method") == _csi_snapshot.METHOD
 
 
 def _options(params):
@@ -154,7 +178,8 @@ class VolumeProgress(object):
 
 def check_room(client_factory, groups, objects, backup_dir):
     """``_room``'s check for the volumes of ``groups`` (before anything is frozen); None without volumes."""
-    selections = [(objects.get(key), items) for group in groups for key, items in group["volumes"].items()]
+    selections = [(objects.get(key), [item for item in items if not _is_snapshot(item)])  # a snapshot takes no room here
+                  for group in groups for key, items in group["volumes"].items()]
     if not any(items for _obj, items in selections):
         return None
     client = client_factory()
@@ -298,10 +323,20 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         if isinstance(picked, tuple):  # _volumes.select_volumes: (selected, skipped)
             picked = picked[0]
         volumes[key] = list(picked or [])
+    snapshot_timeout = _snapshot_timeout(params)
+    snapshots_skipped = []
+    if params.get("snapshot_volumes"):  # before anything is frozen: claims, PVs, classes (GET/LIST only)
+        fs_names = dict((key, [v.get("volume") if isinstance(v, dict) else v for v in items])
+                        for key, items in volumes.items())
+        found, snapshots_skipped = _with_caller(client_factory, lambda call: _csi_snapshot.plan_snapshots(
+            call, [(_critical.pod_key(pod), objects.get(_critical.pod_key(pod))) for pod in plan], fs_names))
+        for key, items in found.items():
+            volumes[key] = volumes.get(key, []) + items
     groups = _critical.plan_groups(plan, params["freeze_together"], volumes, claims)
     if check_mode:
         return dict(changed=bool(groups), stage=stage, plan=_critical.describe_plan(groups), hooks=[], volumes=[],
-                    groups=[], not_thawed=[], failed_pods=[], freeze_window_seconds=None)
+                    groups=[], not_thawed=[], failed_pods=[], freeze_window_seconds=None,
+                    volumes_skipped=snapshots_skipped)
 
     if not os.path.isdir(backup_dir):
         os.makedirs(backup_dir, 0o700)
@@ -341,17 +376,30 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
 
     capture_fn, progress = None, None
     selected_count = sum(len(v) for group in groups for v in group["volumes"].values())
-    if capture_pod_volumes is not None and selected_count:
-        progress = VolumeProgress(_layout.progress_path(backup_dir, name), name, selected_count)
+    snapshot_count = sum(1 for group in groups for v in group["volumes"].values() for item in v if _is_snapshot(item))
+    copy_count = selected_count - snapshot_count
+    if (capture_pod_volumes is not None and copy_count) or snapshot_count:
+        if copy_count:
+            progress = VolumeProgress(_layout.progress_path(backup_dir, name), name, copy_count)
 
         def capture_fn(group, section_deadline):
             """The group's volumes, pod by pod; one ApiClient per capture thread, closed after."""
             entries = []
             with ThreadClients(client_factory) as clients:
+                # the snapshots first: each is cut in well under a second, then the copies run
+                jobs = [tuple(_critical.pod_key(pod).split("/", 1)) + (item,) for pod in group["pods"]
+                        for item in group["volumes"].get(_critical.pod_key(pod), []) if _is_snapshot(item)]
+                if jobs:
+                    until = options.clock() + snapshot_timeout
+                    if section_deadline is not None:
+                        until = min(until, section_deadline - _csi_snapshot.DEADLINE_MARGIN_SECONDS)
+                    entries += _csi_snapshot.cut_snapshots(api_caller(clients.get()), jobs, name, until,
+                                                           clock=options.clock, sleep=options.sleep)
                 for pod in group["pods"]:
                     key = _critical.pod_key(pod)
-                    if group["volumes"].get(key):
-                        done = capture_pod_volumes(clients.get, objects[key], group["volumes"][key], backup_dir,
+                    copies = [item for item in group["volumes"].get(key, []) if not _is_snapshot(item)]
+                    if copies and capture_pod_volumes is not None:
+                        done = capture_pod_volumes(clients.get, objects[key], copies, backup_dir,
                                                    name, section_deadline, progress=progress.for_pod(key),
                                                    parallelism=options.parallelism)
                         progress.pod_done(len(done))
@@ -361,21 +409,46 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     result = _critical.run_critical_section(groups, client_factory, capture_fn, options, marks, exec_fn=exec_fn,
                                             on_result=log, stage=stage)
     result["stage"] = stage
-    result["volume_totals"] = _volumes.volume_totals(result["volumes"])
-    if selected_count:  # as soon as the captures ended: nothing is lost if a later step dies
+    index_path = _layout.volumes_index(backup_dir, name)
+
+    def write_index():
         try:
-            _volumes.write_volumes_index(_layout.volumes_index(backup_dir, name), result["volumes"])
+            _volumes.write_volumes_index(index_path, result["volumes"])
         except KubehooksError as exc:
             log_errors.append(str(exc))
+
+    if selected_count:  # as soon as the captures ended: nothing is lost if a later step dies
+        write_index()
         if progress is not None:
-            progress.finish(result["volumes"])
+            progress.finish([e for e in result["volumes"] if not _is_snapshot(e)])
     result["storage_room"] = room
     result["lease"] = lease.describe() if lease is not None else None
     if stage == "all":
         if not marks.done(_critical.CONTROLLER):
             _watchdog.tell_stand_down(watchdog.base_record())
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
-    else:
+    if any(_is_snapshot(e) and e.get("status") == "cut" for e in result["volumes"]):
+        # after the thaw (stage freeze: the pods are still frozen): readyToUse, bounded by the timeout
+        try:
+            _with_caller(client_factory, lambda call: _csi_snapshot.wait_ready(call, result["volumes"],
+                                                                               snapshot_timeout))
+        except KubehooksError as exc:
+            log_errors.append(str(exc))
+        write_index()
+    if snapshot_count:  # Velero's files about the snapshots (objects as the API now shows them)
+        def velero_files(call):
+            docs, problems = _csi_snapshot.velero_documents(call, result["volumes"], snapshots_skipped)
+            for role, objects in sorted(docs.items()):
+                _volumes.write_json_gz(_layout.backup_file(backup_dir, name, role), objects,
+                                       what="Velero's %s file" % role.replace("_", "-"))
+            return problems
+        try:
+            result["velero_file_problems"] = _with_caller(client_factory, velero_files)
+        except KubehooksError as exc:
+            log_errors.append(str(exc))
+    result["volumes_skipped"] = snapshots_skipped
+    result["volume_totals"] = _volumes.volume_totals(result["volumes"])
+    if stage != "all":
         result["frozen_pods"] = sorted(set(_critical.pod_key(pod) for group in groups for pod in group["pods"]
                                            if _critical.has_hooks(pod, "pre")))
         result["watchdog"] = dict(watchdog.base_record(), deadline=deadline)

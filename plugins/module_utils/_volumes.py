@@ -57,6 +57,7 @@ ANNOTATION_BACKUP_VOLUMES = "backup.velero.io/backup-volumes"
 ANNOTATION_EXCLUDE_VOLUMES = "backup.velero.io/backup-volumes-excludes"
 
 CAPTURED_KINDS = ("persistentVolumeClaim", "emptyDir")
+CSI_SNAPSHOT_METHOD = "csi-snapshot"  # _csi_snapshot.METHOD (that module imports the API client)
 # Volume types whose content is API state or the node's: skipped as Velero's fs backup skips them.
 _SKIPPED_KINDS = (
     ("hostPath", "hostPath volume: not copied (as Velero's file-system backup skips it)"),
@@ -248,16 +249,21 @@ def select_volumes(pod, default_volumes_to_fs_backup=False):
 # ---------------------------------------------------------------------------------------------
 # The volumes index (<name>-volumes.json.gz): what a backup holds of each volume
 
+def write_json_gz(path, data, what):
+    """Write ``data`` as gzip JSON atomically, owner-only; returns ``path``; KubehooksError naming ``what``."""
+    blob = gzip.compress(json.dumps(data, sort_keys=True).encode("utf-8"), mtime=0)
+    try:
+        ensure_dir(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        raise KubehooksError("cannot write %s %s: %s" % (what, path, exc.strerror or exc))
+    return atomic_write(path, blob, what=what)
+
+
 def write_volumes_index(path, entries):
     """Write the volumes index (a gzip JSON list) atomically, owner-only; returns ``path``.
 
     ``path`` is ``_layout.volumes_index(bdir, name)``; KubehooksError when it cannot be written."""
-    data = gzip.compress(json.dumps(list(entries), sort_keys=True).encode("utf-8"), mtime=0)
-    try:
-        ensure_dir(os.path.dirname(os.path.abspath(path)))
-    except OSError as exc:
-        raise KubehooksError("cannot write the volumes index %s: %s" % (path, exc.strerror or exc))
-    return atomic_write(path, data, what="the volumes index")
+    return write_json_gz(path, list(entries), "the volumes index")
 
 
 def read_volumes_index(path):
@@ -277,12 +283,18 @@ def read_volumes_index(path):
 
 
 def volume_totals(entries):
-    """Totals of volumes-index entries for the record: volumes, succeeded, failed, bytes, files."""
+    """Totals of volumes-index entries for the record: volumes, succeeded, failed, bytes, files; with CSI
+    snapshots among them also ``csi_snapshots`` (attempted) and ``csi_snapshots_completed`` (ready)."""
     entries = list(entries or [])
-    return dict(
+    totals = dict(
         volumes=len(entries),
         succeeded=sum(1 for e in entries if e.get("status") == "succeeded"),
         failed=sum(1 for e in entries if e.get("status") != "succeeded"),
         bytes=sum(int(e.get("bytes") or 0) for e in entries),
         files=sum(int(e.get("files") or 0) for e in entries),
     )
+    snapshots = [e for e in entries if e.get("method") == CSI_SNAPSHOT_METHOD]
+    if snapshots:
+        totals["csi_snapshots"] = sum(1 for e in snapshots if e.get("volume_snapshot"))
+        totals["csi_snapshots_completed"] = sum(1 for e in snapshots if e.get("status") == "succeeded")
+    return totals

@@ -101,6 +101,34 @@ options:
         and C(<name>-progress.json) shows the bytes copied so far.
     type: bool
     default: false
+  snapshot_volumes:
+    description:
+      - Take a CSI snapshot of each PersistentVolumeClaim mounted by a pod of the O(plan) (Velero's
+        C(--snapshot-volumes) with its CSI plugin), while the pod is frozen. A volume selected for the file-system copy
+        is copied, not snapshotted (fs backup wins, as in Velero); a claim mounted by several pods is snapshotted once.
+      - The VolumeSnapshotClass is chosen as Velero chooses it, among the classes of the PV's CSI driver - the one
+        named by the claim's annotation C(velero.io/csi-volumesnapshot-class), else the one labelled
+        C(velero.io/csi-volumesnapshot-class), else the one annotated
+        C(snapshot.storage.kubernetes.io/is-default-class=true), else the only one. No class is an error of that
+        volume (the backup ends C(PartiallyFailed)), found before anything is frozen; so is an annotation that names a
+        missing class or a class of another driver (Velero falls back to the label there).
+      - A claim that is not bound, or whose PV is not a CSI volume (a local or hostPath PV), is skipped with a note in
+        RV(volumes_skipped), as Velero skips a volume it has no snapshotter for.
+      - Each VolumeSnapshot (C(velero-<claim>-<random>), labelled C(velero.io/backup-name)) is created while its
+        group is frozen; the post hooks run as soon as every snapshot of the group is cut (bound to its
+        VolumeSnapshotContent with a C(creationTime)), not when it is C(readyToUse). C(readyToUse) is awaited after
+        the thaw. With O(stage=freeze) that wait happens before the module returns, so the pods are still frozen.
+      - Each snapshot is an entry of the volumes index C(<name>-volumes.json.gz) with C(method=csi-snapshot), the
+        VolumeSnapshot, its content and the snapshot handle.
+    type: bool
+    default: true
+  csi_snapshot_timeout:
+    description:
+      - Seconds a VolumeSnapshot may take to become C(readyToUse), from its creation (Velero's
+        C(--csi-snapshot-timeout), 10 minutes). Its cut is also bounded by O(max_freeze_seconds); a snapshot not cut
+        in time is deleted and its volume fails; one cut but not ready in time fails its volume and is kept.
+    type: float
+    default: 600
   check_storage_room:
     description:
       - Before anything is frozen, check that O(backup_dir) has room for the volumes to capture - the sum of
@@ -190,7 +218,9 @@ options:
 notes:
   - "RBAC: C(list) on C(pods) and both C(get) and C(create) on C(pods/exec) in the plan's namespaces; C(get) on the
     PersistentVolumeClaims of the volumes to capture (O(check_storage_room)); C(create), C(get), C(update) and
-    C(delete) on C(leases) in O(lease_namespace) (O(lease))."
+    C(delete) on C(leases) in O(lease_namespace) (O(lease)). With O(snapshot_volumes): C(get) on C(persistentvolumes),
+    C(list) on C(volumesnapshotclasses), C(get) and C(patch) on C(volumesnapshotcontents), C(create), C(get) and
+    C(delete) on C(volumesnapshots) in the plan's namespaces (all in C(files/rbac/backup.yml))."
   - "What the watchdog cannot cover: the machine, or the AWX container-group pod, that runs the playbook being
     gone (the watchdog goes with it). Then run the C(kubehooks.backup.thaw) playbook: it thaws the pods that the
     record lists."
@@ -267,8 +297,18 @@ hooks_failed:
 volumes:
   description: One entry per selected volume, as in the index C(<name>-volumes.json.gz) - C(namespace), C(pod),
     C(volume), C(pvc), C(path) (relative to O(backup_dir)), C(bytes), C(files), C(sha256), C(method), C(status)
-    (C(succeeded), C(failed), or C(not_captured) and C(abandoned)) and C(error).
+    (C(succeeded), C(failed), or C(not_captured) and C(abandoned)) and C(error). A CSI snapshot (C(method=csi-snapshot),
+    C(path) null, C(bytes) 0) also has C(driver), C(pv), C(volume_snapshot_class), C(volume_snapshot) (in the claim's
+    namespace), C(volume_snapshot_content), C(snapshot_handle), C(restore_size) (bytes), C(deletion_policy),
+    C(creation_time), C(ready_to_use), and C(created_at), C(cut_at), C(ready_at) (epoch seconds).
   returned: always
+  type: list
+  elements: dict
+volumes_skipped:
+  description: Claims of the plan's pods that were not snapshotted (O(snapshot_volumes)), each with C(namespace),
+    C(pod), C(volume), C(pvc), C(method) and the C(reason) (not a CSI volume, not bound, selected for the file-system
+    copy, snapshotted with another pod).
+  returned: when not in check mode and stage is all or freeze, and in check mode
   type: list
   elements: dict
 volume_totals:
@@ -300,6 +340,13 @@ failed_pods:
 frozen_pods:
   description: Stage V(freeze) - the pods with pre hooks, left frozen for the V(thaw) stage.
   returned: when stage is freeze
+  type: list
+  elements: str
+velero_file_problems:
+  description: With CSI snapshots - objects that could not be read for Velero's files
+    C(<name>-csi-volumesnapshots.json.gz), C(-csi-volumesnapshotcontents.json.gz), C(-csi-volumesnapshotclasses.json.gz)
+    (the record counts each as an error).
+  returned: when a CSI snapshot was taken
   type: list
   elements: str
 write_errors:
@@ -348,6 +395,8 @@ def main():
         stage=dict(type="str", default="all", choices=["all", "freeze", "thaw"]),
         freeze_together=dict(type="bool", default=False),
         default_volumes_to_fs_backup=dict(type="bool", default=False),
+        snapshot_volumes=dict(type="bool", default=True),
+        csi_snapshot_timeout=dict(type="float", default=600),
         check_storage_room=dict(type="bool", default=True),
         lease=dict(type="bool", default=True),
         lease_namespace=dict(type="str", default="default"),

@@ -23,6 +23,12 @@ description:
   - Items with C(metadata.deletionTimestamp) or the label C(velero.io/exclude-from-backup=true) are
     skipped, as Velero skips them; O(exclude_pods) leaves out given pods (the role passes the pods
     whose pre hook failed with on-error V(Fail)).
+  - VolumeSnapshots and VolumeSnapshotContents are never listed (Velero excludes them). When the backup directory
+    holds a volumes index with CSI snapshots (M(kubehooks.backup.backup_capture) O(kubehooks.backup.backup_capture#module:snapshot_volumes)),
+    each snapshot's VolumeSnapshot (annotated with C(velero.io/csi-volumesnapshot-handle),
+    C(velero.io/csi-driver-name), C(velero.io/csi-volumesnapshot-restore-size) and C(velero.io/csi-vsc-deletion-policy)),
+    its VolumeSnapshotContent and its VolumeSnapshotClass are added to the archive, as Velero's CSI actions add them
+    (RBAC - C(get) on C(volumesnapshotcontents), C(list) on C(volumesnapshotclasses)).
   - The archive is written to a C(.partial) file and renamed when complete, so a failed export never
     leaves a truncated C(<name>.tar.gz) behind.
   - "Progress: while it runs, the module rewrites C(<name>-progress.json) in the backup directory

@@ -25,6 +25,14 @@ description:
     restored gets its stale claimRef uid removed, so the restored claim binds to it again; one bound to
     another claim (restoring into a mapped namespace while the original runs) is left alone and the claim
     is restored without C(volumeName), so it binds to a free matching volume or a newly provisioned one.
+  - Claims with a CSI snapshot in the backup (C(method=csi-snapshot) in its volumes index C(<backup>-volumes.json.gz),
+    see M(kubehooks.backup.backup_capture)) are restored from it, as Velero's CSI restore does - without
+    C(volumeName), with the VolumeSnapshot as C(dataSource), so a new volume is provisioned from the snapshot; their
+    PV is not restored. The VolumeSnapshot is used when it exists in the target namespace; otherwise (a deleted or
+    mapped namespace) a VolumeSnapshotContent is pre-provisioned from the snapshot handle (deletion policy
+    C(Retain), named after the snapshot and the restore) and a VolumeSnapshot of the backup's name bound to it, before
+    the claim. When they cannot be created the claim fails rather than coming back empty. The archive's own
+    VolumeSnapshot and VolumeSnapshotContent items are not restored as they are.
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:

@@ -37,5 +37,5 @@ def test_a_backup_name_too_long_for_the_layout_is_refused_before_anything_is_wri
     name = "n" * 230
     result = run_module("backup_record", {"state": "started", "name": name, "storage_dir": str(tmp_path / "s"),
                                           "plan": []})
-    assert result.get("failed") and "230 characters): at most 223 characters are allowed" in result["msg"]
+    assert result.get("failed") and "230 characters): at most 210 characters are allowed" in result["msg"]
     assert not (tmp_path / "s").exists()

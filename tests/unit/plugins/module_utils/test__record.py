@@ -326,3 +326,16 @@ def test_finish_record_in_progress_has_no_completion_time_and_keeps_the_phase_af
     assert rec.json_annotation(record, rec.ANNOTATION_PHASE_AFTER_THAW) is None  # a plain string
     assert record["metadata"]["annotations"][rec.ANNOTATION_PHASE_AFTER_THAW] == "PartiallyFailed"
     assert rec.json_annotation(record, rec.ANNOTATION_FREEZE_WINDOWS)[0]["seconds"] == 1.0
+
+
+def test_csi_snapshot_counters_as_velero():
+    record = rec.new_record("b", now=T0)
+    totals = {"volumes": 2, "succeeded": 1, "failed": 1, "bytes": 0, "files": 0, "csi_snapshots": 2,
+              "csi_snapshots_completed": 1}
+    rec.finish_record(record, rec.PHASE_PARTIALLY_FAILED, export_result={"path": "x"}, volume_totals=totals)
+    assert record["status"]["csiVolumeSnapshotsAttempted"] == 2
+    assert record["status"]["csiVolumeSnapshotsCompleted"] == 1
+    plain = rec.new_record("b", now=T0)
+    rec.finish_record(plain, rec.PHASE_COMPLETED, export_result={"path": "x"},
+                      volume_totals={"volumes": 1, "succeeded": 1, "failed": 0, "bytes": 1, "files": 1})
+    assert "csiVolumeSnapshotsAttempted" not in plain["status"]

@@ -387,3 +387,25 @@ def test_a_capture_that_acted_on_its_deadline_and_one_that_could_not_run(tmp_pat
     assert done["hooks_attempted"] == 2  # the watchdog's post hook is recorded
     failed = br.capture_outcome({"failed": True, "msg": "max_freeze_seconds must be a number"}, "b1")
     assert failed["run_errors"] == ["the critical section could not run: max_freeze_seconds must be a number"]
+
+
+def test_csi_snapshots_and_skipped_volumes_are_recorded(tmp_path):
+    started, hooks = started_run(tmp_path)
+    bdir = started["backup_dir"]
+    snap = dict(volume("a", "data"), pvc="data", method="csi-snapshot", path=None, bytes=0, files=0, sha256=None,
+                volume_snapshot="velero-data-abcde", volume_snapshot_content="snapcontent-1", snapshot_handle="h1")
+    late = dict(snap, volume="logs", volume_snapshot="velero-logs-fghij", status="failed",
+                error="pod ns/a volume logs: VolumeSnapshot ns/velero-logs-fghij was cut but not readyToUse within "
+                      "csi_snapshot_timeout=5s of its creation (the snapshot is kept)")
+    note = dict(namespace="ns", pod="a", volume="local", pvc="pvc-l", method="csi-snapshot", reason="not a CSI volume")
+    section = dict(capture([snap, late]), volumes_skipped=[note])
+    done = br.finish(params("finished", tmp_path, run_id=started["run_id"], hook_results=hooks,
+                            export=export_result(bdir), capture=section), False)
+    assert done["phase"] == "PartiallyFailed"
+    assert any("not readyToUse within csi_snapshot_timeout=5s" in m for m in done["error_messages"])
+    record = _record.load_record(bdir)
+    assert record["status"]["csiVolumeSnapshotsAttempted"] == 2
+    assert record["status"]["csiVolumeSnapshotsCompleted"] == 1
+    messages = [e["msg"] for e in read_log(bdir)]
+    assert "Skipping snapshot of volume local (claim pvc-l) of pod ns/a: not a CSI volume" in messages
+    assert "Created VolumeSnapshot ns/velero-data-abcde of claim data (pod a), ready to use" in messages

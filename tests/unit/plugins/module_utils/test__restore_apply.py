@@ -374,3 +374,77 @@ def test_dry_run_only_reads_and_says_what_it_would_do(policy, planned):
     app.run(plan_of([(CM, CFG), (CM, obj(CM, "new", "shop"))]))
     assert api.writes() == []
     assert [(o["name"], o["outcome"]) for o in outcomes] == [("shop", "create"), ("cfg", planned), ("new", "create")]
+
+
+# --------------------------------------------------------------------------------------------
+# Claims from CSI snapshots (Velero's CSI restore)
+# --------------------------------------------------------------------------------------------
+
+SNAP_ENTRY = {"namespace": "shop", "pod": "app", "volume": "data", "pvc": "data", "method": "csi-snapshot",
+              "status": "succeeded", "volume_snapshot": "velero-data-abcde", "volume_snapshot_content": "snapcontent-1",
+              "snapshot_handle": "handle-1", "driver": "csi.example.com", "volume_snapshot_class": "snap"}
+VS_PATH = "/apis/snapshot.storage.k8s.io/v1/namespaces/%s/volumesnapshots/velero-data-abcde"
+
+
+def snapshot_applier(api, mappings=None, dry_run=False):
+    app, outcomes = applier(api, items=[(PV, VOLUME)], mappings=mappings, dry_run=dry_run)
+    app.options.csi_snapshots = {("shop", "data"): SNAP_ENTRY}
+    return app, outcomes
+
+
+def test_a_claim_with_a_snapshot_gets_it_as_data_source_and_a_preprovisioned_snapshot():
+    api = FakeApi()
+    app, outcomes = snapshot_applier(api, mappings={"shop": "shop-copy"})
+    app.run(plan_of([(PVC, CLAIM)], mappings={"shop": "shop-copy"}))
+    claim = api.objects["/api/v1/namespaces/shop-copy/persistentvolumeclaims/data"]
+    assert claim["spec"]["dataSource"] == {"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot",
+                                           "name": "velero-data-abcde"}
+    assert "volumeName" not in claim["spec"]
+    snap = api.objects[VS_PATH % "shop-copy"]
+    content = api.objects["/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents/%s"
+                          % snap["spec"]["source"]["volumeSnapshotContentName"]]
+    assert content["spec"]["source"] == {"snapshotHandle": "handle-1"} and content["spec"]["deletionPolicy"] == "Retain"
+    assert content["spec"]["volumeSnapshotRef"]["namespace"] == "shop-copy"
+    assert content["metadata"]["labels"] == {"velero.io/backup-name": "b1", "velero.io/restore-name": "r1"}
+    # the content and the snapshot before the claim; the PV (its additional item) is not restored
+    writes = [p for m, p in api.writes()]
+    assert writes.index("/apis/snapshot.storage.k8s.io/v1/namespaces/shop-copy/volumesnapshots") < \
+        writes.index("/api/v1/namespaces/shop-copy/persistentvolumeclaims")
+    assert outcome_of(outcomes, "pv-1") == ["skipped"] and not app.errors
+
+
+def test_an_existing_snapshot_in_the_target_namespace_is_used():
+    api = FakeApi([(VS_PATH % "shop", {"metadata": {"name": "velero-data-abcde"}})])
+    app, outcomes = snapshot_applier(api)
+    app.run(plan_of([(PVC, CLAIM)]))
+    assert outcome_of(outcomes, "velero-data-abcde") == ["skipped"]
+    assert [p for m, p in api.writes()] == ["/api/v1/namespaces", "/api/v1/namespaces/shop/persistentvolumeclaims"]
+
+
+def test_a_snapshot_that_cannot_be_created_fails_the_claim_instead_of_an_empty_volume():
+    api = FakeApi()
+    api.fail[("POST", "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents")] = ApiRequestError(403, "forbidden")
+    app, outcomes = snapshot_applier(api)
+    app.run(plan_of([(PVC, CLAIM)]))
+    assert outcome_of(outcomes, "data") == ["failed"]
+    assert "/api/v1/namespaces/shop/persistentvolumeclaims/data" not in api.objects
+    assert "error restoring claim shop/data from CSI snapshot handle-1" in app.errors[0]["message"]
+
+
+def test_dry_run_plans_the_snapshot_objects():
+    api = FakeApi()
+    app, outcomes = snapshot_applier(api, dry_run=True)
+    app.run(plan_of([(PVC, CLAIM)]))
+    assert api.writes() == []
+    assert outcome_of(outcomes, "velero-data-abcde") == ["create"]
+
+
+def test_the_archives_own_snapshot_objects_are_not_restored_as_they_are():
+    options = rp.RestoreOptions("r1", "b1", csi_snapshots={("shop", "data"): SNAP_ENTRY})
+    snap = {"metadata": {"name": "velero-data-abcde", "namespace": "shop"}}
+    item = {"namespace": "shop", "name": "velero-data-abcde"}
+    assert "re-created from its snapshot handle" in rp.clean_volume_snapshot(snap, item, options, None)[1]
+    other = {"metadata": {"name": "mine", "namespace": "shop"}}
+    assert rp.clean_volume_snapshot(other, dict(item, name="mine"), options, None)[1] is None
+    content = {"metadata": {"name": "snapcontent-1"}}
+    assert rp.clean_volume_snapshot_content(content, {"namespace": "", "name": "snapcontent-1"}, options, None)[1]

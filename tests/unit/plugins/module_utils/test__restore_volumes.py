@@ -243,3 +243,12 @@ def test_a_helper_that_cannot_be_deleted_is_a_warning_naming_it(tmp_path):
     (result,) = writer(no_delete, FakeWs())[0].run([job])
     assert result["status"] == "succeeded"
     assert "could not be deleted (delete it by hand)" in result["warning"] and result["helper_pod"] in result["warning"]
+
+
+def test_a_claim_restored_from_its_csi_snapshot_gets_no_archive_written(tmp_path):
+    snap = entry(method="csi-snapshot", path=None, sha256=None, bytes=0, files=0, volume_snapshot="velero-data-x")
+    failed = entry(pvc="late", method="csi-snapshot", path=None, status="failed")
+    claims = {("ns", "data"): ("ns", "created"), ("ns", "late"): ("ns", "created")}
+    jobs, notes = rv.plan_volumes([snap, failed], claims, str(tmp_path), "b1")
+    assert jobs == []
+    assert [(level, "claim ns/late: no data to restore" in m) for level, _n, m in notes] == [("warning", True)]

@@ -246,3 +246,13 @@ def test_index_errors(tmp_path):
     blocker.write_text("x")
     with pytest.raises(KubehooksError, match="cannot write the volumes index"):
         write_volumes_index(str(blocker / "x.json.gz"), [])
+
+
+def test_volume_totals_count_csi_snapshots_attempted_and_completed():
+    entries = [dict(method="csi-snapshot", status="succeeded", volume_snapshot="velero-a-1"),
+               dict(method="csi-snapshot", status="failed", volume_snapshot="velero-b-1"),
+               dict(method="csi-snapshot", status="failed", volume_snapshot=None),  # no class: never attempted
+               dict(method="fs-copy", status="succeeded", bytes=3, files=1)]
+    totals = volume_totals(entries)
+    assert totals == dict(volumes=4, succeeded=2, failed=2, bytes=3, files=1, csi_snapshots=2,
+                          csi_snapshots_completed=1)

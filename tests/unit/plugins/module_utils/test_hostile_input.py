@@ -194,8 +194,8 @@ CASES = [
     ("name-double-dot", lambda: raised(_layout.check_backup_name, "a..b"), ['"a..b"', "DNS-1123 subdomain"]),
     ("name-uppercase", lambda: raised(_layout.check_backup_name, "Nightly"), ['"Nightly"', "lowercase"]),
     ("name-too-long-for-file-names", lambda: raised(_layout.check_backup_name, "b" * 226),
-     ['"bbbb', "226 characters", "at most 223", "<name>-resource-list.json.gz", "255-byte"]),
-    ("name-too-long-capture", lambda: capture_error(name="c" * 253), ["253 characters", "at most 223"]),
+     ['"bbbb', "226 characters", "at most 210", "<name>-csi-volumesnapshotcontents.json.gz", "255-byte"]),
+    ("name-too-long-capture", lambda: capture_error(name="c" * 253), ["253 characters", "at most 210"]),
 ]
 
 
