@@ -29,6 +29,8 @@ from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walk
 
 PRE = "pre.hook.backup.velero.io/"
 POST = "post.hook.backup.velero.io/"
+
+
 @pytest.fixture
 def cluster_role():
     """bind(credentials): the shipped ClusterRole and Lease Role (under a unique name) bound to a minted
