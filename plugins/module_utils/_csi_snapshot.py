@@ -551,3 +551,75 @@ def preprovisioned(entry, target_namespace, restore_name, labels=None):
     if entry.get("volume_snapshot_class"):
         snapshot["spec"]["volumeSnapshotClassName"] = entry["volume_snapshot_class"]
     return content, snapshot
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Delete: the snapshots a backup owns (velero backup delete)
+
+def owned_snapshots(entries):
+    """The volumes-index entries of a backup that name a VolumeSnapshot it took (to delete with it)."""
+    return [e for e in entries or [] if e.get("method") == METHOD and e.get("volume_snapshot") and e.get("namespace")]
+
+
+def delete_snapshots(call, entries, backup, check_mode=False):
+    """Delete the CSI snapshots of ``entries`` (volumes-index entries of backup ``backup``) as ``velero
+    backup delete`` does: set the VolumeSnapshotContent's ``deletionPolicy`` back to ``Delete`` (the
+    backup set it to ``Retain``), delete the VolumeSnapshot, then the content if it is still there, so that
+    the CSI driver deletes the snapshot itself.  404 at any step: already gone.  A VolumeSnapshot of the
+    same name that is not labelled with this backup (e.g. one a restore re-created) is left alone; its
+    content is then still deleted only if it is the backup's own (the content name is unique to it).
+
+    Returns one outcome per snapshot: ``dict(namespace, name, content, outcome, error)``, ``outcome``
+    ``deleted``, ``already gone``, ``would delete`` (check mode: no call is made) or ``failed`` (``error``
+    says why, naming the snapshot).  Never raises for an API error.
+    """
+    out = []
+    for current in owned_snapshots(entries):
+        namespace, name = current["namespace"], current["volume_snapshot"]
+        content = current.get("volume_snapshot_content")
+        outcome = dict(namespace=namespace, name=name, content=content, outcome="would delete", error=None)
+        out.append(outcome)
+        if check_mode:
+            continue
+        deleted = False
+        action = None
+        try:
+            if content:
+                action = ("set deletionPolicy Delete on VolumeSnapshotContent %s" % content,
+                          "patch on volumesnapshotcontents.%s" % GROUP)
+                try:
+                    call("PATCH", contents_path(content), {"spec": {"deletionPolicy": "Delete"}},
+                         content_type=MERGE_PATCH)
+                except ApiRequestError as err:
+                    if err.status != 404:
+                        raise
+            action = ("get VolumeSnapshot %s/%s" % (namespace, name), "get on volumesnapshots.%s" % GROUP)
+            try:
+                snap = call("GET", snapshots_path(namespace, name))
+            except ApiRequestError as err:
+                if err.status != 404:
+                    raise
+                snap = None
+            labels = ((snap or {}).get("metadata") or {}).get("labels") or {}
+            if snap is not None and labels.get(LABEL_BACKUP_NAME) == label_value(backup):
+                action = ("delete VolumeSnapshot %s/%s" % (namespace, name), "delete on volumesnapshots.%s" % GROUP)
+                try:
+                    call("DELETE", snapshots_path(namespace, name))
+                    deleted = True
+                except ApiRequestError as err:
+                    if err.status != 404:
+                        raise
+            if content:
+                action = ("delete VolumeSnapshotContent %s" % content, "delete on volumesnapshotcontents.%s" % GROUP)
+                try:
+                    call("DELETE", contents_path(content))
+                    deleted = True
+                except ApiRequestError as err:
+                    if err.status != 404:
+                        raise
+        except ApiRequestError as err:
+            outcome.update(outcome="failed", error="VolumeSnapshot %s/%s (content %s): %s" % (
+                namespace, name, content, api_error_message(err.status, action[0], error_reason(err), action[1])))
+            continue
+        outcome["outcome"] = "deleted" if deleted else "already gone"
+    return out

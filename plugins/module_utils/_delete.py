@@ -7,7 +7,12 @@ A backup is deleted as a whole: its directory, with the record, the archive, the
 captured volumes it holds.  Nothing is deleted whose run may still be going (phase ``New`` or
 ``InProgress``: a run killed while frozen is thawed first by the thaw playbook, which marks it
 ``Failed``), nor a directory whose record is missing or names another backup.  Expired: a backup
-whose ``status.expiration`` has passed.  Reads and deletes files only.
+whose ``status.expiration`` has passed.
+
+The CSI snapshots the backup took (its volumes index) are deleted first, through
+``_csi_snapshot.delete_snapshots``; the cluster is contacted only for a backup that has snapshot
+entries.  A snapshot that cannot be deleted fails the deletion and the directory is kept (nothing is
+lost; deleting again retries).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +22,8 @@ import os
 import shutil
 import time
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _listing, _record
+from ansible_collections.kubehooks.backup.plugins.module_utils import _csi_snapshot, _layout, _listing, _record, \
+    _volumes
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 RUNNING_PHASES = (_record.PHASE_NEW, _record.PHASE_IN_PROGRESS)
@@ -51,12 +57,33 @@ def check_deletable(bdir, name):
     return record
 
 
-def delete_backup(bdir, name, check_mode=False):
-    """Delete backup ``name`` in ``bdir``; returns what was (or, in check mode, would be) removed."""
+def delete_backup(bdir, name, check_mode=False, caller=None):
+    """Delete backup ``name`` in ``bdir``; returns what was (or, in check mode, would be) removed.
+
+    ``caller``: a function returning the API transport (``_api.api_caller``'s ``call``), called only
+    when the backup has CSI snapshots to delete.  A snapshot not deleted raises KubehooksError (its
+    ``result`` holds ``snapshots``) and the directory is kept.
+    """
     record = check_deletable(bdir, name)
     files, size = _contents(bdir)
     result = dict(name=name, path=bdir, phase=(record.get("status") or {}).get("phase"), files=files, bytes=size,
                   snapshots=[])
+    owned = _csi_snapshot.owned_snapshots(_volumes.read_volumes_index(_layout.volumes_index(bdir, name)))
+    if owned:
+        if check_mode:
+            result["snapshots"] = _csi_snapshot.delete_snapshots(None, owned, name, check_mode=True)
+        else:
+            if caller is None:
+                raise KubehooksError("backup %s has %d CSI snapshots to delete and no cluster connection was "
+                                     "given: nothing deleted" % (name, len(owned)))
+            result["snapshots"] = _csi_snapshot.delete_snapshots(caller(), owned, name)
+        failed = [s["error"] for s in result["snapshots"] if s["outcome"] == "failed"]
+        if failed:
+            error = KubehooksError("backup %s was not deleted: %d of its %d CSI snapshots could not be deleted, so "
+                                   "its directory %s is kept (delete it again to retry): %s"
+                                   % (name, len(failed), len(owned), bdir, "; ".join(failed)))
+            error.result = dict(snapshots=result["snapshots"])
+            raise error
     if not check_mode:
         try:
             shutil.rmtree(bdir)

@@ -20,15 +20,25 @@ description:
     were frozen stays C(InProgress) until the playbook C(kubehooks.backup.thaw) thaws it and marks it C(Failed).
   - A directory whose record is missing or names another backup is never deleted.
   - Deleting a backup that does not exist changes nothing.
-  - Reads and deletes files only; it never contacts the cluster.
+  - The CSI snapshots the backup took (the entries with C(method=csi-snapshot) of its volumes index) are deleted first,
+    as C(velero backup delete) does - the VolumeSnapshotContent's C(deletionPolicy) is set back to C(Delete) (the backup
+    set it to C(Retain)), the VolumeSnapshot is deleted, then the content if it is still there, so that the CSI driver
+    deletes the snapshot itself. A snapshot already gone is fine. A VolumeSnapshot of the same name that is not
+    labelled C(velero.io/backup-name) with this backup (for example one a restore re-created) is left alone.
+  - A snapshot that cannot be deleted (no permission, API server unreachable) fails the task naming it, and the backup's
+    directory is kept, so that nothing is lost and deleting again retries.
+  - Only a backup with CSI snapshots contacts the cluster (with the connection options, and the C(kubernetes) Python
+    library); any other backup is deleted offline - files only - and the connection options are then not used.
 author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
+  - kubehooks.backup.auth
   - kubehooks.backup.backup_location
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is deleted; RV(deleted) lists what would be.
+    description: In check mode nothing is deleted and nothing in the cluster is changed (not even read); RV(deleted) lists
+      what would be, with the snapshots that would be deleted.
   diff_mode:
     support: none
     description: Deleted files are listed in RV(deleted), not as a diff.
@@ -43,7 +53,8 @@ options:
     type: bool
     default: false
 notes:
-  - Snapshots - the collection takes none yet; when it does, the snapshots a backup owns are deleted with it.
+  - RBAC for the snapshots - C(get) and C(delete) on C(volumesnapshots) in the backup's namespaces, C(patch) and
+    C(delete) on the cluster-scoped C(volumesnapshotcontents) (the shipped C(files/rbac/backup.yml) grants them).
 seealso:
   - module: kubehooks.backup.backup_info
   - name: velero backup delete
@@ -56,11 +67,12 @@ EXAMPLES = r"""
   kubehooks.backup.backup_delete:
     name: nginx-hook-test
 
-- name: Delete the expired backups of cluster prod (for a schedule)
+- name: Delete the expired backups of cluster prod (for a schedule), with their CSI snapshots
   kubehooks.backup.backup_delete:
     expired: true
     cluster: prod
     storage_dir: /var/lib/kubehooks/storage
+    kubeconfig: /etc/kubehooks/prod.kubeconfig
 """
 
 RETURN = r"""
@@ -87,11 +99,35 @@ deleted:
       description: Their total size.
       type: int
     snapshots:
-      description: The snapshots deleted with it (none yet; the collection takes no snapshots).
+      description:
+        - The CSI snapshots deleted with it, one per VolumeSnapshot the backup took (empty for a backup without any).
+        - On failure, the result of the failed task holds the same list as RV(snapshots) (top level).
       type: list
-      elements: str
+      elements: dict
+      contains:
+        namespace:
+          description: The VolumeSnapshot's namespace.
+          type: str
+        name:
+          description: The VolumeSnapshot's name.
+          type: str
+        content:
+          description: Its VolumeSnapshotContent (null when it had none).
+          type: str
+        outcome:
+          description: C(deleted), C(already gone), C(would delete) (check mode) or C(failed).
+          type: str
+        error:
+          description: Why it could not be deleted (with C(failed)), naming the snapshot; else null.
+          type: str
 skipped_in_progress:
   description: With O(expired=true), the expired backups left because their run may still be going (C(New) or C(InProgress)).
+  returned: always
+  type: list
+  elements: str
+errors:
+  description: With O(expired=true), why some expired backups were not deleted (the task then fails after deleting the
+    others).
   returned: always
   type: list
   elements: str
@@ -99,12 +135,33 @@ skipped_in_progress:
 
 import os
 
+from ansible.module_utils.basic import missing_required_lib
+
 from ansible_collections.kubehooks.backup.plugins.module_utils import _delete, _layout
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import argument_spec
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
+
+
+def _caller(km):
+    """A function returning the API transport, built on first use (only a backup with CSI snapshots uses it)."""
+    box = {}
+
+    def caller():
+        if "call" not in box:
+            from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _client
+            if _client.KUBERNETES_IMPORT_ERROR is not None:
+                raise KubehooksError("deleting the CSI snapshots of a backup needs the cluster: %s"
+                                     % missing_required_lib("kubernetes"))
+            box["call"] = _api.api_caller(km.client_factory()())
+        return box["call"]
+
+    return caller
 
 
 def execute(km):
     params = km.params
+    caller = _caller(km)
     storage = params.get("storage_dir") or _layout.default_storage_dir()
     if params.get("cluster") is not None:
         _layout.check_cluster_name(params["cluster"])
@@ -112,8 +169,17 @@ def execute(km):
         if params.get("name") or params.get("backup_dir"):
             km.fail("expired=true deletes every expired backup: give neither name nor backup_dir")
         rows, running = _delete.expired(storage, params.get("cluster"))
-        deleted = [_delete.delete_backup(row["path"], row["name"], km.check_mode) for row in rows]
-        return dict(changed=bool(deleted), deleted=deleted, skipped_in_progress=[row["name"] for row in running])
+        deleted, errors = [], []
+        for row in rows:  # one backup that cannot be deleted does not keep the others
+            try:
+                deleted.append(_delete.delete_backup(row["path"], row["name"], km.check_mode, caller))
+            except KubehooksError as exc:
+                errors.append(str(exc))
+        result = dict(changed=bool(deleted), deleted=deleted, skipped_in_progress=[row["name"] for row in running],
+                      errors=errors)
+        if errors:
+            result.update(failed=True, msg="; ".join(errors))
+        return result
     if not params.get("name"):
         km.fail("give the backup to delete (name), or expired=true")
     if params.get("backup_dir"):
@@ -121,9 +187,9 @@ def execute(km):
     else:
         bdir = _delete.resolve(storage, params["name"], params.get("cluster"))
     if bdir is None:
-        return dict(changed=False, deleted=[], skipped_in_progress=[])
-    return dict(changed=True, deleted=[_delete.delete_backup(bdir, params["name"], km.check_mode)],
-                skipped_in_progress=[])
+        return dict(changed=False, deleted=[], skipped_in_progress=[], errors=[])
+    return dict(changed=True, deleted=[_delete.delete_backup(bdir, params["name"], km.check_mode, caller)],
+                skipped_in_progress=[], errors=[])
 
 
 def main():
@@ -134,8 +200,10 @@ def main():
         cluster=dict(type="str"),
         backup_dir=dict(type="path"),
     )
+    # The connection options, but no kubernetes library check here: a backup without CSI snapshots is deleted
+    # offline, and the library is required only when snapshots are (see _caller).
     KubehooksModule(
-        spec, needs_client=False,
+        argument_spec(spec), needs_client=False,
         mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")],
     ).run(execute)
 

@@ -345,3 +345,102 @@ def test_claim_from_snapshot_and_the_preprovisioned_objects():
     assert snap["metadata"] == {"name": "velero-a-1", "namespace": "other", "labels": {"l": "v"}}
     assert snap["spec"] == {"source": {"volumeSnapshotContentName": content["metadata"]["name"]},
                             "volumeSnapshotClassName": "snap"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Deleting a backup's snapshots (velero backup delete).  The API is a FAKE ``call`` only because no
+# cluster was available when this was written; the real deletion (the driver's snapshot file removed)
+# is tests/integration/test_csi_snapshot.py::test_backup_delete_deletes_the_csi_snapshots.
+
+SNAP_PATH = "/apis/snapshot.storage.k8s.io/v1/namespaces/db/volumesnapshots/velero-data-abcde"
+CONTENT_PATH = "/apis/snapshot.storage.k8s.io/v1/volumesnapshotcontents/snapcontent-1"
+
+
+class DeleteApi(object):
+    """Records every call; ``objects`` {path: object} answer GET and DELETE (absent: 404); ``fail``
+    {(method, path): ApiRequestError}."""
+
+    def __init__(self, objects=None, fail=None):
+        self.calls, self.objects, self.fail = [], dict(objects or {}), dict(fail or {})
+
+    def __call__(self, method, path, body=None, query=None, content_type=None):
+        self.calls.append((method, path, body, content_type))
+        if (method, path) in self.fail:
+            raise self.fail[(method, path)]
+        if path not in self.objects:
+            raise ApiRequestError(404, "not found")
+        if method == "DELETE":
+            return self.objects.pop(path)
+        return self.objects[path]
+
+
+def owned_entry(**extra):
+    item = dict(volume="data", pvc="data", driver=DRIVER, pv="pv-1", volume_snapshot_class="csi-class")
+    fields = dict(volume_snapshot="velero-data-abcde", volume_snapshot_content="snapcontent-1")
+    fields.update(extra)
+    return csi.entry("db", "app-0", item, "succeeded", **fields)
+
+
+def own_snapshot(backup="b1"):
+    return {"metadata": {"name": "velero-data-abcde", "namespace": "db", "labels": {csi.LABEL_BACKUP_NAME: backup}}}
+
+
+def test_delete_sets_the_policy_back_to_delete_then_deletes_the_snapshot_then_the_content():
+    api = DeleteApi({SNAP_PATH: own_snapshot(), CONTENT_PATH: {"spec": {"deletionPolicy": "Retain"}}})
+    out = csi.delete_snapshots(api, [owned_entry(), dict(method="fs-copy", volume="x")], "b1")
+    assert out == [dict(namespace="db", name="velero-data-abcde", content="snapcontent-1", outcome="deleted", error=None)]
+    assert [(m, p) for m, p, _b, _c in api.calls] == [
+        ("PATCH", CONTENT_PATH), ("GET", SNAP_PATH), ("DELETE", SNAP_PATH), ("DELETE", CONTENT_PATH)]
+    assert api.calls[0][2:] == ({"spec": {"deletionPolicy": "Delete"}}, csi.MERGE_PATCH)
+
+
+def test_delete_of_snapshots_already_gone_is_fine():
+    api = DeleteApi()  # everything answers 404
+    out = csi.delete_snapshots(api, [owned_entry()], "b1")
+    assert [(o["outcome"], o["error"]) for o in out] == [("already gone", None)]
+    assert [m for m, _p, _b, _c in api.calls] == ["PATCH", "GET", "DELETE"]
+    # the snapshot gone (its namespace deleted), the Retain content left: the content is deleted
+    api = DeleteApi({CONTENT_PATH: {"spec": {"deletionPolicy": "Retain"}}})
+    assert csi.delete_snapshots(api, [owned_entry()], "b1")[0]["outcome"] == "deleted"
+    assert [(m, p) for m, p, _b, _c in api.calls] == [("PATCH", CONTENT_PATH), ("GET", SNAP_PATH),
+                                                      ("DELETE", CONTENT_PATH)]
+
+
+def test_delete_leaves_a_snapshot_of_the_same_name_that_is_not_the_backups():
+    """A restore into the same namespace re-creates a VolumeSnapshot of the backup's name: not ours."""
+    api = DeleteApi({SNAP_PATH: own_snapshot("restored-by-someone"), CONTENT_PATH: {}})
+    assert csi.delete_snapshots(api, [owned_entry()], "b1")[0]["outcome"] == "deleted"
+    assert ("DELETE", SNAP_PATH) not in [(m, p) for m, p, _b, _c in api.calls]
+    assert SNAP_PATH in api.objects and CONTENT_PATH not in api.objects
+
+
+def test_a_snapshot_that_cannot_be_deleted_is_a_clear_failure_naming_it():
+    api = DeleteApi({SNAP_PATH: own_snapshot(), CONTENT_PATH: {}},
+                    fail={("DELETE", SNAP_PATH): ApiRequestError(403, "forbidden", b'{"message": "no delete"}')})
+    out = csi.delete_snapshots(api, [owned_entry(), owned_entry(volume_snapshot="velero-data-zzzzz", volume_snapshot_content="snapcontent-2")], "b1")
+    assert out[0]["outcome"] == "failed"
+    assert "VolumeSnapshot db/velero-data-abcde (content snapcontent-1): Forbidden" in out[0]["error"]
+    assert "delete on volumesnapshots.snapshot.storage.k8s.io" in out[0]["error"] and "no delete" in out[0]["error"]
+    assert CONTENT_PATH in api.objects  # not deleted after the failure
+    assert out[1]["outcome"] != "failed"  # the others are still tried
+    unreachable = DeleteApi(fail={("PATCH", CONTENT_PATH): ApiRequestError(0, "connection refused")})
+    out = csi.delete_snapshots(unreachable, [owned_entry()], "b1")
+    assert out[0]["outcome"] == "failed" and "connection refused" in out[0]["error"]
+    assert len(unreachable.calls) == 1
+
+
+def test_delete_in_check_mode_calls_nothing():
+    def call(*args, **kwargs):
+        raise AssertionError("check mode called the API: %r" % (args,))
+
+    out = csi.delete_snapshots(call, [owned_entry()], "b1", check_mode=True)
+    assert [o["outcome"] for o in out] == ["would delete"]
+
+
+def test_only_entries_naming_a_snapshot_are_owned():
+    never_created = owned_entry(volume_snapshot=None, volume_snapshot_content=None)
+    no_content = owned_entry(volume_snapshot_content=None)  # deleted at the cut (not cut in time)
+    assert csi.owned_snapshots([never_created, no_content, dict(method="fs-copy")]) == [no_content]
+    api = DeleteApi({SNAP_PATH: own_snapshot()})
+    assert csi.delete_snapshots(api, [no_content], "b1")[0]["outcome"] == "deleted"
+    assert [(m, p) for m, p, _b, _c in api.calls] == [("GET", SNAP_PATH), ("DELETE", SNAP_PATH)]

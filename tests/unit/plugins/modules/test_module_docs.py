@@ -23,7 +23,7 @@ AUTH_OPTIONS = {"kubeconfig", "context", "host", "api_key", "username", "passwor
                 "client_cert", "client_key", "proxy", "no_proxy", "proxy_headers", "persist_config",
                 "impersonate_user", "impersonate_groups"}
 # Modules that never contact a cluster: no connection options, no kubernetes requirement, not in the group.
-OFFLINE = {"backup_info", "backup_record", "backup_delete", "restore_info"}
+OFFLINE = {"backup_info", "backup_record", "restore_info"}
 
 
 @pytest.fixture(scope="module")
