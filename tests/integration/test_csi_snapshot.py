@@ -17,6 +17,7 @@ from test_csi import SNAP, _bound_pv, _gone, _pvc, _sh, _thaw_volume, _wait
 from test_role_create import archive_members, backup_dir_of, load, log_entries, output, run_create
 from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 pylint: disable=unused-import
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index
 from localcluster import config as lc_config
 from localcluster import csi as lc_csi
@@ -296,3 +297,40 @@ def test_a_deleted_namespace_is_restored_with_its_claim_from_the_snapshot(cfg, a
     assert restored and seen.startswith(restored), "the restored volume is not the snapshot's byte prefix"
     kept = lines(restored)
     assert [int(line[0]) for line in kept] == list(range(1, len(kept) + 1))
+
+
+def test_backup_delete_deletes_the_csi_snapshots(cfg, api, cluster, namespace, app, tmp_path):
+    """kubehooks.backup.backup_delete as velero backup delete: the backup's VolumeSnapshot and its content (Retain
+    since the backup) are deleted, the CSI driver deletes the snapshot itself, then the directory; check mode
+    changes nothing."""
+    app()
+    bdir = tmp_path / "snap1"
+    bdir.mkdir(mode=0o700)
+    result = capture(cluster, namespace, bdir)
+    assert not result.get("failed"), result
+    [entry] = result["volumes"]
+    assert entry["status"] == "succeeded" and entry["deletion_policy"] == "Retain", entry
+    assert result["watchdog"]["acted"] is False  # stood down: nothing writes into the directory any more
+    snap_path = f"{SNAP}/namespaces/{namespace}/volumesnapshots/{entry['volume_snapshot']}"
+    content_path = f"{SNAP}/volumesnapshotcontents/{entry['volume_snapshot_content']}"
+    snapshot_file = cfg.csi_dir / "snapshots" / f"{entry['snapshot_handle']}.img"
+    assert snapshot_file.is_file()
+    record = _record.new_record("snap1")  # the record the role writes at the end (backup_capture writes none)
+    record["status"]["phase"] = _record.PHASE_COMPLETED
+    _record.write_record(str(bdir), record)
+    args = dict(auth_args(cluster), name="snap1", backup_dir=str(bdir))
+
+    check = run_module("backup_delete", args, check_mode=True)
+    assert not check.get("failed"), check
+    assert [s["outcome"] for s in check["deleted"][0]["snapshots"]] == ["would delete"]
+    assert api.get(content_path)["spec"]["deletionPolicy"] == "Retain" and not _gone(api, snap_path)
+    assert bdir.is_dir() and snapshot_file.is_file()
+
+    result = run_module("backup_delete", args)
+    assert not result.get("failed"), result
+    assert result["deleted"][0]["snapshots"] == [dict(namespace=namespace, name=entry["volume_snapshot"],
+                                                      content=entry["volume_snapshot_content"], outcome="deleted",
+                                                      error=None)]
+    assert not bdir.exists()
+    _wait(lambda: _gone(api, snap_path) and _gone(api, content_path), "VolumeSnapshot and content deleted", 60)
+    _wait(lambda: not snapshot_file.exists(), "the driver deleted the snapshot file", 60)

@@ -1,4 +1,8 @@
-"""Deleting a backup (velero backup delete) and finding the expired ones (Velero's garbage collection)."""
+"""Deleting a backup (velero backup delete) and finding the expired ones (Velero's garbage collection).
+
+The CSI snapshot tests below use a FAKE API ``call`` only because no cluster was available when they were
+written; tests/integration/test_csi_snapshot.py::test_backup_delete_deletes_the_csi_snapshots deletes for real.
+"""
 import os
 
 import pytest
