@@ -37,8 +37,8 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is deleted and nothing in the cluster is changed (not even read); RV(deleted) lists
-      what would be, with the snapshots that would be deleted.
+    description: In check mode nothing is deleted and nothing in the cluster is changed (not even read);
+      RV(deleted) lists what would be, with the snapshots that would be deleted.
   diff_mode:
     support: none
     description: Deleted files are listed in RV(deleted), not as a diff.
@@ -101,7 +101,7 @@ deleted:
     snapshots:
       description:
         - The CSI snapshots deleted with it, one per VolumeSnapshot the backup took (empty for a backup without any).
-        - On failure, the result of the failed task holds the same list as RV(snapshots) (top level).
+        - When a snapshot cannot be deleted (O(name)), the failed task's result holds this list as C(snapshots).
       type: list
       elements: dict
       contains:

@@ -388,7 +388,8 @@ def own_snapshot(backup="b1"):
 def test_delete_sets_the_policy_back_to_delete_then_deletes_the_snapshot_then_the_content():
     api = DeleteApi({SNAP_PATH: own_snapshot(), CONTENT_PATH: {"spec": {"deletionPolicy": "Retain"}}})
     out = csi.delete_snapshots(api, [owned_entry(), dict(method="fs-copy", volume="x")], "b1")
-    assert out == [dict(namespace="db", name="velero-data-abcde", content="snapcontent-1", outcome="deleted", error=None)]
+    assert out == [dict(namespace="db", name="velero-data-abcde", content="snapcontent-1", outcome="deleted",
+                        error=None)]
     assert [(m, p) for m, p, _b, _c in api.calls] == [
         ("PATCH", CONTENT_PATH), ("GET", SNAP_PATH), ("DELETE", SNAP_PATH), ("DELETE", CONTENT_PATH)]
     assert api.calls[0][2:] == ({"spec": {"deletionPolicy": "Delete"}}, csi.MERGE_PATCH)
@@ -417,7 +418,8 @@ def test_delete_leaves_a_snapshot_of_the_same_name_that_is_not_the_backups():
 def test_a_snapshot_that_cannot_be_deleted_is_a_clear_failure_naming_it():
     api = DeleteApi({SNAP_PATH: own_snapshot(), CONTENT_PATH: {}},
                     fail={("DELETE", SNAP_PATH): ApiRequestError(403, "forbidden", b'{"message": "no delete"}')})
-    out = csi.delete_snapshots(api, [owned_entry(), owned_entry(volume_snapshot="velero-data-zzzzz", volume_snapshot_content="snapcontent-2")], "b1")
+    other = owned_entry(volume_snapshot="velero-data-zzzzz", volume_snapshot_content="snapcontent-2")
+    out = csi.delete_snapshots(api, [owned_entry(), other], "b1")
     assert out[0]["outcome"] == "failed"
     assert "VolumeSnapshot db/velero-data-abcde (content snapcontent-1): Forbidden" in out[0]["error"]
     assert "delete on volumesnapshots.snapshot.storage.k8s.io" in out[0]["error"] and "no delete" in out[0]["error"]
