@@ -205,10 +205,12 @@ def _parse_exec(index, phase, position, entry, max_timeout=None):
     return hook
 
 
-def _parse_rule_fields(rule, index, max_timeout=None):
+def parse_rule_scope(rule, index, allowed_keys=RULE_KEYS):
+    """What every hook rule (backup or restore, Velero's ``spec.hooks.resources`` item) starts with:
+    ``(name, NamespaceScope, applies to pods, label selector or None)``; FieldError naming the key."""
     if not isinstance(rule, dict):
         raise FieldError("hooks[%d]" % index, rule, "a rule must be a mapping")
-    reject_unknown_keys(rule, RULE_KEYS)
+    reject_unknown_keys(rule, allowed_keys)
     name = rule.get("name")
     if not isinstance(name, str) or name == "":
         raise FieldError("name", name, "every rule needs a name (a non-empty string)")
@@ -218,6 +220,11 @@ def _parse_rule_fields(rule, index, max_timeout=None):
     selector = None
     if rule.get("labelSelector") is not None:
         selector = parse_label_selector_object(rule["labelSelector"])
+    return name, namespaces, applies_to_pods, selector
+
+
+def _parse_rule_fields(rule, index, max_timeout=None):
+    name, namespaces, applies_to_pods, selector = parse_rule_scope(rule, index)
     phases = {}
     for phase in PHASES:
         entries = rule.get(phase)

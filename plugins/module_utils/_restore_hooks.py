@@ -64,15 +64,11 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import (
     check_argv,
     parse_command,
     parse_container,
+    parse_rule_scope,
     pod_containers,
     rule_applies,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import parse_on_error
-from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
-    NamespaceScope,
-    parse_label_selector_object,
-    resource_applies_to_pods,
-)
 
 INIT_DOMAIN = "init.hook.restore.velero.io/"
 POST_DOMAIN = "post.hook.restore.velero.io/"
@@ -171,16 +167,7 @@ def _parse_init(spec, where):
 
 
 def _parse_rule(rule, index):
-    if not isinstance(rule, dict):
-        raise FieldError("hooks[%d]" % index, rule, "a rule must be a mapping")
-    reject_unknown_keys(rule, RULE_KEYS)
-    name = rule.get("name")
-    if not isinstance(name, str) or name == "":
-        raise FieldError("name", name, "every rule needs a name (a non-empty string)")
-    namespaces = NamespaceScope(rule.get("includedNamespaces"), rule.get("excludedNamespaces"),
-                                "includedNamespaces", "excludedNamespaces")
-    applies = resource_applies_to_pods(rule.get("includedResources"), rule.get("excludedResources"))
-    selector = parse_label_selector_object(rule["labelSelector"]) if rule.get("labelSelector") is not None else None
+    name, namespaces, applies, selector = parse_rule_scope(rule, index, RULE_KEYS)
     entries = rule.get("postHooks")
     if entries is None:
         entries = []
