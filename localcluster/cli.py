@@ -51,6 +51,8 @@ def main(argv=None):
                        ("start", "start ONE stopped component again and wait until it serves")):
         part = sub.add_parser(verb, help=text)
         part.add_argument("component", choices=cluster.RESTARTABLE)
+    sub.add_parser("restart-clients", help="after a fault test's API outage: restart the controller-manager, "
+                                           "scheduler, kubelet, kwok and CSI sidecars (no back-off left)")
     sub.add_parser("install", help="only install missing Debian packages (first stage of 'up')")
     sub.add_parser("build", help="only build missing binaries into the cache (second stage of 'up')")
     args = parser.parse_args(argv)
@@ -70,6 +72,8 @@ def main(argv=None):
             cluster.stop_component(cfg, args.component)
         elif args.command == "start":
             cluster.start_component(cfg, args.component)
+        elif args.command == "restart-clients":
+            cluster.restart_api_clients(cfg)
         elif args.command == "info":
             print(json.dumps(info(cfg), indent=2))
         elif args.command == "token":

@@ -252,6 +252,31 @@ def start_component(cfg, name):
     say(f"==> {name} started in {time.monotonic() - t0:.1f}s")
 
 
+# The API server's clients that keep no state of their own. After an outage client-go's reflectors back off
+# (800 ms doubling to 30 s, each wait stretched by up to 2x, reset only after 2 min without a failure): after
+# two short outages a controller may sleep about a minute before it lists again, and the next namespace waits
+# that long for its default ServiceAccount (seen in CI after the fault tests). Restarting them is seconds.
+API_CLIENTS = ("kube-controller-manager", "kube-scheduler", "kubelet", "kwok")
+
+
+def restart_api_clients(cfg):
+    """Restart the API server's stateless clients (and the CSI sidecars) so that none waits out a back-off."""
+    t0 = time.monotonic()
+    with locked(cfg):
+        api = Api.admin(cfg, timeout=5)
+        if not api.healthy():
+            raise Failure("the API server is not serving: start it first (localcluster start kube-apiserver)")
+        for name in API_CLIENTS:
+            processes.stop(cfg, name, timeout=3)
+            _start_one(cfg, name)
+        if cfg.csi:
+            commands = csi.argv(cfg)
+            for name in csi.SIDECARS:
+                processes.stop(cfg, name, timeout=3)
+                processes.start(cfg, name, commands[name])
+    say(f"==> the API server's clients restarted in {time.monotonic() - t0:.1f}s")
+
+
 def _start_one(cfg, name):
     if not processes.alive(cfg, name):
         processes.start(cfg, name, _component_argv(cfg, name))

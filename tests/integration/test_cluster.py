@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,27 @@ def test_stop_and_start_one_component_for_fault_tests(cluster):
     wrong = subprocess.run([sys.executable, "-m", "localcluster", "stop", "containerd"], cwd=REPO,
                            capture_output=True, text=True, timeout=60, check=False)
     assert wrong.returncode == 2 and "invalid choice" in wrong.stderr
+
+
+@pytest.mark.lifecycle
+def test_restart_clients_after_an_outage_leaves_no_back_off(cluster, core_v1):
+    """After an API outage `localcluster restart-clients` (the fault tests' cleanup) restarts the stateless
+    clients: new pids, the same etcd state, and a new namespace gets its default ServiceAccount at once
+    instead of after client-go's list back-off."""
+    cfg = lc_config.load()
+    _tool("stop", "kube-apiserver")
+    _tool("start", "kube-apiserver")
+    clients = list(lc_cluster.API_CLIENTS) + (list(lc_csi.SIDECARS) if cfg.csi else [])
+    before = {n: lc_processes.record(cfg, n)["pid"] for n in clients}
+    keep = {n: lc_processes.record(cfg, n) for n in ("etcd", "kube-apiserver", "containerd")}
+    _tool("restart-clients")
+    after = {n: lc_processes.record(cfg, n)["pid"] for n in clients}
+    assert all(before[n] != after[n] and lc_processes.alive(cfg, n) for n in clients), (before, after)
+    assert {n: lc_processes.record(cfg, n) for n in keep} == keep
+    assert lc_cluster.healthy(cfg)
+    ns = f"kh-restart-clients-{uuid.uuid4().hex[:6]}"
+    core_v1.create_namespace({"metadata": {"name": ns}})
+    try:
+        _eventually(lambda: core_v1.read_namespaced_service_account("default", ns), "default SA", timeout=20)
+    finally:
+        core_v1.delete_namespace(ns)
