@@ -81,6 +81,24 @@ BACKUP_SCOPE_ARG_SPEC = dict(
 )
 
 # Where a backup's files are: one backup directory, or the storage layout's parts.
+# The critical section's options (freeze, capture, thaw): backup_capture and backup_create (doc fragment
+# critical_section). The two defaults are _critical's DEFAULT_MAX_FREEZE_SECONDS and DEFAULT_THAW_RETRY_SECONDS.
+SECTION_ARG_SPEC = dict(
+    freeze_together=dict(type="bool", default=False),
+    default_volumes_to_fs_backup=dict(type="bool", default=False),
+    snapshot_volumes=dict(type="bool", default=True),
+    csi_snapshot_timeout=dict(type="float", default=600),
+    check_storage_room=dict(type="bool", default=True),
+    lease=dict(type="bool", default=True),
+    lease_namespace=dict(type="str", default="default"),
+    lease_name=dict(type="str", default="kubehooks-backup-freeze"),
+    lease_wait_seconds=dict(type="float", default=300),
+    max_freeze_seconds=dict(type="float", default=600),
+    thaw_retry_seconds=dict(type="float", default=300),
+    parallelism=dict(type="int", default=8),
+    output_limit=dict(type="int", default=65536),
+)
+
 BACKUP_LOCATION_ARG_SPEC = dict(
     name=dict(type="str", required=True),
     backup_dir=dict(type="path"),

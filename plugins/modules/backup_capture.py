@@ -50,6 +50,7 @@ author:
   - kubehooks.backup maintainers (@kubehooks)
 extends_documentation_fragment:
   - kubehooks.backup.auth
+  - kubehooks.backup.critical_section
 attributes:
   check_mode:
     support: full
@@ -85,88 +86,6 @@ options:
     type: str
     choices: [all, freeze, thaw]
     default: all
-  freeze_together:
-    description:
-      - Freeze every pod of the plan, capture everything, then thaw every pod, instead of one group per pod
-        (or per shared PersistentVolumeClaim).
-    type: bool
-    default: false
-  default_volumes_to_fs_backup:
-    description:
-      - Capture every volume of a pod unless it is opted out (Velero's C(--default-volumes-to-fs-backup));
-        otherwise only the volumes opted in with the C(backup.velero.io/backup-volumes) annotation.
-      - Each selected volume (PersistentVolumeClaim or emptyDir) is copied with C(tar) through C(pods/exec), while its
-        pod is frozen, into C(<backup_dir>/<name>-volumes/<namespace>/<pod>/<volume>.tar.gz); the index
-        C(<name>-volumes.json.gz) (size, file count and sha256 per volume) is written as soon as the captures end,
-        and C(<name>-progress.json) shows the bytes copied so far.
-    type: bool
-    default: false
-  snapshot_volumes:
-    description:
-      - Take a CSI snapshot of each PersistentVolumeClaim mounted by a pod of the O(plan) (Velero's
-        C(--snapshot-volumes) with its CSI plugin), while the pod is frozen. A volume selected for the file-system copy
-        is copied, not snapshotted (fs backup wins, as in Velero); a claim mounted by several pods is snapshotted once.
-      - The VolumeSnapshotClass is chosen as Velero chooses it, among the classes of the PV's CSI driver - the one
-        named by the claim's annotation C(velero.io/csi-volumesnapshot-class), else the one labelled
-        C(velero.io/csi-volumesnapshot-class), else the one annotated
-        C(snapshot.storage.kubernetes.io/is-default-class=true), else the only one. No class is an error of that
-        volume (the backup ends C(PartiallyFailed)), found before anything is frozen; so is an annotation that names a
-        missing class or a class of another driver (Velero falls back to the label there).
-      - A claim that is not bound, or whose PV is not a CSI volume (a local or hostPath PV), is skipped with a note in
-        RV(volumes_skipped), as Velero skips a volume it has no snapshotter for.
-      - Each VolumeSnapshot (C(velero-<claim>-<random>), labelled C(velero.io/backup-name)) is created while its
-        group is frozen; the post hooks run as soon as every snapshot of the group is cut (bound to its
-        VolumeSnapshotContent with a C(creationTime)), not when it is C(readyToUse). C(readyToUse) is awaited after
-        the thaw. With O(stage=freeze) that wait happens before the module returns, so the pods are still frozen.
-      - Each snapshot is an entry of the volumes index C(<name>-volumes.json.gz) with C(method=csi-snapshot), the
-        VolumeSnapshot, its content and the snapshot handle.
-    type: bool
-    default: true
-  csi_snapshot_timeout:
-    description:
-      - Seconds a VolumeSnapshot may take to become C(readyToUse), from its creation (Velero's
-        C(--csi-snapshot-timeout), 10 minutes). Its cut is also bounded by O(max_freeze_seconds); a snapshot not cut
-        in time is deleted and its volume fails; one cut but not ready in time fails its volume and is kept.
-    type: float
-    default: 600
-  check_storage_room:
-    description:
-      - Before anything is frozen, check that O(backup_dir) has room for the volumes to capture - the sum of
-        their PersistentVolumeClaims' sizes (capacity, else request) and emptyDir size limits - and fail,
-        naming the directory, the space needed and free, when it does not.
-      - Conservative - the copy is gzip-compressed and volumes are rarely full, so the data written is usually
-        smaller. Set V(false) to skip the check (and its C(get) on the PersistentVolumeClaims).
-    type: bool
-    default: true
-  lease:
-    description:
-      - Take a C(coordination.k8s.io/v1) Lease (O(lease_namespace)/O(lease_name)) before the first pre hook and hold
-        it until the pods are thawed, so that two backups of one cluster never freeze and thaw at the same time
-        (one run's thaw could unfreeze the other's pods mid-capture). A second run waits up to
-        O(lease_wait_seconds), then fails naming the holder, with nothing frozen. Taken only when some pod has pre
-        hooks. The holder is C(<name>/<run_id>).
-      - Its C(leaseDurationSeconds) is O(max_freeze_seconds) (600 when 0) + 2 x O(thaw_retry_seconds) + 70, so an
-        API server outage cannot let it lapse while the run's pods may be frozen. The watchdog renews it every 10 s
-        while it watches and thaws (it is taken over with the section when the run dies) and deletes it when the
-        pods are thawed (retried while the API server is unreachable).
-    type: bool
-    default: true
-  lease_namespace:
-    description:
-      - The namespace of the Lease. RBAC - C(create), C(get), C(update) and C(delete) on C(leases) there.
-    type: str
-    default: default
-  lease_name:
-    description:
-      - The name of the Lease. One name per cluster (the default) serialises every backup's frozen section; backups
-        whose scopes never share pods may use names of their own to overlap.
-    type: str
-    default: kubehooks-backup-freeze
-  lease_wait_seconds:
-    description:
-      - How long to wait for the Lease while another run holds it.
-    type: float
-    default: 300
   run_id:
     description:
       - The run's identity in the Lease's holder (for example RV(kubehooks.backup.backup_record#module:run_id));
@@ -179,31 +98,6 @@ options:
         playbook sets it unless C(thaw_force).
     type: bool
     default: false
-  max_freeze_seconds:
-    description:
-      - The frozen section's deadline in seconds, from the first pre hook. V(0) means no deadline (Velero's
-        behaviour; the watchdog then acts only when the run dies).
-      - The default, 10 minutes, is far above what a freeze around a file-system copy of a few GB needs and
-        bounds how long a bad hook timeout (a tenant's C(2562047h)) can hold a slot. Raise it for volumes whose
-        copy takes longer.
-    type: float
-    default: 600
-  thaw_retry_seconds:
-    description:
-      - How long post hooks that could not be executed are retried, from the start of a group's post phase.
-      - The default, 5 minutes, outlasts the restart of an API server.
-    type: float
-    default: 300
-  parallelism:
-    description:
-      - How many groups run at a time, and how many pods of one group run their hooks at a time.
-    type: int
-    default: 8
-  output_limit:
-    description:
-      - Bytes of stdout and of stderr kept per hook.
-    type: int
-    default: 65536
   max_hook_timeout:
     description:
       - The longest hook timeout the O(plan) may hold, as a Go duration (V(10m)) or a number of seconds; a longer
@@ -374,10 +268,7 @@ watchdog:
 """
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _capture, _volumes
-from ansible_collections.kubehooks.backup.plugins.module_utils._critical import (
-    DEFAULT_MAX_FREEZE_SECONDS,
-    DEFAULT_THAW_RETRY_SECONDS,
-)
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import SECTION_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._module import KubehooksModule
 from ansible_collections.kubehooks.backup.plugins.module_utils._section import run
 
@@ -393,24 +284,12 @@ def main():
         name=dict(type="str", required=True),
         backup_dir=dict(type="path", required=True),
         stage=dict(type="str", default="all", choices=["all", "freeze", "thaw"]),
-        freeze_together=dict(type="bool", default=False),
-        default_volumes_to_fs_backup=dict(type="bool", default=False),
-        snapshot_volumes=dict(type="bool", default=True),
-        csi_snapshot_timeout=dict(type="float", default=600),
-        check_storage_room=dict(type="bool", default=True),
-        lease=dict(type="bool", default=True),
-        lease_namespace=dict(type="str", default="default"),
-        lease_name=dict(type="str", default="kubehooks-backup-freeze"),
-        lease_wait_seconds=dict(type="float", default=300),
         run_id=dict(type="str"),
         respect_lease=dict(type="bool", default=False),
-        max_freeze_seconds=dict(type="float", default=DEFAULT_MAX_FREEZE_SECONDS),
-        thaw_retry_seconds=dict(type="float", default=DEFAULT_THAW_RETRY_SECONDS),
-        parallelism=dict(type="int", default=8),
-        output_limit=dict(type="int", default=65536),
         max_hook_timeout=dict(type="str"),
         log_path=dict(type="path"),
     )
+    spec.update(SECTION_ARG_SPEC)
     KubehooksModule(spec).run(execute)
 
 
