@@ -43,6 +43,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _capture, _exec, _layout, _on_error
+from ansible_collections.kubehooks.backup.plugins.module_utils._api import ThreadClients
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
@@ -355,7 +356,8 @@ class Options(object):
 # ---------------------------------------------------------------------------------------------
 # The post hooks of some pods (used by the controller and by the watchdog)
 
-def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook, on_result=None, steal=False):
+def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook, on_result=None, steal=False,
+              clients=None):
     """Run the post hooks of ``pods`` that ``by`` can claim; ``(results, thawed, not_thawed)``.
 
     Each pod is marked ``thawed`` as soon as its last post hook ended, or ``released`` when a
@@ -385,7 +387,7 @@ def thaw_pods(pods, client_factory, marks, by, options, exec_fn=_exec.exec_hook,
 
     results = _exec.run_phase(todo, "post", client_factory, parallelism=options.parallelism, on_result=report,
                               exec_fn=retrying(exec_fn, until, options.clock, options.sleep),
-                              output_cap=options.output_cap)
+                              output_cap=options.output_cap, clients=clients)
     return results, thawed, not_thawed
 
 
@@ -462,22 +464,27 @@ def run_critical_section(groups, client_factory, capture_fn, options, marks, exe
                 out["started"] = time.time()
                 marks.freeze([pod_key(pod) for pod in group["pods"]], out["started"])
             out["pre"] = _exec.run_phase(group["pods"], "pre", client_factory, parallelism=options.parallelism,
-                                         on_result=report, exec_fn=capped, output_cap=options.output_cap)
+                                         on_result=report, exec_fn=capped, output_cap=options.output_cap,
+                                         clients=clients)
             out["failed"] = _on_error.failed_pods(out["pre"])
             out["volumes"] = _capture_group(group, out["failed"], capture_fn, deadline, options.max_freeze_seconds, clock)
         finally:
             if stage == "all":
                 out["post"], out["thawed"], out["not_thawed"] = thaw_pods(
-                    group["pods"], client_factory, marks, CONTROLLER, options, exec_fn=exec_fn, on_result=report)
+                    group["pods"], client_factory, marks, CONTROLLER, options, exec_fn=exec_fn, on_result=report,
+                    clients=clients)
                 if frozen:
                     out["ended"] = time.time()
         return out
 
     outcomes = []
     if groups:
-        with ThreadPoolExecutor(max_workers=min(options.parallelism, len(groups))) as pool:
-            futures = [pool.submit(one, group) for group in groups]
-            outcomes = [future.result() for future in futures]
+        # One ApiClient per thread for the whole section (not one per group and phase): a single-pod
+        # group's hooks run in its group thread, so 200 groups use `parallelism` clients, not 400.
+        with ThreadClients(client_factory) as clients:
+            with ThreadPoolExecutor(max_workers=min(options.parallelism, len(groups))) as pool:
+                futures = [pool.submit(one, group) for group in groups]
+                outcomes = [future.result() for future in futures]
     return assemble(groups, outcomes)
 
 

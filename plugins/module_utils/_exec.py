@@ -317,7 +317,7 @@ def _run_pod(pod, phase, get_client, exec_fn, output_cap, report, pass_hook=Fals
 
 
 def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_result=None,
-              exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP, pass_hook=False):
+              exec_fn=exec_hook, output_cap=DEFAULT_OUTPUT_CAP, pass_hook=False, clients=None):
     """Run ``phase`` (``pre``/``post``) for every pod entry of a plan; return the hook results.
 
     Pods run in parallel, up to ``parallelism`` at a time; one pod's hooks run in order.  Each
@@ -326,6 +326,9 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     so it may append to a file.  ``exec_fn`` has ``exec_hook``'s signature (tests inject a fake).
     The list is in plan order: pods as given, hooks in phase order.  ``pass_hook``: ``exec_fn`` also
     gets the planned item as ``hook=`` (the restore's exec hooks read their wait-timeout from it).
+    ``clients``: a ``ThreadClients`` the caller owns (and closes) instead of one of this call's own; with one
+    pod (or ``parallelism`` 1) the hooks run in the calling thread, without a pool - the critical section
+    runs a phase per group, hundreds of times in one run.
     """
     if int(parallelism) < 1:
         raise ExecError("parallelism must be at least 1, got %s" % parallelism)
@@ -340,12 +343,22 @@ def run_phase(pods, phase, client_factory, parallelism=DEFAULT_PARALLELISM, on_r
     results = []
     if not pods:
         return results
-    with ThreadClients(client_factory) as clients:
-
+    own = clients is None
+    if own:
+        clients = ThreadClients(client_factory)
+    try:
         def job(pod):
             return _run_pod(pod, phase, clients.get, exec_fn, output_cap, report, pass_hook)
 
-        with ThreadPoolExecutor(max_workers=min(int(parallelism), len(pods))) as pool:
-            for pod_results in pool.map(job, pods):
-                results.extend(pod_results)
+        workers = min(int(parallelism), len(pods))
+        if workers == 1:
+            for pod in pods:
+                results.extend(job(pod))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for pod_results in pool.map(job, pods):
+                    results.extend(pod_results)
+    finally:
+        if own:
+            clients.close()
     return results

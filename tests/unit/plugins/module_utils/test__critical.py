@@ -269,6 +269,26 @@ def test_groups_run_in_parallel(tmp_path):
     assert len(result["groups"]) == 4
 
 
+def test_the_section_makes_one_client_per_group_thread_not_one_per_group_and_phase(tmp_path):
+    made, threads = [], set()
+
+    def counting_factory():
+        made.append(threading.current_thread().name)
+        return object()
+
+    def fake(client, namespace, pod_name, container, argv, timeout, output_cap=None):
+        threads.add(threading.current_thread().name)
+        return dict(status="succeeded", exit_code=0, duration=0.0)
+
+    pods = [pod("p%d" % i, [FREEZE], [THAW]) for i in range(40)]
+    marks = ThawState(str(tmp_path / "state.jsonl")).create()
+    result = run_critical_section(plan_groups(pods), counting_factory, None, Options(parallelism=4), marks,
+                                  exec_fn=fake)
+    assert len(result["hooks"]) == 80 and result["not_thawed"] == []
+    # single-pod groups run their hooks in the group's own thread: 4 threads, 4 clients (was 80)
+    assert len(threads) <= 4 and len(made) == len(set(made)) <= 4
+
+
 def test_a_failed_fail_pre_hook_skips_the_capture_of_that_pod_but_not_its_thaw(tmp_path):
     captured = []
 
