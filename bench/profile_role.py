@@ -7,7 +7,7 @@
      empty namespace (ours: the same, plus our imports, the kubeconfig and one LIST), each minus the first;
    - the imports alone in a fresh interpreter: ``ansible.module_utils.basic``, ``kubernetes``, and every
      kubehooks module_util, minus ``python -c pass``.
-2. A cProfile run of one module (``--profile pod_hooks|pod_hooks_info|resource_export|backup_capture``) on --pods kwok hook
+2. A cProfile run of one module (``--profile pod_hooks|pod_hooks_info|resource_export|backup_capture|backup_create``) on --pods kwok hook
    pods, run as Ansible runs it (a child Python process with the module's arguments), every thread profiled
    (the module's worker threads included; cumulative times then add up across threads), top functions by
    cumulative and by own time; the .prof file is kept for snakeviz/pstats (``--out``).
@@ -140,6 +140,8 @@ def profile(opts):
                     "backup_dir": os.path.join(workdir, "b")}
         elif opts.profile == "pod_hooks":
             args.update(phase="pre", parallelism=8)
+        elif opts.profile == "backup_create":
+            args.update(name="profile", storage_dir=os.path.join(workdir, "s"))
         elif opts.profile == "resource_export":
             args.update(name="profile", backup_dir=os.path.join(workdir, "b"))
         path = os.path.join(workdir, "args.json")
@@ -152,6 +154,8 @@ def profile(opts):
         elapsed = time.monotonic() - start
         if '"failed": true' in proc.stdout or proc.returncode != 0:
             raise SystemExit("the module failed:\n" + proc.stdout[-2000:] + proc.stderr[-2000:])
+        for step in json.loads(proc.stdout).get("step_seconds") or []:  # backup_create: each step's time
+            print("   %6.2f s  %s" % (step["seconds"], step["step"]))
     finally:
         core.delete_namespace(namespace)
         subprocess.run(["rm", "-rf", workdir], check=False)
@@ -169,7 +173,8 @@ def profile(opts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--startup", action="store_true")
-    parser.add_argument("--profile", choices=["pod_hooks", "pod_hooks_info", "resource_export", "backup_capture"])
+    parser.add_argument("--profile", choices=["pod_hooks", "pod_hooks_info", "resource_export", "backup_capture",
+                                                 "backup_create"])
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--tasks", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)

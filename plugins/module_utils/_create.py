@@ -16,6 +16,7 @@ record (the name taken: the existing backup is left untouched).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import time
 import traceback
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps, _storage
@@ -49,7 +50,8 @@ class Step(Exception):
         self.result = result
 
 
-def _call(step, fn, *args, **kwargs):
+def _call(step, durations, fn, *args, **kwargs):
+    started = time.time()
     try:
         return fn(*args, **kwargs)
     except KubehooksError as exc:
@@ -57,6 +59,8 @@ def _call(step, fn, *args, **kwargs):
     except Exception as exc:  # pylint: disable=broad-except  # a defect: recorded, never a lost record
         raise Step(step, "Unexpected error (please report it): %s: %s" % (type(exc).__name__, exc),
                    dict(msg=str(exc), failed=True, exception=traceback.format_exc()))
+    finally:
+        durations.append((step, round(time.time() - started, 3)))
 
 
 def run(params, client_factory, discover, section, export, check_mode=False, warn=None):
@@ -66,27 +70,28 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
     ``discover(factory, params)``, ``section(params, factory, check_mode)`` and ``export(factory, params,
     check_mode)`` are the steps' own functions (passed in so that the module chooses the executors)."""
     warn = warn or (lambda message: None)
+    durations = []  # (step, seconds), in order
     location = _pick(params, ("name", "storage_dir", "cluster", "backup_dir"))
     record_scope = _pick(params, SCOPE_KEYS[:-1] + RESOURCE_KEYS)
     steps = dict(discovered=None, started=None, capture=None, export=None, finished=None, failure=None)
     api_host = getattr(client_factory, "host", None)
     try:
-        steps["discovered"] = _call(DISCOVER, discover, client_factory,
+        steps["discovered"] = _call(DISCOVER, durations, discover, client_factory,
                                     _pick(params, SCOPE_KEYS, check_exec=True))
         pods = steps["discovered"]["pods"]
-        started = steps["started"] = _call(START, _record_steps.start, dict(
+        started = steps["started"] = _call(START, durations, _record_steps.start, dict(
             location, api_host=api_host, plan=pods, ttl=params.get("ttl"),
             **record_scope), check_mode)
         warning = None if check_mode else _storage.ephemeral_reason(started["backup_dir"])
         if warning:
             warn(warning)
         if pods:
-            capture = steps["capture"] = _call(SECTION, section, _pick(
+            capture = steps["capture"] = _call(SECTION, durations, section, _pick(
                 params, SECTION_KEYS, plan=pods, name=params["name"], backup_dir=started["backup_dir"], stage="all",
                 run_id=started.get("run_id"), log_path=started.get("hook_log")), client_factory, check_mode)
             if "hooks" not in capture:  # the section could not run (as the role's failed_when)
                 raise Step(SECTION, capture.get("msg", "failed"), capture)
-        exported = steps["export"] = _call(EXPORT, export, client_factory, dict(
+        exported = steps["export"] = _call(EXPORT, durations, export, client_factory, dict(
             record_scope, name=params["name"], backup_dir=started["backup_dir"], page_size=params["page_size"],
             exclude_pods=(steps["capture"] or {}).get("failed_pods") or []), check_mode)
         if not check_mode:
@@ -100,7 +105,7 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
                 break
     started = steps["started"]
     if started is not None and started.get("failed"):
-        return _result(steps)  # the name is taken (or the storage unusable): nothing of ours to complete
+        return _result(steps, durations)  # the name is taken (or the storage unusable): nothing of ours to complete
     capture = steps["capture"]
     finish = dict(location, **record_scope)
     finish.update(hook_results=(capture or {}).get("hooks") or [], errors=[], capture=capture,
@@ -109,18 +114,34 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
         finish.update(backup_dir=started["backup_dir"], storage_dir=None, cluster=None, run_id=started.get("run_id"))
     elif not params.get("backup_dir"):
         finish["api_host"] = api_host  # a record of the failure where the run's record would have been
+    started_at = time.time()
     try:
         steps["finished"] = _record_steps.finish(finish, check_mode)
     except Exception as exc:  # pylint: disable=broad-except  # reported; the record stays InProgress
         steps["finished"] = dict(failed=True, msg="%s: %s" % (FINISH, exc))
-    return _result(steps)
+    durations.append((FINISH, round(time.time() - started_at, 3)))
+    return _result(steps, durations)
 
 
-def _result(steps):
+def _slim(steps):
+    """The steps without the plan (every pod and hook, twice): it is in ``<name>-hook-plan.json``, and in check
+    mode in the section's ``plan``. At 500 pods it would be most of a result Ansible parses and templates."""
+    slim = dict(steps)
+    for key, drop in (("discovered", "pods"), ("started", "plan")):
+        if isinstance(slim[key], dict) and drop in slim[key]:
+            slim[key] = dict(slim[key])
+            items = slim[key].pop(drop)
+            if key == "discovered":
+                slim[key]["pod_count"] = len(items or [])
+    return slim
+
+
+def _result(steps, durations):
     finished = steps["finished"] or {}
     started = steps["started"] or {}
     capture = steps["capture"] or {}
-    result = dict(changed=bool(started and not started.get("failed")), steps=steps)
+    result = dict(changed=bool(started and not started.get("failed")), steps=_slim(steps),
+                  step_seconds=[dict(step=step, seconds=seconds) for step, seconds in durations])
     for key in ("phase", "backup_dir", "summary", "error_messages", "not_thawed", "hooks_attempted", "hooks_failed",
                 "items_backed_up", "total_items", "freeze_window_seconds"):
         if key in finished:

@@ -150,6 +150,15 @@ freeze_window_seconds:
   description: The longest freeze window of the run, in seconds.
   returned: when the record was completed
   type: float
+step_seconds:
+  description: How long each step that ran took, in order - C(step) (its name, as in a failure reason) and
+    C(seconds).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {step: Discover the pods in scope and their hooks, seconds: 0.21}
+    - {step: "Freeze, capture, thaw", seconds: 0.43}
 steps:
   description:
     - What each step returned, as the separate modules return it - C(discovered)
@@ -157,6 +166,9 @@ steps:
       C(capture) (M(kubehooks.backup.backup_capture); null when no pod is in scope), C(export)
       (M(kubehooks.backup.resource_export)) - and C(failure), the failed step and its message, or null.
     - A step that did not run is null; a failed step's entry has C(failed) and C(msg).
+    - Without the plan (every pod and its hooks), which would be most of the result at hundreds of pods - C(discovered)
+      has C(pod_count) instead of C(pods), C(started) no C(plan). The plan is saved in C(<backup dir>/<name>-hook-plan.json)
+      (M(kubehooks.backup.backup_info)); in check mode C(capture.plan) is the plan of the critical section.
   returned: always
   type: dict
 """

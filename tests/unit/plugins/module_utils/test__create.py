@@ -78,8 +78,14 @@ def test_the_steps_run_in_order_and_hand_on_what_the_next_needs(tmp_path):
     # the cluster's directory comes from the API host, as the role derived it
     assert result["backup_dir"] == os.path.join(str(tmp_path), "10.0.0.1_6443", "backups", "b1")
     assert result["phase"] == "Completed" and result["steps"]["failure"] is None
+    # the plan is not returned again (it is in the hook-plan file); the count is
+    assert "pods" not in result["steps"]["discovered"] and result["steps"]["discovered"]["pod_count"] == 1
+    assert "plan" not in result["steps"]["started"]
     assert record(result)["status"]["phase"] == "Completed"
     assert warnings == ["w1"]
+    assert [d["step"] for d in result["step_seconds"]] == [_create.DISCOVER, _create.START, _create.SECTION,
+                                                           _create.EXPORT, _create.FINISH]
+    assert all(d["seconds"] >= 0 for d in result["step_seconds"])
 
 
 def test_no_pod_in_scope_runs_no_section_but_exports(tmp_path):
