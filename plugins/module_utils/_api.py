@@ -321,8 +321,19 @@ class HeaderReadAhead(object):
     def pending(self):
         return len(self._ahead) - self._pos
 
+    def take(self, size):
+        """Up to ``size`` bytes of what was read ahead (``b""`` when nothing is, or ``size`` is 0)."""
+        ahead, start = self._ahead, self._pos
+        end = start + size
+        if end >= len(ahead):
+            self._ahead, self._pos = b"", 0
+            return ahead[start:] if start else ahead
+        self._pos = end
+        return ahead[start:end]
+
     def read(self, size, buffer, raw_read):
         """At most ``size`` bytes (``bytes``; or their count, written into ``buffer`` when given)."""
+        size = max(size, 0)
         if self._pos >= len(self._ahead):
             if not self.in_header or size >= _HEADER_CHUNK:
                 return raw_read(size, buffer) if buffer is not None else raw_read(size)
@@ -331,13 +342,7 @@ class HeaderReadAhead(object):
                 return 0 if buffer is not None else data
             self._ahead, self._pos = data, 0
             self._scan(data)
-        start = self._pos
-        end = min(start + max(size, 0), len(self._ahead))
-        data = self._ahead[start:end]
-        if end >= len(self._ahead):
-            self._ahead, self._pos = b"", 0
-        else:
-            self._pos = end
+        data = self.take(size)
         if buffer is None:
             return data
         buffer[:len(data)] = data
@@ -377,6 +382,15 @@ class _ExecSSLSocket(ssl.SSLSocket):
             ahead = self._kh_ahead = HeaderReadAhead(self._kh_remember_session)
         return ahead.read(len, buffer, super(_ExecSSLSocket, self).read)
 
+    def recv(self, buflen=1024, flags=0):
+        # websocket-client reads the header with recv(1): served here without SSLSocket's layers.
+        ahead = self._kh_ahead
+        if ahead is not None and not flags and buflen > 0:
+            data = ahead.take(buflen)
+            if data:
+                return data
+        return super(_ExecSSLSocket, self).recv(buflen, flags)
+
     def pending(self):
         ahead = self._kh_ahead
         return (ahead.pending() if ahead is not None else 0) + super(_ExecSSLSocket, self).pending()
@@ -385,6 +399,8 @@ class _ExecSSLSocket(ssl.SSLSocket):
         sessions = getattr(self.context, "kh_sessions", None)
         if sessions is None or self.kh_key is None:
             return
+        if self.session_reused and sessions.get(self.kh_key) is not None:
+            return  # the kept session still works (reading ``session`` copies it: 0.2 ms of CPU)
         try:
             session = self.session
         except (AttributeError, ValueError, ssl.SSLError):  # pragma: no cover - defensive
