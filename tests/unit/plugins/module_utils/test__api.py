@@ -270,7 +270,7 @@ def test_read_ahead_ends_the_header_at_the_first_blank_line_as_websocket_client_
         end = answer.index(b"rest")
         ahead = HeaderReadAhead()
         raw = _Chunks([answer[i:i + 1] for i in range(len(answer))])  # one byte per raw read: the worst case
-        got = b"".join(ahead.read(1, None, raw) for _ in range(end))
+        got = b"".join(ahead.read(1, None, raw) for _byte in range(end))
         assert got == answer[:end] and not ahead.in_header
         assert ahead.read(100, None, raw) == b"r" and raw.sizes[-1] == 100  # no read-ahead after the header
     # recv_into (a buffer) gets the same bytes; an end of stream is an empty read.
@@ -410,7 +410,7 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
     server = _UpgradeServer(tmp_path, answers)
     try:
         client = server.client()
-        results = [_exec.exec_hook(client, "ns", "p", "c", ["/bin/true"], 5) for _ in range(3)]
+        results = [_exec.exec_hook(client, "ns", "p", "c", ["/bin/true"], 5) for _attempt in range(3)]
         for result in results[:2]:
             assert (result["status"], result["exit_code"], result["stdout"], result["stderr"]) == (
                 "succeeded", 0, "hi\n", "oops"), result
