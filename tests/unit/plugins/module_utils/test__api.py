@@ -342,8 +342,8 @@ class _UpgradeServer(object):
         with open(key_path, "wb") as handle:
             handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(self.ca, key_path)
+        self.key_path = key_path
+        self.context = self.new_context()
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(4)
@@ -355,6 +355,13 @@ class _UpgradeServer(object):
         self.thread.daemon = True
         self.thread.start()
 
+    def new_context(self):
+        """A server TLS context: a new one has new session ticket keys, as a restarted API server."""
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca, self.key_path)
+        return context
+
     def _serve(self):
         import base64
         import hashlib
@@ -362,6 +369,9 @@ class _UpgradeServer(object):
 
         for answer in self.answers:
             try:
+                if answer is None:  # the server "restarts": tickets issued so far are no longer accepted
+                    self.context = self.new_context()
+                    continue
                 conn, _addr = self.listener.accept()
                 conn.settimeout(10)
                 tls = self.context.wrap_socket(conn, server_side=True)
@@ -406,6 +416,9 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
         lambda accept: [b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
                         % len(body) + body],
         lambda accept: [UPGRADE % accept + frames],  # opened by open_exec below: what the socket holds
+        None,  # new ticket keys: the kept session is refused, the next exec makes a full handshake
+        lambda accept: [UPGRADE % accept + frames],
+        lambda accept: [UPGRADE % accept + frames],
     ]
     server = _UpgradeServer(tmp_path, answers)
     try:
@@ -426,6 +439,12 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
             assert tls.pending() >= len(frames)  # the frames read with the header are visible to a poll check
         finally:
             ws.close(timeout=1)
+        reused = []
+        for _attempt in range(2):
+            ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5)
+            reused.append(ws.sock.sock.session_reused)
+            ws.close(timeout=1)
+        assert reused == [False, True]  # refused ticket: a full handshake, then its new session is resumed
         assert not server.errors
         assert all(b"authorization: Bearer t0ken" in request for request in server.requests)
     finally:
