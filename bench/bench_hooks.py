@@ -10,6 +10,10 @@ range of the per-round ratios.  Target: ours / baseline <= 1.3 at 200 and at 500
 Usage (the local cluster must be up: `make cluster-up`):
     .venv/bin/python bench/bench_hooks.py [--pods 200,500] [--parallelism 8] [--rounds 3]
     .venv/bin/python bench/bench_hooks.py --smoke      # CI: 5 pods, 1 round
+    .venv/bin/python bench/bench_hooks.py --compare /path/to/other/checkout   # before/after in one run
+
+--compare runs the pod_hooks module of another checkout of the collection as a third side of the same
+alternating rounds (same pods, same load): a change's before and after, each against the same baseline.
 """
 import argparse
 import json
@@ -52,15 +56,17 @@ def raw_client_phase(config_path, namespace, names, command, workers):
         list(pool.map(one, names))
 
 
-def module_phase(config_path, namespace, phase, parallelism):
+def module_phase(config_path, namespace, phase, parallelism, checkout=None):
     args = {"ANSIBLE_MODULE_ARGS": {"kubeconfig": config_path, "included_namespaces": [namespace],
                                     "phase": phase, "parallelism": parallelism}}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(args, handle)
     try:
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "plugins", "modules", "pod_hooks.py"), handle.name],
-                              capture_output=True, text=True, check=False,
-                              env=module_env())
+        env = module_env()
+        if checkout is not None:
+            env["PYTHONPATH"] = collections_path(checkout)
+        proc = subprocess.run([sys.executable, os.path.join(checkout or ROOT, "plugins", "modules", "pod_hooks.py"),
+                               handle.name], capture_output=True, text=True, check=False, env=env)
     finally:
         os.unlink(handle.name)
     result = json.loads(proc.stdout)
@@ -69,26 +75,38 @@ def module_phase(config_path, namespace, phase, parallelism):
     return result["hooks_attempted"]
 
 
-def measure(core, config_path, pods, parallelism, rounds):
+def collections_path(checkout):
+    """A directory where ``ansible_collections.kubehooks.backup`` is ``checkout`` (a symlink, made once)."""
+    base = os.path.join(tempfile.gettempdir(), "kubehooks-bench-compare-%d" % os.getpid())
+    link = os.path.join(base, "ansible_collections", "kubehooks", "backup")
+    if not os.path.islink(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(os.path.abspath(checkout), link)
+    return base
+
+
+def measure(core, config_path, pods, parallelism, rounds, compare=None):
     namespace = "bench-hooks-%d-%d" % (pods, os.getpid())
-    raw, ours = [], []
+    raw, ours, other = [], [], []
+    sides = ("raw", "ours", "other") if compare else ("raw", "ours")
     try:
         names = hook_pods(core, namespace, pods)
         for rnd in range(rounds):
-            for side in (("raw", "ours") if rnd % 2 == 0 else ("ours", "raw")):
+            for side in (sides if rnd % 2 == 0 else sides[::-1]):
                 start = time.monotonic()
                 if side == "raw":
                     raw_client_phase(config_path, namespace, names, PRE, parallelism)
                     raw_client_phase(config_path, namespace, names, POST, parallelism)
                     raw.append(time.monotonic() - start)
                 else:
-                    attempted = module_phase(config_path, namespace, "pre", parallelism)
-                    attempted += module_phase(config_path, namespace, "post", parallelism)
-                    ours.append(time.monotonic() - start)
+                    checkout = compare if side == "other" else None
+                    attempted = module_phase(config_path, namespace, "pre", parallelism, checkout)
+                    attempted += module_phase(config_path, namespace, "post", parallelism, checkout)
+                    (other if side == "other" else ours).append(time.monotonic() - start)
                     assert attempted == 2 * pods, attempted
     finally:
         core.delete_namespace(namespace)
-    return raw, ours
+    return raw, ours, other
 
 
 def main():
@@ -97,20 +115,27 @@ def main():
     parser.add_argument("--parallelism", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for each side")
     parser.add_argument("--smoke", action="store_true", help="CI smoke: 5 pods, 1 round")
+    parser.add_argument("--compare", metavar="CHECKOUT",
+                        help="also run the pod_hooks of this checkout of the collection (before/after)")
     opts = parser.parse_args()
     if opts.smoke:
         opts.pods, opts.rounds = "5", 1
     config_path = kubeconfig()
     core = core_api()
     print("== bench_hooks: pod_hooks pre+post vs the raw Python client; %s" % load_line(), flush=True)
-    rows = [(pods,) + measure(core, config_path, pods, opts.parallelism, opts.rounds) for pods in sizes(opts.pods)]
+    rows = [(pods,) + measure(core, config_path, pods, opts.parallelism, opts.rounds, opts.compare)
+            for pods in sizes(opts.pods)]
     print("== results (%s at the end), %d alternating rounds, parallelism %d" % (load_line(), opts.rounds,
                                                                                opts.parallelism))
-    for pods, raw, ours in rows:
+    for pods, raw, ours, other in rows:
         print("%d pods, %d hooks:" % (pods, 2 * pods))
         print("  baseline raw python client (%d workers): %s" % (opts.parallelism, spread(raw)))
         print("  kubehooks.backup.pod_hooks pre+post:     %s  (2 module runs)" % spread(ours))
         print("  " + ratio_line("ratio ours/baseline", ours, raw, 1.3))
+        if other:
+            print("  --compare %s pre+post: %s" % (opts.compare, spread(other)))
+            print("  " + ratio_line("ratio compared/baseline", other, raw, 1.3))
+            print("  " + ratio_line("ratio ours/compared", ours, other, 1.0))
 
 
 if __name__ == "__main__":

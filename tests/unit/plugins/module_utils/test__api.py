@@ -174,3 +174,278 @@ def test_exec_websockets_get_the_shared_context(monkeypatch):
     second = _api._TimedWebSocket(sslopt=dict(sslopt))
     assert first.sock_opt.sslopt["context"] is second.sock_opt.sslopt["context"]
     assert first.sock_opt.sslopt["context"] is _api.shared_ssl_context(sslopt)
+
+
+# --------------------------------------------------------------------------------------------------
+# The HTTP upgrade answer read in chunks (HeaderReadAhead), TLS sessions resumed, auth headers reused
+# --------------------------------------------------------------------------------------------------
+
+UPGRADE = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Accept: %s\r\nSec-WebSocket-Protocol: v4.channel.k8s.io\r\n\r\n")
+SUCCESS = b'{"metadata":{},"status":"Success"}'
+
+
+def _frame(payload, opcode=0x2):
+    """A server's (unmasked) websocket frame."""
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+class _Chunks(object):
+    """The raw reads under a HeaderReadAhead: each call returns the next chunk (at most ``size`` of it)."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+        self.sizes = []
+
+    def __call__(self, size, buffer=None):
+        self.sizes.append(size)
+        if not self.chunks:
+            return 0 if buffer is not None else b""
+        chunk = self.chunks.pop(0)
+        if len(chunk) > size:
+            chunk, rest = chunk[:size], chunk[size:]
+            self.chunks.insert(0, rest)
+        if buffer is not None:
+            buffer[:len(chunk)] = chunk
+            return len(chunk)
+        return chunk
+
+
+class _ReadAheadSocket(object):
+    """What websocket-client sees: ``recv`` through a HeaderReadAhead over ``_Chunks``."""
+
+    def __init__(self, chunks):
+        from ansible_collections.kubehooks.backup.plugins.module_utils._api import HeaderReadAhead
+        self.ended = []
+        self.ahead = HeaderReadAhead(lambda: self.ended.append(True))
+        self.raw = _Chunks(chunks)
+
+    def recv(self, size):
+        return self.ahead.read(size, None, self.raw)
+
+    def gettimeout(self):
+        return None
+
+
+def test_read_ahead_gives_websocket_client_the_header_split_across_reads_and_the_frames_after_it():
+    from websocket import ABNF
+    from websocket._abnf import frame_buffer
+    from websocket._http import read_headers
+
+    header = UPGRADE % b"x" * 1
+    frames = _frame(b"\x01hi\n") + _frame(b"\x03" + SUCCESS)
+    # The header in three reads (one ends inside "\r\n\r\n"), the first frame in the same read as its end.
+    cut = len(header) - 3
+    sock = _ReadAheadSocket([header[:20], header[20:cut], header[cut:] + frames[:7], frames[7:]])
+    status, headers, _message = read_headers(sock)
+    assert status == 101 and headers["upgrade"] == "websocket" and headers["sec-websocket-accept"] == "x"
+    assert sock.ended == [True] and not sock.ahead.in_header
+    assert sock.raw.sizes == [4096, 4096, 4096]  # 3 reads for the whole header, not one per byte
+    assert sock.ahead.pending() == 7  # frame bytes read with the header's end: counted, kept in order
+    buffer = frame_buffer(sock.recv, skip_utf8_validation=False)
+    first, second = buffer.recv_frame(), buffer.recv_frame()
+    assert (first.opcode, first.data, second.data) == (ABNF.OPCODE_BINARY, b"\x01hi\n", b"\x03" + SUCCESS)
+    assert sock.raw.sizes[3:] and all(size < 4096 for size in sock.raw.sizes[3:])  # after the header: as asked
+    assert sock.ahead.pending() == 0
+
+
+def test_read_ahead_keeps_a_refused_upgrade_with_its_body():
+    from websocket import WebSocketBadStatusException
+    from websocket._handshake import _get_resp_headers
+
+    body = b'{"kind":"Status","message":"pods \\"x\\" is forbidden","code":403}'
+    answer = (b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+              % len(body)) + body
+    sock = _ReadAheadSocket([answer[:10], answer[10:]])
+    with pytest.raises(WebSocketBadStatusException) as info:
+        _get_resp_headers(sock)
+    assert info.value.status_code == 403 and info.value.resp_body == body
+
+
+def test_read_ahead_ends_the_header_at_the_first_blank_line_as_websocket_client_does():
+    from ansible_collections.kubehooks.backup.plugins.module_utils._api import HeaderReadAhead
+
+    for answer in (b"HTTP/1.1 101 OK\nA: b\n\nrest", b"HTTP/1.1 101 OK\r\nA: b\r\n \r\nrest"):
+        end = answer.index(b"rest")
+        ahead = HeaderReadAhead()
+        raw = _Chunks([answer[i:i + 1] for i in range(len(answer))])  # one byte per raw read: the worst case
+        got = b"".join(ahead.read(1, None, raw) for _byte in range(end))
+        assert got == answer[:end] and not ahead.in_header
+        assert ahead.read(100, None, raw) == b"r" and raw.sizes[-1] == 100  # no read-ahead after the header
+    # recv_into (a buffer) gets the same bytes; an end of stream is an empty read.
+    ahead = HeaderReadAhead()
+    raw = _Chunks([b"HTTP/1.1 101 OK\r\n\r\nab"])
+    into = bytearray(5)
+    assert ahead.read(5, into, raw) == 5 and bytes(into) == b"HTTP/"
+    assert ahead.read(100, None, raw) == b"1.1 101 OK\r\n\r\nab"
+    assert ahead.read(1, None, raw) == b"" and ahead.read(1, bytearray(1), raw) == 0
+
+
+def test_exec_headers_are_reused_for_ten_seconds_then_asked_again():
+    from ansible_collections.kubehooks.backup.plugins.module_utils._api import exec_headers
+
+    class Configuration(object):
+        asked = 0
+
+        def auth_settings(self):
+            self.asked += 1
+            return {"BearerToken": {"in": "header", "key": "Authorization", "value": "Bearer t%d" % self.asked},
+                    "query": {"in": "query", "key": "x", "value": "y"}}
+
+    now = [100.0]
+    configuration = Configuration()
+    first = exec_headers(configuration, clock=lambda: now[0])
+    assert first == {"authorization": "Bearer t1"}
+    first["authorization"] = "changed by a caller"
+    now[0] += 9.5
+    assert exec_headers(configuration, clock=lambda: now[0]) == {"authorization": "Bearer t1"}
+    assert exec_headers(Configuration(), clock=lambda: now[0]) == {"authorization": "Bearer t1"}  # per configuration
+    now[0] += 1
+    assert exec_headers(configuration, clock=lambda: now[0]) == {"authorization": "Bearer t2"}
+    assert configuration.asked == 2
+
+
+class _UpgradeServer(object):
+    """A real TLS server on 127.0.0.1 that answers exec upgrades as scripted (a certificate of its own).
+
+    Not the API server: the cluster cannot be made to put frames in the same TLS record as the upgrade
+    answer, to split the answer over records, or to refuse with a given body on demand; this server
+    does exactly that, over real sockets and real TLS, to the real client classes.
+    """
+
+    def __init__(self, tmp_path, answers):
+        import datetime
+        import socket
+        import ssl
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        import ipaddress
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, u"kubehooks-test")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                .not_valid_after(now + datetime.timedelta(hours=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(u"127.0.0.1"))]),
+                               critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        self.ca = str(tmp_path / "ca.crt")
+        key_path = str(tmp_path / "server.key")
+        with open(self.ca, "wb") as handle:
+            handle.write(cert.public_bytes(serialization.Encoding.PEM))
+        with open(key_path, "wb") as handle:
+            handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        self.key_path = key_path
+        self.context = self.new_context()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        self.answers = list(answers)
+        self.requests = []
+        self.errors = []
+        self.thread = threading.Thread(target=self._serve)
+        self.thread.daemon = True
+        self.thread.start()
+
+    def new_context(self):
+        """A server TLS context: a new one has new session ticket keys, as a restarted API server."""
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.ca, self.key_path)
+        return context
+
+    def _serve(self):
+        import base64
+        import hashlib
+        import time
+
+        for answer in self.answers:
+            try:
+                if answer is None:  # the server "restarts": tickets issued so far are no longer accepted
+                    self.context = self.new_context()
+                    continue
+                conn, _addr = self.listener.accept()
+                conn.settimeout(10)
+                tls = self.context.wrap_socket(conn, server_side=True)
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += tls.recv(4096)
+                self.requests.append(request)
+                key = [line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:")][0]
+                accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+                for part in answer(accept):  # each part one TLS record
+                    tls.sendall(part)
+                    time.sleep(0.05)
+                time.sleep(0.2)
+                tls.close()
+            except Exception as exc:  # pylint: disable=broad-except  # reported by the test
+                self.errors.append(exc)
+
+    def client(self):
+        import kubernetes
+        configuration = kubernetes.client.Configuration()
+        configuration.host = "https://127.0.0.1:%d" % self.port
+        configuration.ssl_ca_cert = self.ca
+        configuration.api_key = {"authorization": "Bearer t0ken"}  # the key every client version reads
+        return kubernetes.client.ApiClient(configuration)
+
+    def close(self):
+        self.listener.close()
+        self.thread.join(10)
+
+
+def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_and_a_resumed_session(
+        monkeypatch, tmp_path):
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _exec
+
+    _fresh_contexts(monkeypatch)
+    frames = _frame(b"\x01hi\n") + _frame(b"\x02oops") + _frame(b"\x03" + SUCCESS) + _frame(b"\x03\xe8", 0x8)
+    body = b'{"kind":"Status","message":"pods \\"p\\" is forbidden: cannot create pods/exec","code":403}'
+    answers = [
+        lambda accept: [UPGRADE % accept + frames],  # the whole exec in the upgrade's TLS record
+        lambda accept: [(UPGRADE % accept)[:30], (UPGRADE % accept)[30:] + frames[:3], frames[3:]],  # split
+        lambda accept: [b"HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                        % len(body) + body],
+        lambda accept: [UPGRADE % accept + frames],  # opened by open_exec below: what the socket holds
+        None,  # new ticket keys: the kept session is refused, the next exec makes a full handshake
+        lambda accept: [UPGRADE % accept + frames],
+        lambda accept: [UPGRADE % accept + frames],
+    ]
+    server = _UpgradeServer(tmp_path, answers)
+    try:
+        client = server.client()
+        results = [_exec.exec_hook(client, "ns", "p", "c", ["/bin/true"], 5) for _attempt in range(3)]
+        for result in results[:2]:
+            assert (result["status"], result["exit_code"], result["stdout"], result["stderr"]) == (
+                "succeeded", 0, "hi\n", "oops"), result
+            assert result["duration"] < 3  # nothing waited for a poll that could not see read-ahead bytes
+        assert results[2]["status"] == "failed" and "not_executed" not in results[2]
+        assert results[2]["error"].startswith("Forbidden: the credentials may not exec into pod ns/p container c")
+        assert "cannot create pods/exec" in results[2]["error"]
+        ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5)
+        try:
+            tls = ws.sock.sock
+            assert isinstance(tls, _api._ExecSSLSocket)
+            assert tls.session_reused  # the TLS session of an earlier exec to this server
+            assert tls.pending() >= len(frames)  # the frames read with the header are visible to a poll check
+        finally:
+            ws.close(timeout=1)
+        reused = []
+        for _attempt in range(2):
+            ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5)
+            reused.append(ws.sock.sock.session_reused)
+            ws.close(timeout=1)
+        assert reused == [False, True]  # refused ticket: a full handshake, then its new session is resumed
+        assert not server.errors
+        assert all(b"authorization: Bearer t0ken" in request for request in server.requests)
+    finally:
+        server.close()
