@@ -124,10 +124,11 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
 
 
 def _slim(steps):
-    """The steps without the plan (every pod and hook, twice): it is in ``<name>-hook-plan.json``, and in check
-    mode in the section's ``plan``. At 500 pods it would be most of a result Ansible parses and templates."""
+    """The steps without the plan (every pod and hook, twice) and the hook results: the plan is in
+    ``<name>-hook-plan.json`` (in check mode, the section's ``plan``), each hook's result in the record's logs
+    and the hook log. At 500 pods they would be most of a result Ansible parses and templates."""
     slim = dict(steps)
-    for key, drop in (("discovered", "pods"), ("started", "plan")):
+    for key, drop in (("discovered", "pods"), ("started", "plan"), ("capture", "hooks")):
         if isinstance(slim[key], dict) and drop in slim[key]:
             slim[key] = dict(slim[key])
             items = slim[key].pop(drop)

@@ -166,9 +166,11 @@ steps:
       C(capture) (M(kubehooks.backup.backup_capture); null when no pod is in scope), C(export)
       (M(kubehooks.backup.resource_export)) - and C(failure), the failed step and its message, or null.
     - A step that did not run is null; a failed step's entry has C(failed) and C(msg).
-    - Without the plan (every pod and its hooks), which would be most of the result at hundreds of pods - C(discovered)
-      has C(pod_count) instead of C(pods), C(started) no C(plan). The plan is saved in C(<backup dir>/<name>-hook-plan.json)
-      (M(kubehooks.backup.backup_info)); in check mode C(capture.plan) is the plan of the critical section.
+    - Without the plan (every pod and its hooks) and the hook results, which would be most of the result at hundreds
+      of pods - C(discovered) has C(pod_count) instead of C(pods), C(started) no C(plan), C(capture) no C(hooks). The
+      plan is saved in C(<backup dir>/<name>-hook-plan.json), each hook's result (exit code, output) in the record's
+      logs and C(<name>-hooks.jsonl) (M(kubehooks.backup.backup_info) shows both); in check mode C(capture.plan) is
+      the plan of the critical section.
   returned: always
   type: dict
 """

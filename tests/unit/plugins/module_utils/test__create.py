@@ -80,7 +80,7 @@ def test_the_steps_run_in_order_and_hand_on_what_the_next_needs(tmp_path):
     assert result["phase"] == "Completed" and result["steps"]["failure"] is None
     # the plan is not returned again (it is in the hook-plan file); the count is
     assert "pods" not in result["steps"]["discovered"] and result["steps"]["discovered"]["pod_count"] == 1
-    assert "plan" not in result["steps"]["started"]
+    assert "plan" not in result["steps"]["started"] and "hooks" not in result["steps"]["capture"]
     assert record(result)["status"]["phase"] == "Completed"
     assert warnings == ["w1"]
     assert [d["step"] for d in result["step_seconds"]] == [_create.DISCOVER, _create.START, _create.SECTION,
