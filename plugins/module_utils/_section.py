@@ -303,8 +303,8 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
         log_errors = []
         result = _critical.thaw_stage(plan, client_factory, marks, options, exec_fn=exec_fn,
                                       on_result=_hook_logger(params, log_errors, precreate=False))
-        if not marks.done(_critical.CONTROLLER):
-            _watchdog.tell_stand_down(dog)
+        marks.done(_critical.CONTROLLER)
+        _watchdog.tell_stand_down(dog)  # done written or not: the watchdog stands down now
         if params.get("respect_lease") and not result["not_thawed"]:
             released = release_dead_runs_lease(client_factory, dog)
             if isinstance(released, str):
@@ -424,8 +424,8 @@ def run(params, client_factory, check_mode=False, select_volumes=no_volumes, cap
     result["storage_room"] = room
     result["lease"] = lease.describe() if lease is not None else None
     if stage == "all":
-        if not marks.done(_critical.CONTROLLER):
-            _watchdog.tell_stand_down(watchdog.base_record())
+        marks.done(_critical.CONTROLLER)
+        _watchdog.tell_stand_down(watchdog.base_record())  # done written or not: the watchdog stands down now
         result["watchdog"] = _watchdog.wait_for_record(record_path, WATCHDOG_RECORD_WAIT_SECONDS)
     if any(_is_snapshot(e) and e.get("status") == "cut" for e in result["volumes"]):
         # after the thaw (stage freeze: the pods are still frozen): readyToUse, bounded by the timeout

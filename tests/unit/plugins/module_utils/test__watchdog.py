@@ -88,6 +88,8 @@ SCRIPT = textwrap.dedent(r"""
     marks.claim(["ns/a"], "controller")
     marks.mark("thawed", "ns/a", "controller")   # a was thawed by the run: never again
     marks.claim(["ns/b"], "controller")           # b was being thawed when the run died
+    if mode == "woken":
+        _watchdog.POLL_SECONDS = 60
     dog = _watchdog.Watchdog(pods, lambda: object(), marks, _critical.Options(thaw_retry_seconds=1),
                              os.path.join(tmp, "watchdog.json"), os.getpid(),
                              deadline=time.time() + (0.5 if mode == "deadline" else 60),
@@ -97,6 +99,12 @@ SCRIPT = textwrap.dedent(r"""
         marks.mark("thawed", "ns/b", "controller")
         marks.done("controller")
         time.sleep(1)
+    elif mode == "woken":  # the watchdog polls every 60 s here: only the stand-down signal can end its wait
+        marks.mark("thawed", "ns/b", "controller")
+        marks.done("controller")
+        assert _watchdog.tell_stand_down(dog.base_record())
+        record = _watchdog.wait_for_record(os.path.join(tmp, "watchdog.json"), 20)
+        assert record and record["acted"] is False, record
     elif mode == "deadline":
         marks.mark("released", "ns/b", "controller")  # gave up on b; alive past the deadline
         time.sleep(2.5)
@@ -116,6 +124,12 @@ def run_script(tmp_path, mode):
 def calls(tmp_path):
     path = tmp_path / "calls.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_the_stand_down_signal_wakes_the_watchdog_between_two_polls(tmp_path):
+    pid, sid, record = run_script(tmp_path, "woken")
+    assert record["pid"] == pid and record["acted"] is False and record["reason"] == "the run thawed its pods"
+    assert calls(tmp_path) == []
 
 
 def test_the_watchdog_thaws_what_a_dead_controller_had_not(tmp_path):
