@@ -31,6 +31,7 @@ author:
 extends_documentation_fragment:
   - kubehooks.backup.auth
   - kubehooks.backup.backup_location
+  - kubehooks.backup.resources
   - kubehooks.backup.scope
   - kubehooks.backup.critical_section
 attributes:
@@ -49,25 +50,6 @@ options:
         digits, C(-) and C(.)), as Velero's backup names.
     type: str
     required: true
-  included_resources:
-    description:
-      - Resource types to export, by plural, singular, kind or short name, optionally with the group
-        (V(deployments.apps)); glob patterns allowed. Empty or V(*) means all.
-    type: list
-    elements: str
-    default: []
-  excluded_resources:
-    description:
-      - Resource types left out, same forms as O(included_resources). An exclusion wins.
-    type: list
-    elements: str
-    default: []
-  include_cluster_resources:
-    description:
-      - Velero's C(includeClusterResources). V(false) exports no cluster-scoped resource (not even the
-        Namespace objects); V(true) exports the cluster-scoped resources that pass the resource filter;
-        unset exports them only when every namespace is in scope.
-    type: bool
   ttl:
     description:
       - How long the backup should be kept (Go duration such as V(720h)); recorded in C(spec.ttl) and

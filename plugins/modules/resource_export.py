@@ -39,6 +39,7 @@ author:
 extends_documentation_fragment:
   - kubehooks.backup.auth
   - kubehooks.backup.backup_location
+  - kubehooks.backup.resources
 attributes:
   check_mode:
     support: full
@@ -65,32 +66,12 @@ options:
     type: list
     elements: str
     default: []
-  included_resources:
-    description:
-      - Resource types to export, by plural, singular, kind or short name, optionally with the group
-        (V(deployments.apps)); glob patterns allowed. Empty or V(*) means all.
-    type: list
-    elements: str
-    default: []
-  excluded_resources:
-    description:
-      - Resource types left out, same forms as O(included_resources). An exclusion wins.
-    type: list
-    elements: str
-    default: []
   label_selectors:
     description:
       - Label selectors that items must match, ANDed, in kubectl's syntax (V(app=nginx)).
     type: list
     elements: str
     default: []
-  include_cluster_resources:
-    description:
-      - Velero's C(includeClusterResources). V(false) exports no cluster-scoped resource (not even the
-        Namespace objects); V(true) exports the cluster-scoped resources that pass the resource filter;
-        unset exports them only when every namespace is in scope (the Namespace objects of the namespaces
-        in scope are exported either way).
-    type: bool
   exclude_pods:
     description:
       - Pods left out of the archive, as C(namespace/name).
