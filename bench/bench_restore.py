@@ -65,7 +65,10 @@ def run_restore_role(config_path, backup, storage, mappings, workdir):
     # The backup is found by name in the storage dir the backup role wrote (cluster "bench"); the restore's own
     # record goes beside it, as Velero keeps restores in the same backup storage location.
     extra = {"restore_backup": backup, "restore_storage_dir": storage, "restore_cluster": "bench",
-             "restore_namespace_mappings": mappings, "restore_auth": {"kubeconfig": config_path}}
+             "restore_namespace_mappings": mappings, "restore_auth": {"kubeconfig": config_path},
+             # resources only, as Velero's side (it restores no volume data here: no node agent); the volume data
+             # restore is measured on its own against kubectl exec ... tar x
+             "restore_volume_data": False}
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ, ANSIBLE_PYTHON_INTERPRETER=sys.executable, ANSIBLE_NOCOLOR="1",
                PATH=bindir + os.pathsep + os.environ["PATH"],

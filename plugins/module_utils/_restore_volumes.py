@@ -66,6 +66,13 @@ HELPER_LABEL = "kubehooks.backup/restore-helper"
 CHUNK = 256 * 1024
 TAR_RECORD = 10240              # tar's default record: the stream is padded to it, so tar never waits
 _POLL = 0.25
+# The helper's image cannot be pulled: the kubelet retries with back-off, so a registry that is down for a moment
+# may still answer; after this many seconds of failed pulls the volume fails, naming the image, instead of
+# waiting out the whole helper timeout (10 minutes by default, per volume). A name that can never be pulled
+# fails at once.
+IMAGE_PULL_GRACE_SECONDS = 45
+_PULL_RETRIED = ("ErrImagePull", "ImagePullBackOff")
+_PULL_NEVER = ("InvalidImageName", "ErrImageNeverPull")
 _PROGRESS_SECONDS = 0.5
 _STDERR_CAP = 8192
 _CLOSE_WAIT = 30                # seconds a deleted helper may take to go
@@ -311,6 +318,7 @@ class VolumeWriter(object):
 
     def _wait_running(self, namespace, name, deadline):
         last = "not scheduled yet"
+        pull_failing_since = None
         while True:
             try:
                 pod = self.call("GET", self._pod_path(namespace, name))
@@ -324,10 +332,23 @@ class VolumeWriter(object):
             if phase in ("Succeeded", "Failed"):
                 raise _VolumeError("the helper pod %s ended (%s) before the data was written" % (name, phase))
             last = _pending_reason(status) or last
+            waiting = [(c.get("waiting") or {}).get("reason") for c in states]
+            if any(reason in _PULL_NEVER for reason in waiting):
+                raise _VolumeError(self._pull_error(name, last))
+            if any(reason in _PULL_RETRIED for reason in waiting):
+                pull_failing_since = self.clock() if pull_failing_since is None else pull_failing_since
+                if self.clock() - pull_failing_since >= IMAGE_PULL_GRACE_SECONDS:
+                    raise _VolumeError(self._pull_error(name, last))
+            else:
+                pull_failing_since = None
             if self.clock() > deadline:
                 raise _VolumeError("the helper pod %s did not start within %s: %s" % (
                     name, format_duration(self.timeout), last))
             self.sleep(_POLL)
+
+    def _pull_error(self, name, reason):
+        return ("the helper pod %s cannot pull its image %s (%s); set volume_helper_image (role: "
+                "restore_volume_helper_image) to an image with tar that the nodes can pull" % (name, self.image, reason))
 
     def _stream(self, job, name, deadline, base):
         namespace = job["target_namespace"]

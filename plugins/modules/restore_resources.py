@@ -139,7 +139,9 @@ options:
     description:
       - The helper pod's image. It needs C(tar) (GNU tar or busybox, with C(--numeric-owner)) and C(sleep); it runs
         as root so that the files keep their owners and modes. It is pulled with C(IfNotPresent).
-      - Default C(docker.io/library/debian:bookworm-slim).
+      - Default C(docker.io/library/debian:bookworm-slim). On nodes that cannot pull it (an air-gapped cluster) give
+        an image they have; a volume whose helper image still fails to pull after 45 s (an invalid name at once)
+        fails with the image and the kubelet's reason, instead of waiting out O(volume_helper_timeout).
     type: str
   volume_helper_timeout:
     description: Seconds one volume may take, from the helper pod's creation to the end of its data.

@@ -219,6 +219,40 @@ def test_a_helper_that_never_starts_times_out_with_the_reason(tmp_path):
     assert "did not start within 1m0s" in result["error"] and "unbound immediate PersistentVolumeClaims" in result["error"]
 
 
+def pull_failing(reason, ticks):
+    def call(method, path, body=None, query=None, content_type=None):
+        if method == "GET":
+            return {"status": {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {
+                "reason": reason, "message": "Back-off pulling image \"docker.io/library/debian:bookworm-slim\""}}}]}}
+        if method == "DELETE":
+            raise ApiRequestError(404, "gone")
+        return {}
+    return rv.VolumeWriter(call, object(), "r1", "b1", timeout=600, clock=lambda: next(ticks), sleep=lambda s: None)
+
+
+def test_a_helper_image_that_cannot_be_pulled_fails_the_volume_after_a_grace_not_the_timeout(tmp_path):
+    job, _plain = make_archive(str(tmp_path / "a.tar.gz"))
+    seen = []
+
+    def clock(values=iter(range(0, 100000, 5))):
+        seen.append(next(values))
+        return seen[-1]
+    w = pull_failing("ImagePullBackOff", iter(()))
+    w.clock = clock
+    (result,) = w.run([job])
+    assert result["status"] == "failed"
+    assert "cannot pull its image docker.io/library/debian:bookworm-slim" in result["error"]
+    assert "ImagePullBackOff" in result["error"] and "restore_volume_helper_image" in result["error"]
+    # failed once the pulls had failed for the grace period, long before the 600 s helper timeout
+    assert rv.IMAGE_PULL_GRACE_SECONDS <= seen[-1] < 600
+
+
+def test_an_image_name_that_can_never_be_pulled_fails_at_once(tmp_path):
+    job, _plain = make_archive(str(tmp_path / "a.tar.gz"))
+    (result,) = pull_failing("InvalidImageName", iter(range(0, 100000, 5))).run([job])
+    assert "cannot pull its image" in result["error"] and "InvalidImageName" in result["error"]
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_an_archive_damaged_after_its_check_is_not_a_traceback(tmp_path, damage):
     job, _plain = make_archive(str(tmp_path / "a.tar.gz"))
