@@ -62,6 +62,57 @@ PLAYBOOK = """---
         dest: "{{ bench_volumes_out }}"
         mode: "0600"
 """
+# The module's volume writer alone, in a new process as the module runs it, each phase timed: the archive's
+# sha256 check, the helper pod's create, its wait for Running, the stream (exec open, gunzip + send, the
+# wait for tar to end) and the helper's delete (and wait until it is gone).
+PHASES = r"""
+import json, os, sys, time
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+import conftest  # noqa: F401  (ansible_collections.kubehooks.backup importable)
+from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _restore_volumes as rv
+from ansible_collections.kubehooks.backup.plugins.module_utils._client import ClientFactory
+kubeconfig, bdir, backup, source, target, claim, image = sys.argv[2:9]
+phases, marks = {}, {}
+
+
+def timed(name, fn):
+    def wrapper(*args, **kwargs):
+        start = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            marks[name] = time.monotonic()
+            phases[name] = phases.get(name, 0.0) + marks[name] - start
+    return wrapper
+
+
+def timed_open(*args, **kwargs):
+    ws = timed("exec open", _api.open_exec)(*args, **kwargs)
+    write = ws.write_stdin
+
+    def write_stdin(data):
+        write(data)
+        marks["last write"] = time.monotonic()
+    ws.write_stdin = write_stdin
+    return ws
+
+
+factory = ClientFactory({"kubeconfig": kubeconfig})
+writer = rv.VolumeWriter(_api.api_caller(factory()), factory(), "phases", backup, image=image, timeout=600,
+                         open_exec_fn=timed_open)
+for method in ("_check_archive", "_create_helper", "_wait_running", "_stream", "_delete_helper"):
+    setattr(writer, method, timed(method.strip("_"), getattr(writer, method)))
+jobs, _notes = rv.plan_volumes(rv.read_index(bdir, backup), {(source, claim): (target, "created")}, bdir, backup)
+start = time.monotonic()
+result = writer.write(jobs[0])
+result["wall"] = time.monotonic() - start
+phases["stream: gunzip + send"] = marks["last write"] - marks["exec open"]
+phases["stream: tar's end + close"] = marks["stream"] - marks["last write"]
+phases["stream: exec open"] = phases.pop("exec open")
+phases.pop("stream")
+result["phases"] = phases
+print(json.dumps(result))
+"""
 SMALL = r"""
 set -e
 cd "$1"
@@ -191,14 +242,16 @@ def pod_body(cfg):
                      "volumes": [{"name": CLAIM, "persistentVolumeClaim": {"claimName": CLAIM}}]}}
 
 
-def claim_and_pod(core, cfg, namespace, pv, request_mib):
-    """The namespace, a claim bound to ``pv`` and a pod mounting it; returns the pod's start seconds."""
+def claim_and_pod(core, cfg, namespace, pv, request_mib, pod=True):
+    """The namespace, a claim bound to ``pv`` and (``pod``) a pod mounting it; returns the pod's start seconds."""
     core.create_namespace({"metadata": {"name": namespace}})
     wait_for_default_service_account(core, namespace)
     core.create_namespaced_persistent_volume_claim(namespace, {
         "metadata": {"name": CLAIM},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv,
                  "resources": {"requests": {"storage": "%dMi" % request_mib}}}})
+    if not pod:
+        return 0.0
     start = time.monotonic()
     core.create_namespaced_pod(namespace, pod_body(cfg))
     deadline = start + 180
@@ -255,16 +308,35 @@ def run_baseline(cfg, namespace, archive):
     return elapsed
 
 
+def run_phases(cfg, storage, name, source, target):
+    """The module's volume writer alone, each phase timed (PHASES)."""
+    proc = subprocess.run([sys.executable, "-c", PHASES, ROOT, kubeconfig(), backup_dir(storage, name), name, source,
+                           target, CLAIM, cfg.node_image], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit("the phases child failed: %s%s" % (proc.stdout[-2000:], proc.stderr[-2000:]))
+    result = json.loads(proc.stdout)
+    if result["status"] != "succeeded":
+        raise SystemExit("the phases child did not write the volume: %s" % result["error"])
+    return result
+
+
 def report(results, mib, opts):
     print("== results (%s at the end), %d alternating rounds, %d MiB of data" % (load_line(), opts.rounds, mib))
     labels = (("role", "ours: restore role, whole run"), ("module", "ours: the module's volume-data duration"),
+              ("writer", "ours: the volume writer alone (phases)"),
               ("exec", "baseline: kubectl exec -i ... tar -xzf"), ("podexec", "baseline: pod start + exec"))
     for key, label in labels:
-        print("  %-42s %s" % (label, spread(results[key])))
+        if results[key]:
+            print("  %-42s %s" % (label, spread(results[key])))
     print("  " + ratio_line("ratio module volume data / baseline exec", results["module"], results["exec"], 1.25))
     print("  " + ratio_line("ratio module volume data / baseline pod start + exec", results["module"],
                             results["podexec"], 1.25))
     print("  " + ratio_line("ratio whole role run / baseline exec", results["role"], results["exec"], 1.25))
+    if results["phases"]:
+        print("  where the module's volume-data time goes (the writer alone, in its own process; median of %d):"
+              % len(results["phases"]))
+        for phase in results["phases"][0]:
+            print("    %-32s %s" % (phase, spread([p[phase] for p in results["phases"]], "s")))
     print("  throughput (data MiB / median s): module %.1f MiB/s, baseline exec %.1f MiB/s, baseline pod start + "
           "exec %.1f MiB/s" % (mib / median(results["module"]), mib / median(results["exec"]),
                                mib / median(results["podexec"])))
@@ -274,10 +346,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mib", type=int, default=32, help="MiB of file data in the volume")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="CI smoke: 2 MiB, 1 round")
+    parser.add_argument("--no-phases", action="store_true", help="leave out the timed phases of the writer alone")
+    parser.add_argument("--smoke", action="store_true", help="CI smoke: 2 MiB, 1 round, no phases")
     opts = parser.parse_args()
     if opts.smoke:
-        opts.mib, opts.rounds = 2, 1
+        opts.mib, opts.rounds, opts.no_phases = 2, 1, True
     print("== bench_restore_volumes: volume data restore, the role vs kubectl exec -i ... tar -xzf; %s"
           % load_line(), flush=True)
     cfg = lc_config.load()
@@ -290,7 +363,7 @@ def main():
     source = "kh-bench-rv-src-%d" % tag
     storage = os.path.join(vols.workdir, "storage")
     namespaces = [source]
-    results = {"role": [], "module": [], "exec": [], "podexec": []}
+    results = {"role": [], "module": [], "exec": [], "podexec": [], "phases": [], "writer": []}
     try:
         os.makedirs(storage, mode=0o700)
         path = vols.make("kh-bench-rv-src-%d" % tag, source)
@@ -305,7 +378,8 @@ def main():
             seconds, os.path.getsize(archive) / 1048576.0, entry["files"], entry.get("tar_bytes", 0) / 1048576.0),
             flush=True)
         for rnd in range(opts.rounds):
-            for side in (("role", "baseline") if rnd % 2 == 0 else ("baseline", "role")):
+            sides = ("role", "baseline") if opts.no_phases else ("role", "baseline", "phases")
+            for side in (sides if rnd % 2 == 0 else tuple(reversed(sides))):
                 target = "kh-bench-rv-%s-%d-%d" % (side, rnd, tag)
                 pv = target
                 namespaces.append(target)
@@ -319,6 +393,14 @@ def main():
                         results["module"].append(volume["duration"])
                         print("  round %d role     %.2f s (the module's volume data %.2f s, %d files)"
                               % (rnd + 1, elapsed, volume["duration"], volume["written_files"]), flush=True)
+                    elif side == "phases":
+                        claim_and_pod(core, cfg, target, pv, request, pod=False)
+                        result = run_phases(cfg, storage, name, source, target)
+                        check_same(side, before, mnt)
+                        results["writer"].append(result["wall"])
+                        results["phases"].append(result["phases"])
+                        print("  round %d phases   %.2f s: %s" % (rnd + 1, result["wall"], ", ".join(
+                            "%s %.2f" % item for item in result["phases"].items())), flush=True)
                     else:
                         started = claim_and_pod(core, cfg, target, pv, request)
                         elapsed = run_baseline(cfg, target, archive)
