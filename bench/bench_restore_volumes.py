@@ -35,6 +35,7 @@ import stat
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from _common import (ROOT, core_api, kubeconfig, load_line, median, ratio_line, spread,  # noqa: E402
                      wait_for_default_service_account)
@@ -106,11 +107,11 @@ jobs, _notes = rv.plan_volumes(rv.read_index(bdir, backup), {(source, claim): (t
 start = time.monotonic()
 result = writer.write(jobs[0])
 result["wall"] = time.monotonic() - start
-phases["stream: gunzip + send"] = marks["last write"] - marks["exec open"]
-phases["stream: tar's end + close"] = marks["stream"] - marks["last write"]
-phases["stream: exec open"] = phases.pop("exec open")
-phases.pop("stream")
-result["phases"] = phases
+result["phases"] = dict([("check_archive", phases["check_archive"]), ("create_helper", phases["create_helper"]),
+                         ("wait_running", phases["wait_running"]), ("stream: exec open", phases["exec open"]),
+                         ("stream: gunzip + send", marks["last write"] - marks["exec open"]),
+                         ("stream: tar's end + close", marks["stream"] - marks["last write"]),
+                         ("delete_helper", phases["delete_helper"])])
 print(json.dumps(result))
 """
 SMALL = r"""
@@ -179,6 +180,17 @@ class Volumes(object):
             self.remove(name)
         if not self.made:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def cleanup(vols, namespaces, names):
+    """Delete the namespaces ``names`` at once, wait until they are gone, then remove their volumes (a volume is
+    named as the namespace of its claim)."""
+    with ThreadPoolExecutor(max_workers=max(len(names), 1)) as pool:
+        list(pool.map(lambda namespace: _walkthrough.delete_namespace(namespace, timeout=300), names))
+    for name in names:
+        namespaces.remove(name)
+        if name in vols.made:
+            vols.remove(name)
 
 
 def fill(path, mib):
@@ -337,6 +349,9 @@ def report(results, mib, opts):
               % len(results["phases"]))
         for phase in results["phases"][0]:
             print("    %-32s %s" % (phase, spread([p[phase] for p in results["phases"]], "s")))
+        stream = [sum(v for k, v in p.items() if k.startswith("stream")) for p in results["phases"]]
+        print("    %-32s %s" % ("stream, all of it", spread(stream)))
+        print("  " + ratio_line("ratio the writer's stream alone / baseline exec", stream, results["exec"], 1.25))
     print("  throughput (data MiB / median s): module %.1f MiB/s, baseline exec %.1f MiB/s, baseline pod start + "
           "exec %.1f MiB/s" % (mib / median(results["module"]), mib / median(results["exec"]),
                                mib / median(results["podexec"])))
@@ -366,10 +381,10 @@ def main():
     results = {"role": [], "module": [], "exec": [], "podexec": [], "phases": [], "writer": []}
     try:
         os.makedirs(storage, mode=0o700)
-        path = vols.make("kh-bench-rv-src-%d" % tag, source)
+        path = vols.make(source, source)
         fill(path, opts.mib)
         before = tree(path)
-        claim_and_pod(core, cfg, source, "kh-bench-rv-src-%d" % tag, request)
+        claim_and_pod(core, cfg, source, source, request)
         name = "bench-rv-%d" % tag
         seconds, _timing, _out = run_role(config_path, source, storage, name=name,
                                           extra_vars={"create_default_volumes_to_fs_backup": True})
@@ -379,9 +394,9 @@ def main():
             flush=True)
         for rnd in range(opts.rounds):
             sides = ("role", "baseline") if opts.no_phases else ("role", "baseline", "phases")
+            done = []
             for side in (sides if rnd % 2 == 0 else tuple(reversed(sides))):
-                target = "kh-bench-rv-%s-%d-%d" % (side, rnd, tag)
-                pv = target
+                target = pv = "kh-bench-rv-%s-%d-%d" % (side, rnd, tag)
                 namespaces.append(target)
                 mnt = vols.make(pv, target)
                 try:
@@ -410,12 +425,10 @@ def main():
                         print("  round %d baseline %.2f s exec (pod start %.2f s)" % (rnd + 1, elapsed, started),
                               flush=True)
                 finally:
-                    _walkthrough.delete_namespace(target, timeout=300)
-                    namespaces.remove(target)
-                    vols.remove(pv)
+                    done.append(target)
+            cleanup(vols, namespaces, done)    # the round's namespaces and volumes, before the next round
     finally:
-        for namespace in namespaces:
-            _walkthrough.delete_namespace(namespace, timeout=300)
+        cleanup(vols, namespaces, list(namespaces))
         vols.remove_all()
     report(results, opts.mib, opts)
 
