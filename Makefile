@@ -114,6 +114,7 @@ bench: venv ## Benchmarks side by side with the real Velero on the running local
 	$(PY) bench/bench_freeze.py --rounds $(BENCH_ROUNDS)
 	$(PY) bench/bench_hooks.py --rounds $(BENCH_ROUNDS)
 	$(PY) bench/bench_restore.py --rounds $(BENCH_ROUNDS)
+	$(PY) bench/bench_restore_volumes.py --rounds $(BENCH_ROUNDS)
 	$(PY) bench/bench_export_memory.py
 	$(PY) bench/bench_capture.py
 
@@ -122,6 +123,7 @@ bench-smoke: venv ## The benchmarks at a smoke size, no Velero, on the running c
 	$(PY) bench/bench_freeze.py --smoke
 	$(PY) bench/bench_hooks.py --smoke
 	$(PY) bench/bench_restore.py --smoke
+	$(PY) bench/bench_restore_volumes.py --smoke
 	$(PY) bench/bench_export_memory.py --small 20 --large 200
 	$(PY) bench/bench_capture.py --small-mib 1 --large-mib 4 --levels 1 --rounds 1
 

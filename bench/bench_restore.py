@@ -8,8 +8,8 @@ backups/<name>/ and Velero's backup sync picks it up), restored in alternating r
 - Velero: ``velero restore create NAME --from-backup B --namespace-mappings a:b --wait``.
 Scenarios: the walkthrough namespace (nginx-example, under its lock) and a namespace of --objects ConfigMaps
 (2,000 by default).  The restored namespace is deleted (and waited for) after every round.  Target: ours /
-Velero <= 1.0.  Volume data restore (against ``kubectl exec ... tar x`` of the same archive) is not part of
-the collection yet: a placeholder line says so.
+Velero <= 1.0.  Volume data restore (against ``kubectl exec ... tar x`` of the same archive) is measured by
+``bench_restore_volumes.py``.
 
 Usage (the local cluster must be up: `make cluster-up`):
     .venv/bin/python bench/bench_restore.py [--objects 2000] [--rounds 3] [--no-velero] [--no-walkthrough]
@@ -41,8 +41,7 @@ PLAYBOOK = """---
       ansible.builtin.include_role:
         name: kubehooks.backup.restore
 """
-VOLUME_DATA = ("volume data restore (against `kubectl exec ... tar x` of the same archive): not there yet - the "
-               "collection does not restore volume data yet (a later issue); nothing measured")
+VOLUME_DATA = "volume data restore (against `kubectl exec ... tar x` of the same archive): bench/bench_restore_volumes.py"
 
 
 def has_restore_role():
