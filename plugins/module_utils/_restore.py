@@ -305,7 +305,10 @@ def run(params, factory, check_mode=False, call=None):
     hook_count = hook_totals(hook_results)
     result.update(init_hooks=init_hooks, hooks=hook_results, hooks_attempted=hook_count["hooks_attempted"],
                   hooks_failed=hook_count["hooks_failed"])
-    result.update(total_items=progress.total, items_restored=progress.outcomes.restored, outcomes=counts,
+    # as the record counts them: the items restored beyond the plan (a namespace created for a mapping, a
+    # claim's PV) count in the total too, so a summary never says "11 of 9"
+    result.update(total_items=max(progress.total, progress.outcomes.restored), items_restored=progress.outcomes.restored,
+                  outcomes=counts,
                   peak_rss_kib=peak_rss_kib(), duration=round(time.time() - started, 3),
                   error_messages=[e["message"] for e in errors] + ([fatal] if fatal else []),
                   warning_messages=[w["message"] for w in warnings])

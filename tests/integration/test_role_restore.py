@@ -100,6 +100,8 @@ def test_check_mode_plans_then_the_role_restores_into_a_mapped_namespace(cluster
         shown = run_module("restore_info", {"storage_dir": storage, "name": name})   # found without cluster
         assert shown["restore"]["status"] == "Completed"
         assert shown["restore"]["items_restored"] == shown["restore"]["total_items"] == result["items_restored"]
+        assert result["total_items"] == shown["restore"]["total_items"]       # the summary's "N of M" as recorded
+        assert "Items: %d of %d" % (result["items_restored"], result["total_items"]) in proc.stdout
     finally:
         delete_namespace(target)
 
