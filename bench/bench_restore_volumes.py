@@ -27,11 +27,9 @@ Usage (the local cluster must be up: `make cluster-up`):
 """
 import argparse
 import base64
-import hashlib
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import time
@@ -42,6 +40,8 @@ from _common import (ROOT, core_api, kubeconfig, load_line, median, ratio_line, 
 import _walkthrough  # noqa: E402
 from bench_role import backup_dir, run_role  # noqa: E402
 from localcluster import config as lc_config  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+from fstree import tree  # noqa: E402  (the same comparison as the volume-data tests)
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _volumes  # noqa: E402
 
 POD = "app"
@@ -215,26 +215,6 @@ def fill(path, mib):
     sh(["sync"])
 
 
-def tree(root):
-    """{relative path: (kind, sha256 or link target, uid, gid, mode)}, lost+found left out."""
-    out = {}
-    for base, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not (base == root and d == "lost+found")]
-        for name in dirs + files:
-            path = os.path.join(base, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                what = ("symlink", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                what = ("dir", None)
-            else:
-                digest = hashlib.sha256()
-                with open(path, "rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-                what = ("file", digest.hexdigest())
-            out[os.path.relpath(path, root)] = what + (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
-    return out
 
 
 def check_same(side, before, path):

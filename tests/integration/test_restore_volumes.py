@@ -3,10 +3,8 @@ owners, modes and kinds is captured by the real capture (backup_capture), export
 data, and restored - into the same namespace (the Released PV given back) and into a mapped one (a
 fresh pool PV) - and every file's sha256, owner and mode come back before the pod starts.  A corrupted
 archive of one of two claims is reported by name and the other claim is restored."""
-import hashlib
 import json
 import os
-import stat
 import subprocess
 import time
 import uuid
@@ -16,6 +14,7 @@ import pytest
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import exec_hook
 
 from localcluster import storage as lc_storage
+from fstree import tree
 from modrun import admin_api as api
 from modrun import run_module
 from modrun import wait_for as wait
@@ -47,23 +46,6 @@ def auth(cluster):
     return {"kubeconfig": cluster.kubeconfig}
 
 
-def tree(root):
-    """{relative path: (kind, sha256 or link target, uid, gid, mode)}, lost+found left out."""
-    out = {}
-    for base, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not (base == root and d == "lost+found")]
-        for name in dirs + files:
-            path = os.path.join(base, name)
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                what = ("symlink", os.readlink(path))
-            elif stat.S_ISDIR(st.st_mode):
-                what = ("dir", None)
-            else:
-                with open(path, "rb") as handle:
-                    what = ("file", hashlib.sha256(handle.read()).hexdigest())
-            out[os.path.relpath(path, root)] = what + (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
-    return out
 
 
 def restored_into(path, before):
