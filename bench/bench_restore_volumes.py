@@ -215,8 +215,6 @@ def fill(path, mib):
     sh(["sync"])
 
 
-
-
 def check_same(side, before, path):
     after = tree(path)
     if after != before:

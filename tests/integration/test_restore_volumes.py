@@ -46,8 +46,6 @@ def auth(cluster):
     return {"kubeconfig": cluster.kubeconfig}
 
 
-
-
 def restored_into(path, before):
     """Every backed-up entry is in the volume as it was (a reused pool PV may hold older files besides)."""
     after = tree(path)
