@@ -20,6 +20,7 @@ import time
 import traceback
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record_steps, _storage
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import SECTION_ARG_SPEC
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 DISCOVER = "Discover the pods in scope and their hooks"
@@ -28,11 +29,11 @@ SECTION = "Freeze, capture, thaw"
 EXPORT = "Export the resources in scope"
 FINISH = "Complete the record"
 
-SCOPE_KEYS = ("included_namespaces", "excluded_namespaces", "label_selectors", "hooks", "max_hook_timeout")
-RESOURCE_KEYS = ("included_resources", "excluded_resources", "include_cluster_resources")
-SECTION_KEYS = ("freeze_together", "default_volumes_to_fs_backup", "snapshot_volumes", "csi_snapshot_timeout",
-                "check_storage_room", "lease", "lease_namespace", "lease_name", "lease_wait_seconds",
-                "max_freeze_seconds", "thaw_retry_seconds", "parallelism", "output_limit", "max_hook_timeout")
+# What each step reads of the module's parameters
+RECORD_SCOPE_KEYS = ("included_namespaces", "excluded_namespaces", "label_selectors", "hooks",
+                     "included_resources", "excluded_resources", "include_cluster_resources")
+DISCOVER_KEYS = ("included_namespaces", "excluded_namespaces", "label_selectors", "hooks", "max_hook_timeout")
+SECTION_KEYS = tuple(SECTION_ARG_SPEC) + ("max_hook_timeout",)
 
 
 def _pick(params, keys, **extra):
@@ -42,23 +43,26 @@ def _pick(params, keys, **extra):
 
 
 class Step(Exception):
-    """A step failed: ``reason`` is what the record keeps, ``result`` what the step returned, if anything."""
+    """A step failed: ``reason`` is what the record keeps."""
 
-    def __init__(self, step, message, result=None):
+    def __init__(self, step, message):
         super(Step, self).__init__("%s: %s" % (step, message))
         self.reason = "%s: %s" % (step, message)
-        self.result = result
 
 
-def _call(step, durations, fn, *args, **kwargs):
+def _call(steps, key, step, durations, fn, *args, **kwargs):
+    """``steps[key] = fn(...)``; a failure is kept there as a failed result (``failed``, ``msg``) and raised as a
+    Step naming ``step``."""
     started = time.time()
     try:
-        return fn(*args, **kwargs)
+        steps[key] = fn(*args, **kwargs)
+        return steps[key]
     except KubehooksError as exc:
-        raise Step(step, str(exc), dict(getattr(exc, "result", None) or {}, msg=str(exc), failed=True))
+        steps[key] = dict(getattr(exc, "result", None) or {}, msg=str(exc), failed=True)
+        raise Step(step, str(exc))
     except Exception as exc:  # pylint: disable=broad-except  # a defect: recorded, never a lost record
-        raise Step(step, "Unexpected error (please report it): %s: %s" % (type(exc).__name__, exc),
-                   dict(msg=str(exc), failed=True, exception=traceback.format_exc()))
+        steps[key] = dict(msg=str(exc), failed=True, exception=traceback.format_exc())
+        raise Step(step, "Unexpected error (please report it): %s: %s" % (type(exc).__name__, exc))
     finally:
         durations.append((step, round(time.time() - started, 3)))
 
@@ -72,26 +76,24 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
     warn = warn or (lambda message: None)
     durations = []  # (step, seconds), in order
     location = _pick(params, ("name", "storage_dir", "cluster", "backup_dir"))
-    record_scope = _pick(params, SCOPE_KEYS[:-1] + RESOURCE_KEYS)
+    record_scope = _pick(params, RECORD_SCOPE_KEYS)
     steps = dict(discovered=None, started=None, capture=None, export=None, finished=None, failure=None)
     api_host = getattr(client_factory, "host", None)
     try:
-        steps["discovered"] = _call(DISCOVER, durations, discover, client_factory,
-                                    _pick(params, SCOPE_KEYS, check_exec=True))
-        pods = steps["discovered"]["pods"]
-        started = steps["started"] = _call(START, durations, _record_steps.start, dict(
-            location, api_host=api_host, plan=pods, ttl=params.get("ttl"),
-            **record_scope), check_mode)
+        pods = _call(steps, "discovered", DISCOVER, durations, discover, client_factory,
+                     _pick(params, DISCOVER_KEYS, check_exec=True))["pods"]
+        started = _call(steps, "started", START, durations, _record_steps.start, dict(
+            location, api_host=api_host, plan=pods, ttl=params.get("ttl"), **record_scope), check_mode)
         warning = None if check_mode else _storage.ephemeral_reason(started["backup_dir"])
         if warning:
             warn(warning)
         if pods:
-            capture = steps["capture"] = _call(SECTION, durations, section, _pick(
+            capture = _call(steps, "capture", SECTION, durations, section, _pick(
                 params, SECTION_KEYS, plan=pods, name=params["name"], backup_dir=started["backup_dir"], stage="all",
                 run_id=started.get("run_id"), log_path=started.get("hook_log")), client_factory, check_mode)
             if "hooks" not in capture:  # the section could not run (as the role's failed_when)
-                raise Step(SECTION, capture.get("msg", "failed"), capture)
-        exported = steps["export"] = _call(EXPORT, durations, export, client_factory, dict(
+                raise Step(SECTION, capture.get("msg", "failed"))
+        exported = _call(steps, "export", EXPORT, durations, export, client_factory, dict(
             record_scope, name=params["name"], backup_dir=started["backup_dir"], page_size=params["page_size"],
             exclude_pods=(steps["capture"] or {}).get("failed_pods") or []), check_mode)
         if not check_mode:
@@ -99,10 +101,6 @@ def run(params, client_factory, discover, section, export, check_mode=False, war
                 warn(message)
     except Step as failed:
         steps["failure"] = failed.reason
-        for key in ("discovered", "started", "capture", "export"):
-            if steps[key] is None:
-                steps[key] = failed.result
-                break
     started = steps["started"]
     if started is not None and started.get("failed"):
         return _result(steps, durations)  # the name is taken (or the storage unusable): nothing of ours to complete

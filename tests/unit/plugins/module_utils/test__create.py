@@ -114,6 +114,15 @@ def test_a_section_that_could_not_run_skips_the_export_and_the_record_says_why(t
     assert result["steps"]["export"] is None and result["phase"] == "Failed"
 
 
+def test_a_section_result_without_hooks_is_the_sections_failure_not_the_exports(tmp_path):
+    steps = Steps(capture=dict(failed=True, msg="cannot start the watchdog"))
+    result = steps.run(params(tmp_path))
+    assert [c[0] for c in steps.calls] == ["discover", "section"]
+    assert result["steps"]["failure"] == _create.SECTION + ": cannot start the watchdog"
+    assert result["steps"]["capture"]["msg"] == "cannot start the watchdog" and result["steps"]["export"] is None
+    assert result["phase"] == "Failed"
+
+
 def test_an_unexpected_error_is_recorded_not_lost(tmp_path):
     steps = Steps(fail={"export": ZeroDivisionError("boom")})
     result = steps.run(params(tmp_path))
