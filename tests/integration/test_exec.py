@@ -57,6 +57,31 @@ def test_exit_codes_as_the_real_node_reports_them(api_client, namespace, real_po
     assert unsplit["status"] == "failed" and "no such file or directory" in unsplit["error"]
 
 
+def agreed(ws):
+    """The subprotocol the server chose, from its upgrade answer (the floor's WSClient does not keep it)."""
+    return (ws.sock.getheaders() or {}).get("sec-websocket-protocol")
+
+
+@pytest.mark.real_node
+def test_the_real_node_speaks_v4_without_stdin_and_v5_with_it(api_client, namespace, real_pod):
+    """Hooks and captures offer only v4 (the API server proxies it as it is, instead of translating a v5
+    exec into SPDY): the real kubelet and containerd must accept it; a stdin exec keeps the client's v5."""
+    from ansible_collections.kubehooks.backup.plugins.module_utils._api import open_exec
+
+    plain = open_exec(api_client, namespace, real_pod, "main", ["/bin/true"], timeout=30)
+    try:
+        assert agreed(plain) == "v4.channel.k8s.io"
+    finally:
+        plain.close(timeout=1)
+    fed = open_exec(api_client, namespace, real_pod, "main", ["/bin/cat"], timeout=30, stdin=True)
+    try:
+        from kubernetes.stream import ws_client  # v5 is offered since kubernetes 31 (not by the floor, 30.1)
+        offered_first = "v5.channel.k8s.io" if hasattr(ws_client, "V5_CHANNEL_PROTOCOL") else "v4.channel.k8s.io"
+        assert agreed(fed) == offered_first
+    finally:
+        fed.close(timeout=1)
+
+
 @pytest.mark.real_node
 def test_argv_with_spaces_inside_arguments(api_client, namespace, real_pod):
     result = exec_hook(api_client, namespace, real_pod, "main", ["/usr/bin/printf", "%s|", "a b", "c"], 30)

@@ -449,3 +449,28 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
         assert all(b"authorization: Bearer t0ken" in request for request in server.requests)
     finally:
         server.close()
+
+
+def test_an_exec_without_stdin_offers_only_v4_and_one_with_stdin_offers_v5_first(monkeypatch, tmp_path):
+    """v4 is proxied by the API server as it is; v5 makes it translate the exec into SPDY (see
+    EXEC_PROTOCOL_WITHOUT_STDIN).  Only an exec with a standard input needs v5 (closing stdin)."""
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api
+
+    _fresh_contexts(monkeypatch)
+    frames = _frame(b"\x03" + SUCCESS) + _frame(b"\x03\xe8", 0x8)
+    server = _UpgradeServer(tmp_path, [lambda accept: [UPGRADE % accept + frames]] * 3)
+    try:
+        client = server.client()
+        for stdin in (False, True, False):
+            ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5, stdin=stdin)
+            ws.close(timeout=1)
+        offered = [[line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
+                    if line.lower().startswith(b"sec-websocket-protocol:")] for request in server.requests]
+        # The client's own offer with stdin: v5 first since kubernetes 31, v4 alone before (the floor, 30.1).
+        with_stdin = b"v5.channel.k8s.io,v4.channel.k8s.io" if hasattr(_api._ws_client, "V5_CHANNEL_PROTOCOL") \
+            else b"v4.channel.k8s.io"
+        assert offered == [[b"v4.channel.k8s.io"], [with_stdin], [b"v4.channel.k8s.io"]]
+        assert b"stdin=true" in server.requests[1] and b"stdin=false" in server.requests[2]
+        assert not server.errors
+    finally:
+        server.close()
