@@ -18,12 +18,13 @@ import threading
 import time
 import weakref
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec_socket
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError
 
 try:
-    from ansible.module_utils.six.moves.urllib.parse import quote
+    from ansible.module_utils.six.moves.urllib.parse import quote, urlencode, urlsplit
 except ImportError:  # pragma: no cover - only outside Ansible
-    from urllib.parse import quote
+    from urllib.parse import quote, urlencode, urlsplit
 
 try:
     from kubernetes.client.rest import ApiException
@@ -221,13 +222,72 @@ def pods_path(namespace=None):
     return "/api/v1/namespaces/%s/pods" % quote(namespace, safe="")
 
 
-def exec_url(host, namespace, pod, container, argv, stdin=False):
-    """The websocket URL of ``pods/exec`` for ``argv`` (one ``command`` parameter per argument)."""
+def _exec_path_query(namespace, pod, container, argv, stdin):
     path = "/api/v1/namespaces/%s/pods/%s/exec" % (quote(namespace, safe=""), quote(pod, safe=""))
     query = [("command", arg) for arg in argv]
     query += [("container", container), ("stdin", "true" if stdin else "false"), ("stdout", "true"), ("stderr", "true"),
               ("tty", "false")]
+    return path, query
+
+
+def exec_url(host, namespace, pod, container, argv, stdin=False):
+    """The websocket URL of ``pods/exec`` for ``argv`` (one ``command`` parameter per argument)."""
+    path, query = _exec_path_query(namespace, pod, container, argv, stdin)
     return get_websocket_url(host.rstrip("/") + path, query)
+
+
+_PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")
+
+
+def exec_sslopt(configuration, secure=True):
+    """The TLS options the kubernetes client's ``create_websocket`` gives websocket-client for ``configuration``."""
+    if secure and configuration.verify_ssl:
+        sslopt = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": configuration.ssl_ca_cert or _default_ca_file()}
+        if configuration.assert_hostname is not None:
+            sslopt["check_hostname"] = configuration.assert_hostname
+    else:
+        sslopt = {"cert_reqs": ssl.CERT_NONE}
+    if configuration.cert_file:
+        sslopt["certfile"] = configuration.cert_file
+    if configuration.key_file:
+        sslopt["keyfile"] = configuration.key_file
+    if getattr(configuration, "tls_server_name", None):
+        sslopt["server_hostname"] = configuration.tls_server_name
+    return sslopt
+
+
+def _default_ca_file():
+    import certifi  # the kubernetes client's own default, imported only when the kubeconfig names no CA
+    return certifi.where()
+
+
+def direct_exec_target(configuration):
+    """Where ``_exec_socket`` connects for an exec, or None to go through the kubernetes client instead.
+
+    None when a proxy is configured (the client's, or websocket-client's ``http(s)_proxy`` environment),
+    for a scheme other than http/https, and when the TLS options are not ones shared_ssl_context mirrors.
+    """
+    if getattr(configuration, "proxy", None) or getattr(configuration, "proxy_headers", None):
+        return None
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    parts = urlsplit(configuration.host or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    secure = parts.scheme == "https"
+    context = server_hostname = None
+    if secure:
+        sslopt = exec_sslopt(configuration)
+        context = shared_ssl_context(sslopt)
+        if context is None:
+            return None
+        server_hostname = sslopt.get("server_hostname") or parts.hostname
+    try:
+        port = parts.port or (443 if secure else 80)
+    except ValueError:
+        return None
+    return dict(address=(parts.hostname, port), host_header=parts.netloc.rpartition("@")[2], context=context,
+                server_hostname=server_hostname, prefix=parts.path.rstrip("/"))
 
 
 # The socket timeout of the exec being opened by this thread (see open_exec).
@@ -538,7 +598,8 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None, stdin=F
     ``stdin``: the command gets a standard input, written with ``write_stdin(bytes)`` (each call one
     websocket frame; a full socket buffer blocks the write, which is the flow control) and closed with
     ``close_channel(0)`` (the v5 protocol, which the client offers first; on v4 only closing the
-    socket ends the input).  Without ``stdin`` only v4 is offered (EXEC_PROTOCOL_WITHOUT_STDIN).
+    socket ends the input).  Without ``stdin`` only v4 is offered (EXEC_PROTOCOL_WITHOUT_STDIN), and the
+    websocket is ``_exec_socket``'s (an ``ExecStream``) unless a proxy is configured (direct_exec_target).
 
     The handshake's HTTP status (403 without ``pods/exec`` get+create, 404 for a deleted pod, 400
     for a missing container) is kept in ``ApiRequestError.status``.  ``timeout`` (seconds) bounds
@@ -549,6 +610,17 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None, stdin=F
     headers = exec_headers(configuration)
     if not stdin:
         headers["sec-websocket-protocol"] = EXEC_PROTOCOL_WITHOUT_STDIN
+        target = direct_exec_target(configuration)
+        if target is not None:
+            path, query = _exec_path_query(namespace, pod, container, argv, stdin)
+            try:
+                sock = _exec_socket.connect(target["address"], target["host_header"],
+                                            target["prefix"] + path + "?" + urlencode(query), headers,
+                                            timeout=timeout, context=target["context"],
+                                            server_hostname=target["server_hostname"])
+            except _exec_socket.UpgradeRefused as exc:
+                raise ApiRequestError(exc.status, status_message(exc.body, str(exc)), exc.body)
+            return _exec_socket.ExecStream(sock)
     url = exec_url(configuration.host, namespace, pod, container, argv, stdin=stdin)
     _install_timed_websocket()
     _CONNECT.timeout = timeout

@@ -3,6 +3,7 @@ import threading
 
 import pytest
 
+from ansible_collections.kubehooks.backup.plugins.module_utils import _exec_socket
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     ApiRequestError,
     ThreadClients,
@@ -403,11 +404,21 @@ class _UpgradeServer(object):
         self.thread.join(10)
 
 
+def tls_of(ws):
+    """The TLS socket under an exec stream: an _exec_socket.ExecStream's, or a WSClient's."""
+    return ws.sock._sock if isinstance(ws, _exec_socket.ExecStream) else ws.sock.sock
+
+
+@pytest.mark.parametrize("path", ["direct", "kubernetes-client"])
 def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_and_a_resumed_session(
-        monkeypatch, tmp_path):
+        monkeypatch, tmp_path, path):
+    """Both ways an exec without stdin can go: _exec_socket (direct), and the kubernetes client's WSClient,
+    which a configured proxy selects (forced here by direct_exec_target answering None)."""
     from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _exec
 
     _fresh_contexts(monkeypatch)
+    if path == "kubernetes-client":
+        monkeypatch.setattr(_api, "direct_exec_target", lambda configuration: None)
     frames = _frame(b"\x01hi\n") + _frame(b"\x02oops") + _frame(b"\x03" + SUCCESS) + _frame(b"\x03\xe8", 0x8)
     body = b'{"kind":"Status","message":"pods \\"p\\" is forbidden: cannot create pods/exec","code":403}'
     answers = [
@@ -433,16 +444,20 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
         assert "cannot create pods/exec" in results[2]["error"]
         ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5)
         try:
-            tls = ws.sock.sock
+            tls = tls_of(ws)
             assert isinstance(tls, _api._ExecSSLSocket)
             assert tls.session_reused  # the TLS session of an earlier exec to this server
-            assert tls.pending() >= len(frames)  # the frames read with the header are visible to a poll check
+            if path == "direct":
+                assert isinstance(ws, _exec_socket.ExecStream)
+                assert len(ws.sock._buf) >= len(frames)  # the frames read with the header are kept
+            else:
+                assert tls.pending() >= len(frames)  # the frames read with the header are visible to a poll check
         finally:
             ws.close(timeout=1)
         reused = []
         for _attempt in range(2):
             ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5)
-            reused.append(ws.sock.sock.session_reused)
+            reused.append(tls_of(ws).session_reused)
             ws.close(timeout=1)
         assert reused == [False, True]  # refused ticket: a full handshake, then its new session is resumed
         assert not server.errors
