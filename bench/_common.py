@@ -53,10 +53,51 @@ def hook_pods(core, namespace, count, annotations=None):
     while True:
         items = json.loads(core.list_namespaced_pod(namespace, _preload_content=False).data)["items"]
         if sum(1 for p in items if p.get("status", {}).get("phase") == "Running") == count:
+            settle()
             return [p["metadata"]["name"] for p in items]
         if time.monotonic() > deadline:
             raise SystemExit("pods did not reach Running")
         time.sleep(0.5)
+
+
+def cpu_idle_share(window=1.0):
+    """The share of the machine's CPU time that was idle during the next ``window`` seconds (/proc/stat)."""
+    def sample():
+        with open("/proc/stat") as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+    idle0, total0 = sample()
+    time.sleep(window)
+    idle1, total1 = sample()
+    return (idle1 - idle0) / float(max(total1 - total0, 1))
+
+
+def settle(idle=0.8, timeout=90):
+    """Wait until the cluster has done with earlier work (pods just started, a namespace being deleted):
+    at least ``idle`` of the CPU idle over one second, at most ``timeout`` seconds.  Rounds started on a
+    busy machine measure the leftovers of the set-up, not the tools."""
+    deadline = time.monotonic() + timeout
+    while cpu_idle_share() < idle and time.monotonic() < deadline:
+        pass
+
+
+def delete_namespace_and_wait(core, namespace, timeout=300):
+    """Delete ``namespace``, wait until it is gone (its pods' deletion is work for the whole cluster), settle."""
+    try:
+        core.delete_namespace(namespace)
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status != 404:
+            raise
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(namespace, _preload_content=False)
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                break
+            raise
+        time.sleep(0.5)
+    settle()
 
 
 def module_env():

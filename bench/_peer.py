@@ -78,9 +78,9 @@ class Velero:
             self.workers = None
 
     def use(self, workers):
-        """Velero's server with ``workers`` item-block workers (1 is Velero's default)."""
+        """Velero's server with ``workers`` item-block workers (1 is Velero's default); True when (re)started."""
         if self.started and self.workers == workers:
-            return
+            return False
         # Also the first time: a server left by an interrupted benchmark (its pids are recorded) would otherwise
         # be reused with whatever flags it had.
         self.started = True
@@ -89,6 +89,7 @@ class Velero:
         self.started = True  # velero-up.sh records its pids as it goes: stop them even when it fails half-way
         self._script("velero-up.sh", {"VELERO_SERVER_FLAGS": flags})
         self.workers = workers
+        return True
 
     def cli(self, *args, check=True):
         proc = subprocess.run([VELERO, "--namespace", "velero", "--kubeconfig", self.env["KUBECONFIG"]] + list(args),

@@ -489,3 +489,50 @@ def test_an_exec_without_stdin_offers_only_v4_and_one_with_stdin_offers_v5_first
         assert not server.errors
     finally:
         server.close()
+
+
+def _configuration(**attrs):
+    import kubernetes
+    configuration = kubernetes.client.Configuration()
+    for name, value in attrs.items():
+        setattr(configuration, name, value)
+    return configuration
+
+
+def test_direct_exec_target_and_the_tls_options_it_uses(monkeypatch, tmp_path):
+    import ssl
+
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api
+
+    _fresh_contexts(monkeypatch)
+    for name in _api._PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    server = _UpgradeServer(tmp_path, [])  # only its CA file is used
+    try:
+        ca = server.ca
+    finally:
+        server.close()
+
+    target = _api.direct_exec_target(_configuration(host="https://api.example:6443/prefix/", ssl_ca_cert=ca))
+    assert target["address"] == ("api.example", 6443) and target["host_header"] == "api.example:6443"
+    assert target["prefix"] == "/prefix" and target["server_hostname"] == "api.example"
+    assert target["context"].verify_mode == ssl.CERT_REQUIRED and target["context"].check_hostname
+
+    insecure = _api.direct_exec_target(_configuration(host="https://[::1]", verify_ssl=False))
+    assert insecure["address"] == ("::1", 443) and insecure["context"].verify_mode == ssl.CERT_NONE
+    assert _api.exec_sslopt(_configuration(host="https://h", verify_ssl=False)) == {"cert_reqs": ssl.CERT_NONE}
+
+    named = _api.exec_sslopt(_configuration(host="https://10.0.0.1", ssl_ca_cert=ca, assert_hostname=False,
+                                            cert_file="/c.crt", key_file="/c.key", tls_server_name="kubernetes"))
+    assert named == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": ca, "check_hostname": False,
+                     "certfile": "/c.crt", "keyfile": "/c.key", "server_hostname": "kubernetes"}
+
+    plain = _api.direct_exec_target(_configuration(host="http://127.0.0.1:8080"))
+    assert plain["context"] is None and plain["address"] == ("127.0.0.1", 8080)
+
+    # Through the kubernetes client (websocket-client's proxy support) whenever a proxy may apply.
+    assert _api.direct_exec_target(_configuration(host="https://h", ssl_ca_cert=ca, proxy="http://p:3128")) is None
+    assert _api.direct_exec_target(_configuration(host="https://h", ssl_ca_cert=ca,
+                                                  proxy_headers={"proxy-authorization": "Basic eDp5"})) is None
+    monkeypatch.setenv("https_proxy", "http://p:3128")
+    assert _api.direct_exec_target(_configuration(host="https://h", ssl_ca_cert=ca)) is None
