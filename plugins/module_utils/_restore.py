@@ -141,7 +141,8 @@ def restore_volume_data(params, factory, call, bdir, restore_name, claims, appli
     progress.log("info", "Restoring the data of %d volume(s), %d bytes, through helper pods"
                  % (len(jobs), sum(job["tar_bytes"] for job in jobs)))
     writer = rv.VolumeWriter(call, factory(), restore_name, backup_name, image=image,
-                             timeout=params.get("volume_helper_timeout"), progress=progress.volume_bytes)
+                             timeout=params.get("volume_helper_timeout"), progress=progress.volume_bytes,
+                             parallelism=params.get("volume_parallelism"))
     results = writer.run(jobs)
     for result in results:
         if result.get("warning"):
@@ -202,6 +203,10 @@ def run(params, factory, check_mode=False, call=None):
     if helper_timeout is not None and (isinstance(helper_timeout, bool) or not isinstance(helper_timeout, int)
                                        or helper_timeout <= 0):
         raise KubehooksError("volume_helper_timeout must be a positive number of seconds, got %r" % (helper_timeout,))
+    volume_parallelism = params.get("volume_parallelism")
+    if volume_parallelism is not None and (isinstance(volume_parallelism, bool) or not isinstance(volume_parallelism, int)
+                                           or volume_parallelism < 1):
+        raise KubehooksError("volume_parallelism must be a whole number of at least 1, got %r" % (volume_parallelism,))
     rules = rh.parse_restore_rules(params.get("hooks"))
     wait_timeout = rh.DEFAULT_WAIT_TIMEOUT
     if params.get("hook_wait_timeout") not in (None, ""):

@@ -147,6 +147,12 @@ options:
     description: Seconds one volume may take, from the helper pod's creation to the end of its data.
     type: int
     default: 600
+  volume_parallelism:
+    description:
+      - How many volumes are written at the same time; their helper pods start together instead of one after the
+        other. Each stream is decompressed on the controller, so more than its cores gains little.
+    type: int
+    default: 4
   hooks:
     description:
       - Restore hook rules, the items of Velero's Restore C(spec.hooks.resources) - C(name),
@@ -330,6 +336,7 @@ def main():
         volume_data=dict(type="bool", default=True),
         volume_helper_image=dict(type="str"),
         volume_helper_timeout=dict(type="int", default=600),
+        volume_parallelism=dict(type="int", default=4),
         hooks=dict(type="list", elements="dict", default=[]),
         hook_wait_timeout=dict(type="str", default="10m"),
         hook_parallelism=dict(type="int", default=8),

@@ -231,6 +231,22 @@ def test_truncated_archive_is_a_clear_error_and_creates_nothing(cluster, workloa
     assert record["status"]["phase"] == "Failed" and "truncated" in record["status"]["failureReason"]
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("volume_parallelism", 0, "volume_parallelism must be a whole number of at least 1, got 0"),
+    ("volume_helper_timeout", 0, "volume_helper_timeout must be a positive number of seconds, got 0"),
+])
+def test_invalid_volume_options_are_refused_before_anything_is_created(cluster, workload, tmp_path, option, value,
+                                                                       message):
+    storage = str(tmp_path / "storage")
+    backup(cluster, workload, storage, "b1")
+    target = "kh-opt-%s" % uuid.uuid4().hex[:6]
+    result = restore(cluster, storage, "b1", name="bad-option", namespace_mappings={workload: target},
+                     **{option: value})
+    assert result.get("failed") and message in result["msg"], result
+    assert "Traceback" not in result["msg"]
+    assert get_or_none("/api/v1/namespaces/%s" % target) is None
+
+
 def configmaps_backup(cluster, namespace, storage, count, name, start=0):
     a = api()
     for i in range(start, start + count):

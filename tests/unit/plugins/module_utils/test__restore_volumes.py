@@ -286,3 +286,44 @@ def test_a_claim_restored_from_its_csi_snapshot_gets_no_archive_written(tmp_path
     jobs, notes = rv.plan_volumes([snap, failed], claims, str(tmp_path), "b1")
     assert jobs == []
     assert [(level, "claim ns/late: no data to restore" in m) for level, _n, m in notes] == [("warning", True)]
+
+
+def test_several_volumes_start_their_helpers_together_and_results_keep_the_jobs_order(tmp_path):
+    """With parallelism 3, no helper is waited for before all three were created (a barrier in the fake API
+    server's GET proves it: one volume at a time would never pass it); the progress adds up every volume."""
+    import threading
+
+    jobs = []
+    for index in range(3):
+        job, _plain = make_archive(str(tmp_path / ("a%d.tar.gz" % index)))
+        job.update(pvc="data-%d" % index, volume="v%d" % index)
+        jobs.append(job)
+    barrier = threading.Barrier(3, timeout=10)
+    posted = []
+
+    class Api(FakeApi):
+        def __call__(self, method, path, body=None, query=None, content_type=None):
+            if method == "POST":
+                posted.append(body["metadata"]["name"])
+            elif method == "GET" and not path.endswith("-gone"):
+                name = path.rsplit("/", 1)[1]
+                if name not in waited:
+                    waited.add(name)
+                    barrier.wait()  # every helper was created before any is waited for
+                if name in deleted:
+                    raise ApiRequestError(404, "gone")
+                return {"status": {"phase": "Running", "containerStatuses": [{"name": "restore", "state": {"running": {}}}]}}
+            elif method == "DELETE":
+                deleted.add(path.rsplit("/", 1)[1])
+            return {}
+
+    waited, deleted, seen = set(), set(), []
+    w = rv.VolumeWriter(Api(), object(), "r1", "b1", image="img", timeout=60, parallelism=3,
+                        progress=lambda done, total: seen.append((done, total)),
+                        open_exec_fn=lambda *args, **kwargs: FakeWs(), sleep=lambda s: None)
+    results = w.run(jobs)
+    assert [r["status"] for r in results] == ["succeeded"] * 3, results
+    assert [r["pvc"] for r in results] == ["data-0", "data-1", "data-2"]
+    assert sorted(posted) == sorted(r["helper_pod"] for r in results) and len(set(posted)) == 3
+    total = sum(job["tar_bytes"] for job in jobs)
+    assert seen[-1] == (total, total)
