@@ -41,11 +41,11 @@ $(FLOOR_STAMP): tests/requirements-floor.txt
 
 test: venv lint sanity units floors integration bench-smoke ## Every gate: lint, sanity, unit tests, the floors, integration tests, the bench smoke
 
-lint: venv ## ansible-lint (production profile), antsibull-docs, antsibull-changelog
+lint: venv ## ansible-lint (production profile, warnings fatal), antsibull-docs, antsibull-changelog
 	@# Playbooks and roles use kubehooks.backup.* (and module_defaults group/kubehooks.backup.k8s): both tools
 	@# resolve the collection from the copy laid out as ansible_collections/kubehooks/backup (offline: no install).
 	@coll=$$($(PY) tests/utils/collection_tree.py $(BUILD_DIR)/docs) && \
-	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs ansible-lint --offline --profile production && \
+	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs ansible-lint --offline --strict --profile production && \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs antsibull-docs lint-collection-docs --plugin-docs "$$coll"
 	antsibull-changelog lint
 
