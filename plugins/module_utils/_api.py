@@ -239,9 +239,10 @@ def exec_url(host, namespace, pod, container, argv, stdin=False):
 _PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY")
 
 
-def exec_sslopt(configuration, secure=True):
-    """The TLS options the kubernetes client's ``create_websocket`` gives websocket-client for ``configuration``."""
-    if secure and configuration.verify_ssl:
+def exec_sslopt(configuration):
+    """The TLS options the kubernetes client's ``create_websocket`` gives websocket-client for an https
+    ``configuration``."""
+    if configuration.verify_ssl:
         sslopt = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": configuration.ssl_ca_cert or _default_ca_file()}
         if configuration.assert_hostname is not None:
             sslopt["check_hostname"] = configuration.assert_hostname

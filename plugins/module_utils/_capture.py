@@ -32,6 +32,7 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ThreadClients, open_exec
+from ansible_collections.kubehooks.backup.plugins.module_utils._exec_socket import STDERR_CHANNEL, STDOUT_CHANNEL
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     DEFAULT_OUTPUT_CAP,
@@ -55,8 +56,6 @@ METHOD = "fs-copy"
 DEFAULT_COMPRESSLEVEL = 1
 DEFAULT_CAPTURE_PARALLELISM = 2
 DEFAULT_RETRIES = 1
-STDOUT_CHANNEL = 1
-STDERR_CHANNEL = 2
 _V5_CLOSE_CHANNEL = 255
 _POLL_SECONDS = 0.5
 _PROGRESS_SECONDS = 0.5

@@ -33,16 +33,9 @@ import ssl
 import struct
 
 try:
-    from websocket import (
-        ABNF,
-        WebSocketConnectionClosedException,
-        WebSocketProtocolException,
-        WebSocketTimeoutException,
-    )
-    WEBSOCKET_IMPORT_ERROR = None
-except ImportError as exc:  # reported through _api's KUBERNETES_IMPORT_ERROR first
-    ABNF = WebSocketConnectionClosedException = WebSocketProtocolException = WebSocketTimeoutException = None
-    WEBSOCKET_IMPORT_ERROR = exc
+    from websocket import WebSocketConnectionClosedException, WebSocketProtocolException, WebSocketTimeoutException
+except ImportError:  # reported through _api's KUBERNETES_IMPORT_ERROR first
+    WebSocketConnectionClosedException = WebSocketProtocolException = WebSocketTimeoutException = None
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # Bytes asked of the socket per read (a TLS read returns at most one record, 16 KiB).
@@ -51,6 +44,7 @@ _READ = 65536
 _HEADER_CAP = 65536
 _BODY_CAP = 65536
 _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+# The exec's channels: the first byte of each message (the error channel, 3, is read by _exec).
 STDOUT_CHANNEL, STDERR_CHANNEL = 1, 2
 
 
@@ -321,7 +315,7 @@ class ExecStream(object):
         except WebSocketConnectionClosedException:
             self._open = False
             raise
-        if opcode == ABNF.OPCODE_CLOSE:
+        if opcode == _OP_CLOSE:
             self._open = False
             return
         data = frame.data
