@@ -185,6 +185,13 @@ def run_restore_hooks(params, factory, hook_pods, applier, progress, restore_nam
     return results
 
 
+def _check_count(params, key, what):
+    """``params[key]``, when given, is a whole number of at least 1 (``what`` says so in the error)."""
+    value = params.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise KubehooksError("%s must be %s, got %r" % (key, what, value))
+
+
 def run(params, factory, check_mode=False, call=None):
     """Restore (or, in check mode, plan); returns the module result.  KubehooksError for bad input.
 
@@ -199,14 +206,8 @@ def run(params, factory, check_mode=False, call=None):
     if os.path.isdir(bdir):  # the claims with a CSI snapshot are restored from it
         options.csi_snapshots = _csi_snapshot.restore_sources(
             _volumes.read_volumes_index(_layout.volumes_index(bdir, params["backup"])))
-    helper_timeout = params.get("volume_helper_timeout")
-    if helper_timeout is not None and (isinstance(helper_timeout, bool) or not isinstance(helper_timeout, int)
-                                       or helper_timeout <= 0):
-        raise KubehooksError("volume_helper_timeout must be a positive number of seconds, got %r" % (helper_timeout,))
-    volume_parallelism = params.get("volume_parallelism")
-    if volume_parallelism is not None and (isinstance(volume_parallelism, bool) or not isinstance(volume_parallelism, int)
-                                           or volume_parallelism < 1):
-        raise KubehooksError("volume_parallelism must be a whole number of at least 1, got %r" % (volume_parallelism,))
+    _check_count(params, "volume_helper_timeout", "a positive number of seconds")
+    _check_count(params, "volume_parallelism", "a whole number of at least 1")
     rules = rh.parse_restore_rules(params.get("hooks"))
     wait_timeout = rh.DEFAULT_WAIT_TIMEOUT
     if params.get("hook_wait_timeout") not in (None, ""):
