@@ -81,25 +81,6 @@ def settle(idle=0.8, timeout=90):
         pass
 
 
-def delete_namespace_and_wait(core, namespace, timeout=300):
-    """Delete ``namespace``, wait until it is gone (its pods' deletion is work for the whole cluster), settle."""
-    try:
-        core.delete_namespace(namespace)
-    except kubernetes.client.exceptions.ApiException as exc:
-        if exc.status != 404:
-            raise
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(namespace, _preload_content=False)
-        except kubernetes.client.exceptions.ApiException as exc:
-            if exc.status == 404:
-                break
-            raise
-        time.sleep(0.5)
-    settle()
-
-
 def module_env():
     return dict(os.environ, PYTHONPATH=os.environ["ANSIBLE_COLLECTIONS_PATH"])
 

@@ -27,7 +27,8 @@ import sys
 import tempfile
 import time
 
-from _common import ROOT, core_api, delete_namespace_and_wait, hook_pods, settle, kubeconfig, load_line, median, ratio_line, sizes, spread  # noqa: E402
+from _common import ROOT, core_api, hook_pods, settle, kubeconfig, load_line, median, ratio_line, sizes, spread  # noqa: E402
+import _walkthrough  # noqa: E402
 import _peer  # noqa: E402
 
 ROLE_DEFAULTS = os.path.join(ROOT, "roles", "create", "defaults", "main.yml")
@@ -91,7 +92,8 @@ def measure_size(core, config_path, pods, rounds, workers, velero, storage):
                 results.setdefault(side, []).append(elapsed)
                 print("  %d pods, round %d, %-9s %.2f s" % (pods, rnd + 1, side, elapsed), flush=True)
     finally:
-        delete_namespace_and_wait(core, namespace)
+        _walkthrough.delete_namespace(namespace, timeout=300)  # gone: its pods' deletion is the cluster's work
+        settle()
     mid = median(results["role"])
     timing = min(timings, key=lambda pair: abs(pair[0] - mid))[1]
     return results, timing
