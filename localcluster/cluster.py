@@ -274,6 +274,10 @@ def restart_api_clients(cfg):
             for name in csi.SIDECARS:
                 processes.stop(cfg, name, timeout=3)
                 processes.start(cfg, name, commands[name])
+        # The new kubelet may report its node NotReady a moment after the old status said Ready: return
+        # only once the whole cluster is healthy again (a CI run saw healthy() false right after).
+        wait_for("the cluster healthy after the restart", lambda: healthy(cfg), cfg, "kubelet",
+                 watch=list(API_CLIENTS))
     say(f"==> the API server's clients restarted in {time.monotonic() - t0:.1f}s")
 
 
