@@ -4,8 +4,9 @@
 
 The generated API classes of the Python client (``CoreV1Api`` and its models) cost about a second
 to import; a module that lists pods and execs hooks needs none of them.  Everything here goes
-through ``ApiClient.call_api`` and the client's ``WSClient`` with plain paths and plain dicts, so
-a module starts in a fraction of that time, and objects stay in the API's JSON shape.
+with plain paths and plain dicts through a ``_rest.RestClient`` (the configurations ``_kubeconfig``
+reads: the library is then not imported at all) or the library's ``ApiClient.call_api``, and execs
+through ``_exec_socket`` or the library's ``WSClient``; objects stay in the API's JSON shape.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -26,16 +27,16 @@ try:
 except ImportError:  # pragma: no cover - only outside Ansible
     from urllib.parse import quote, urlencode, urlsplit
 
+from ansible_collections.kubehooks.backup.plugins.module_utils._rest import RestClient
+
+# The kubernetes library itself is imported only where it is used: by an ApiClient (the configurations
+# _kubeconfig leaves to it) and by the exec path with a standard input or a proxy (its WSClient).
 try:
-    from kubernetes.client.rest import ApiException
-    from kubernetes.stream import ws_client as _ws_client
-    from kubernetes.stream.ws_client import WSClient, get_websocket_url
     from urllib3.exceptions import HTTPError as Urllib3HTTPError
     from websocket import WebSocket, WebSocketBadStatusException
     KUBERNETES_IMPORT_ERROR = None
 except ImportError as exc:  # reported by the module through missing_required_lib
-    ApiException = Urllib3HTTPError = WebSocketBadStatusException = WSClient = get_websocket_url = None
-    WebSocket = _ws_client = None
+    Urllib3HTTPError = WebSocketBadStatusException = WebSocket = None
     KUBERNETES_IMPORT_ERROR = exc
 
 DEFAULT_PAGE_SIZE = 500
@@ -107,6 +108,15 @@ def _call(api_client, method, path, query, body, request_timeout, content_type=N
     headers = {"Accept": "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type or "application/json"
+    if isinstance(api_client, RestClient):
+        try:
+            status, reason, data = api_client.request(method, path, query, headers, body, request_timeout)
+        except (Urllib3HTTPError, OSError) as exc:
+            raise ApiRequestError(0, str(exc))
+        if not 200 <= status <= 299:
+            raise ApiRequestError(status, status_message(data, reason), data)
+        return _decoded(method, path, data)
+    from kubernetes.client.rest import ApiException  # pylint: disable=import-outside-toplevel  # imported by now
     try:
         if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (new generator)
             request = api_client.param_serialize(method, path, query_params=query, header_params=headers,
@@ -125,6 +135,10 @@ def _call(api_client, method, path, query, body, request_timeout, content_type=N
         raise ApiRequestError(exc.status or 0, status_message(body, exc.reason or str(exc)), body)
     except (Urllib3HTTPError, OSError) as exc:
         raise ApiRequestError(0, str(exc))
+    return _decoded(method, path, data)
+
+
+def _decoded(method, path, data):
     if not data and method != "GET":
         return {}
     try:
@@ -232,6 +246,7 @@ def _exec_path_query(namespace, pod, container, argv, stdin):
 
 def exec_url(host, namespace, pod, container, argv, stdin=False):
     """The websocket URL of ``pods/exec`` for ``argv`` (one ``command`` parameter per argument)."""
+    from kubernetes.stream.ws_client import get_websocket_url  # pylint: disable=import-outside-toplevel
     path, query = _exec_path_query(namespace, pod, container, argv, stdin)
     return get_websocket_url(host.rstrip("/") + path, query)
 
@@ -540,6 +555,7 @@ def _install_timed_websocket():
     Without a thread-local timeout it behaves exactly as the client's own class.  Returns False
     when this client version does not build its socket through ``ws_client.WebSocket``.
     """
+    from kubernetes.stream import ws_client as _ws_client  # pylint: disable=import-outside-toplevel
     current = getattr(_ws_client, "WebSocket", None)
     if current is _TimedWebSocket:
         return True
@@ -622,6 +638,10 @@ def open_exec(api_client, namespace, pod, container, argv, timeout=None, stdin=F
             except _exec_socket.UpgradeRefused as exc:
                 raise ApiRequestError(exc.status, status_message(exc.body, str(exc)), exc.body)
             return _exec_socket.ExecStream(sock)
+    from kubernetes.stream.ws_client import WSClient  # pylint: disable=import-outside-toplevel  # see the top
+    library_configuration = getattr(configuration, "library_configuration", None)
+    if library_configuration is not None:  # a _kubeconfig.Connection
+        configuration = library_configuration()
     url = exec_url(configuration.host, namespace, pod, container, argv, stdin=stdin)
     _install_timed_websocket()
     _CONNECT.timeout = timeout

@@ -2,6 +2,7 @@
 import threading
 
 import pytest
+from kubernetes.stream import ws_client
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _exec_socket
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
@@ -391,7 +392,16 @@ class _UpgradeServer(object):
             except Exception as exc:  # pylint: disable=broad-except  # reported by the test
                 self.errors.append(exc)
 
-    def client(self):
+    def client(self, kind="library"):
+        """An ApiClient of the kubernetes library, or (``kind="light"``) the RestClient a module gets for a
+        configuration _kubeconfig reads."""
+        if kind == "light":
+            from ansible_collections.kubehooks.backup.plugins.module_utils import _kubeconfig, _rest
+            connection = _kubeconfig.Connection()
+            connection.host = "https://127.0.0.1:%d" % self.port
+            connection.ssl_ca_cert = self.ca
+            connection.api_key = {"authorization": "Bearer t0ken"}
+            return _rest.RestClient(connection)
         import kubernetes
         configuration = kubernetes.client.Configuration()
         configuration.host = "https://127.0.0.1:%d" % self.port
@@ -409,11 +419,13 @@ def tls_of(ws):
     return ws.sock._sock if isinstance(ws, _exec_socket.ExecStream) else ws.sock.sock
 
 
+@pytest.mark.parametrize("kind", ["library", "light"])
 @pytest.mark.parametrize("path", ["direct", "kubernetes-client"])
 def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_and_a_resumed_session(
-        monkeypatch, tmp_path, path):
+        monkeypatch, tmp_path, path, kind):
     """Both ways an exec without stdin can go: _exec_socket (direct), and the kubernetes client's WSClient,
-    which a configured proxy selects (forced here by direct_exec_target answering None)."""
+    which a configured proxy selects (forced here by direct_exec_target answering None); from either client
+    (the library's ApiClient, or the RestClient over a _kubeconfig.Connection)."""
     from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _exec
 
     _fresh_contexts(monkeypatch)
@@ -433,7 +445,7 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
     ]
     server = _UpgradeServer(tmp_path, answers)
     try:
-        client = server.client()
+        client = server.client(kind)
         results = [_exec.exec_hook(client, "ns", "p", "c", ["/bin/true"], 5) for _attempt in range(3)]
         for result in results[:2]:
             assert (result["status"], result["exit_code"], result["stdout"], result["stderr"]) == (
@@ -466,26 +478,29 @@ def test_exec_over_real_tls_frames_in_the_upgrade_record_a_split_header_a_403_an
         server.close()
 
 
-def test_an_exec_without_stdin_offers_only_v4_and_one_with_stdin_offers_v5_first(monkeypatch, tmp_path):
+@pytest.mark.parametrize("kind", ["library", "light"])
+def test_an_exec_without_stdin_offers_only_v4_and_one_with_stdin_offers_v5_first(monkeypatch, tmp_path, kind):
     """v4 is proxied by the API server as it is; v5 makes it translate the exec into SPDY (see
-    EXEC_PROTOCOL_WITHOUT_STDIN).  Only an exec with a standard input needs v5 (closing stdin)."""
+    EXEC_PROTOCOL_WITHOUT_STDIN).  Only an exec with a standard input needs v5 (closing stdin); from a
+    RestClient it goes through the library's WSClient with the same connection, credentials included."""
     from ansible_collections.kubehooks.backup.plugins.module_utils import _api
 
     _fresh_contexts(monkeypatch)
     frames = _frame(b"\x03" + SUCCESS) + _frame(b"\x03\xe8", 0x8)
     server = _UpgradeServer(tmp_path, [lambda accept: [UPGRADE % accept + frames]] * 3)
     try:
-        client = server.client()
+        client = server.client(kind)
         for stdin in (False, True, False):
             ws = _api.open_exec(client, "ns", "p", "c", ["/bin/true"], timeout=5, stdin=stdin)
             ws.close(timeout=1)
         offered = [[line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
                     if line.lower().startswith(b"sec-websocket-protocol:")] for request in server.requests]
         # The client's own offer with stdin: v5 first since kubernetes 31, v4 alone before (the floor, 30.1).
-        with_stdin = b"v5.channel.k8s.io,v4.channel.k8s.io" if hasattr(_api._ws_client, "V5_CHANNEL_PROTOCOL") \
+        with_stdin = b"v5.channel.k8s.io,v4.channel.k8s.io" if hasattr(ws_client, "V5_CHANNEL_PROTOCOL") \
             else b"v4.channel.k8s.io"
         assert offered == [[b"v4.channel.k8s.io"], [with_stdin], [b"v4.channel.k8s.io"]]
         assert b"stdin=true" in server.requests[1] and b"stdin=false" in server.requests[2]
+        assert all(b"authorization: Bearer t0ken" in request for request in server.requests)
         assert not server.errors
     finally:
         server.close()
