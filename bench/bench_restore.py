@@ -25,7 +25,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from _common import ROOT, core_api, kubeconfig, load_line, ratio_line, spread  # noqa: E402
+from _common import ROOT, core_api, kubeconfig, load_line, median, ratio_line, spread  # noqa: E402
 import _peer  # noqa: E402
 import _walkthrough  # noqa: E402
 from bench_role import backup_dir, run_role  # noqa: E402
@@ -79,7 +79,7 @@ def run_restore_role(config_path, backup, storage, mappings, workdir):
     elapsed = time.monotonic() - start
     if proc.returncode != 0:
         raise SystemExit("the restore role failed:\n" + proc.stdout[-3000:] + proc.stderr[-2000:])
-    return elapsed
+    return elapsed, [line for line in proc.stdout.splitlines() if line.startswith("TIMING")]
 
 
 def restored_configmaps(core, namespace):
@@ -87,7 +87,7 @@ def restored_configmaps(core, namespace):
     return sum(1 for item in items if item["metadata"]["name"].startswith("cm-"))
 
 
-def scenario(label, source, config_path, storage, rounds, velero, results, core=None, expect=None):
+def scenario(label, source, config_path, storage, rounds, velero, results, timings, core=None, expect=None):
     """Back ``source`` up with our role, then restore it alternately with each side into fresh namespaces."""
     name = "bench-restore-%s-%d" % (label, os.getpid())
     run_role(config_path, source, storage, name=name)
@@ -106,7 +106,8 @@ def scenario(label, source, config_path, storage, rounds, velero, results, core=
             target = "kh-bench-restored-%s-%s-%d" % (label, side, os.getpid())
             try:
                 if side == "role":
-                    elapsed = run_restore_role(config_path, name, storage, {source: target}, storage)
+                    elapsed, timing = run_restore_role(config_path, name, storage, {source: target}, storage)
+                    timings.setdefault(label, []).append((elapsed, timing))
                     phase = "ok"
                 else:
                     elapsed, status = velero.restore("%s-%d" % (name, rnd), name, {source: target})
@@ -142,15 +143,16 @@ def main():
     core = core_api()
     storage = tempfile.mkdtemp(prefix="kubehooks-bench-restore-")
     source = "kh-bench-restore-src-%d" % os.getpid()
-    results = {}
+    results, timings = {}, {}
     velero = _peer.Velero() if not why_not else None
     try:
         fill(core, source, opts.objects)
         scenario("%d-configmaps" % opts.objects, source, config_path, storage, opts.rounds, velero, results,
-                 core=core, expect=opts.objects)
+                 timings, core=core, expect=opts.objects)
         if not opts.no_walkthrough:
             with _walkthrough.walkthrough():
-                scenario("walkthrough", _walkthrough.NAMESPACE, config_path, storage, opts.rounds, velero, results)
+                scenario("walkthrough", _walkthrough.NAMESPACE, config_path, storage, opts.rounds, velero, results,
+                         timings)
     finally:
         if velero:
             velero.__exit__(None, None, None)
@@ -164,6 +166,11 @@ def main():
                 print("  %-6s %s" % (side, spread(results[(label, side)])))
         if (label, "role") in results and (label, "velero") in results:
             print("  " + ratio_line("ratio role/velero", results[(label, "role")], results[(label, "velero")], 1.0))
+        if timings.get(label):
+            mid = median([elapsed for elapsed, _timing in timings[label]])
+            print("  the role's tasks in its median round (task_timing callback; the rest is ansible-playbook's start-up):")
+            for line in min(timings[label], key=lambda pair: abs(pair[0] - mid))[1]:
+                print("    " + line)
     print(VOLUME_DATA)
 
 

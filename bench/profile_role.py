@@ -83,7 +83,7 @@ def startup(opts):
     print("  one kubehooks.backup.pod_hooks_info task:        %s" % spread(per_ours))
     print("  imports in a fresh interpreter, minus `python -c pass` (%.2f s):" % py)
     for key, label in (("basic", "ansible.module_utils.basic"), ("kubernetes", "kubernetes"),
-                       ("utils", "all kubehooks module_utils (with both)")):
+                       ("utils", "all kubehooks module_utils (with basic)")):
         print("    %-40s %s" % (label, spread([t - py for t in rows[key]])))
 
 
