@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""PRIVATE module_utils: argument specs shared by the modules. Not a public API.
+"""PRIVATE module_utils: argument specs shared by the modules, and the one check of a count. Not a public API.
 
 The authentication options, their aliases and their ``K8S_AUTH_*`` environment variables are the
 ones kubernetes.core uses, so that ``module_defaults`` written for kubernetes.core and AWX's
@@ -11,6 +11,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 AUTH_PROXY_HEADERS_SPEC = dict(
     proxy_basic_auth=dict(type="str", no_log=True),
@@ -142,3 +144,13 @@ def argument_spec(*specs):
     for spec in specs:
         merged.update(copy.deepcopy(spec))
     return merged
+
+
+def require_count(key, value, what="a whole number of at least 1"):
+    """``value`` when it is a whole number of at least 1, else KubehooksError naming ``key``.
+
+    A bool is refused: Ansible's ``int`` type lets ``true`` through as True, which would count as 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise KubehooksError("%s must be %s, got %r" % (key, what, value))
+    return value

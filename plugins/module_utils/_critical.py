@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.kubehooks.backup.plugins.module_utils import _capture, _exec, _layout, _on_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ThreadClients
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import require_count
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hooks import phase_sequence
 
@@ -347,9 +348,7 @@ class Options(object):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise KubehooksError("%s must be a number of seconds, 0 or more, got %r" % (key, value))
         for key in ("parallelism", "output_cap"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise KubehooksError("%s must be a whole number of at least 1, got %r" % (key, value))
+            require_count(key, getattr(self, key))
         return self
 
 

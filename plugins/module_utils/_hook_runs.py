@@ -14,6 +14,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _exec, _ho
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, access_allowed, api_error
 from ansible_collections.kubehooks.backup.plugins.module_utils._discovery import list_pods
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import require_count
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import AuthorizationError, KubehooksError, show_value
 from ansible_collections.kubehooks.backup.plugins.module_utils._on_error import fail_summary, failed_pods, parse_on_error
 
@@ -163,10 +164,7 @@ def planned_results(pods, phase):
 
 def _positive(params, key, default):
     value = params.get(key)
-    value = default if value is None else value
-    if not isinstance(value, int) or value < 1:
-        raise KubehooksError("%s must be a whole number of at least 1, got %r" % (key, value))
-    return value
+    return require_count(key, default if value is None else value)
 
 
 def run_hooks(client_factory, pods, params, check_mode=False, exec_fn=None):

@@ -28,6 +28,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_r
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_volumes as rv
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, api_caller
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import parse_duration
+from ansible_collections.kubehooks.backup.plugins.module_utils._args import require_count
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals as hook_totals
 
@@ -188,8 +189,8 @@ def run_restore_hooks(params, factory, hook_pods, applier, progress, restore_nam
 def _check_count(params, key, what):
     """``params[key]``, when given, is a whole number of at least 1 (``what`` says so in the error)."""
     value = params.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise KubehooksError("%s must be %s, got %r" % (key, what, value))
+    if value is not None:
+        require_count(key, value, what)
 
 
 def run(params, factory, check_mode=False, call=None):

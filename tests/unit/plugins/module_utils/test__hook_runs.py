@@ -138,8 +138,10 @@ def test_a_log_failure_after_hooks_ran_keeps_every_result(tmp_path, monkeypatch)
     assert result["failed"] and "disk full" in result["msg"]
 
 
-@pytest.mark.parametrize("key,value", [("parallelism", 0), ("parallelism", -2), ("output_limit", 0)])
+@pytest.mark.parametrize("key,value", [("parallelism", 0), ("parallelism", -2), ("output_limit", 0),
+                                       ("parallelism", True), ("output_limit", "8")])
 def test_numbers_below_one_are_refused(key, value):
+    """A bool too: Ansible's int type passes ``parallelism: true`` through as True, which would run as 1."""
     with pytest.raises(KubehooksError, match="%s must be a whole number of at least 1" % key):
         _hook_runs.run_hooks(object, [POD], {"phase": "pre", key: value}, exec_fn=fake_exec)
 
