@@ -17,8 +17,14 @@ credential plugins, auth providers, proxies (``proxy``, ``proxy-url``, the proxy
 (the library's error message is then the one reported).  The unit tests load the same configurations
 through both and compare the result (tests/unit/plugins/module_utils/test__kubeconfig.py).
 
-One deliberate difference: a ``api_key`` option given with a kubeconfig whose user has a token wins here;
-the library's refresh hook puts the kubeconfig's token back before every request.
+An https server without a CA is left to the library too: its REST client then trusts certifi's bundle
+(client 30.x) or the system's (35+).
+
+One deliberate difference: options win over what the kubeconfig or the service account gives, as
+kubernetes.core documents.  With the library, once a kubeconfig's user (or the service account) gave a
+token, its refresh hook set that token and the kubeconfig's host, CA and client certificate on the
+configuration again before every request: an ``api_key`` or ``host`` option given with such a kubeconfig
+lost to it, and so did ``ca_cert`` and ``client_cert`` for every client after the first.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -32,6 +38,8 @@ import shutil
 import tempfile
 import threading
 import time
+
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 try:
     import yaml
@@ -74,15 +82,21 @@ class Connection(object):
         self.api_key = {}
         self._token_file = None  # in-cluster: re-read every TOKEN_REFRESH_SECONDS
         self._token_expires = 0.0
-        self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+        self._library_lock = threading.Lock()  # not the token's: building calls auth_settings()
         self._library = None
 
     def _refresh(self):
         if self._token_file is None or time.monotonic() < self._token_expires:
             return
-        with self._lock:
+        with self._token_lock:
             if time.monotonic() >= self._token_expires:
-                self.api_key["authorization"] = "bearer " + _read_service_token(self._token_file)
+                try:
+                    token = _read_service_token(self._token_file)
+                except (_Unsupported, OSError, ValueError) as exc:
+                    raise KubehooksError("Could not read the service account token %s again: %s"
+                                         % (self._token_file, str(exc) or "the file is empty"))
+                self.api_key["authorization"] = "bearer " + token
                 self._token_expires = time.monotonic() + TOKEN_REFRESH_SECONDS
 
     def auth_settings(self):
@@ -96,7 +110,7 @@ class Connection(object):
     def library_configuration(self):
         """The same connection as a ``kubernetes.client.Configuration`` (the stdin exec path still uses the
         library's websocket client); built once, on first use."""
-        with self._lock:
+        with self._library_lock:
             if self._library is None:
                 import kubernetes.client  # pylint: disable=import-outside-toplevel  # only for this path
                 configuration = kubernetes.client.Configuration()
@@ -145,10 +159,14 @@ def load(auth, environ=None):
             continue
         if attr == "api_key":
             connection.api_key = {"authorization": "Bearer " + value}
+            connection._token_file = None  # pylint: disable=protected-access  # the option's token, always
         elif attr == "host":
             connection.host = value.rstrip("/")
         else:
             setattr(connection, attr, value)
+    if connection.verify_ssl and not connection.ssl_ca_cert and str(connection.host).startswith("https"):
+        # No CA: the library's REST client trusts certifi's bundle (30.x) or the system's (35+); left to it.
+        return None
     return connection
 
 
@@ -242,15 +260,24 @@ def _load_kubeconfig(connection, kubeconfig, context, environ):
         raise _Unsupported()
     _load_user(connection, user, base)
     if "server" in cluster:
-        connection.host = str(cluster["server"]).rstrip("/")
+        connection.host = _get(cluster, "server", str).rstrip("/")
         if connection.host.startswith("https"):
             connection.ssl_ca_cert = _as_file(cluster, "certificate-authority", base)
             connection.cert_file = _as_file(user, "client-certificate", base)
             connection.key_file = _as_file(user, "client-key", base)
     if "insecure-skip-tls-verify" in cluster:
-        connection.verify_ssl = not cluster["insecure-skip-tls-verify"]
+        connection.verify_ssl = not _get(cluster, "insecure-skip-tls-verify", bool)
     if "tls-server-name" in cluster:
-        connection.tls_server_name = cluster["tls-server-name"]
+        connection.tls_server_name = _get(cluster, "tls-server-name", str)
+
+
+def _get(node, key, kind):
+    """``node[key]`` when it is a ``kind``; anything else (null included, which the library refuses) is
+    left to the library."""
+    value = node[key]
+    if not isinstance(value, kind):
+        raise _Unsupported()
+    return value
 
 
 def _load_user(connection, user, base):
@@ -258,9 +285,9 @@ def _load_user(connection, user, base):
     if not user:
         return
     if "token" in user:
-        token = user["token"]
+        token = _get(user, "token", str)
     elif "tokenFile" in user:
-        path = os.path.normpath(os.path.join(base, user["tokenFile"]))
+        path = os.path.normpath(os.path.join(base, _get(user, "tokenFile", str)))
         try:
             with open(path) as handle:
                 token = handle.read()
@@ -272,9 +299,10 @@ def _load_user(connection, user, base):
         connection.api_key = {"authorization": "Bearer %s" % token}
     elif "username" in user and "password" in user:
         import urllib3  # pylint: disable=import-outside-toplevel  # as the library builds the header
+        credentials = _get(user, "username", str) + ":" + _get(user, "password", str)
         try:
-            credentials = user["username"] + ":" + user["password"]
-        except TypeError:
+            credentials.encode("latin-1")  # what urllib3 encodes the header with
+        except UnicodeError:
             raise _Unsupported()
         connection.api_key = {"authorization": urllib3.util.make_headers(basic_auth=credentials)["authorization"]}
 
@@ -286,16 +314,16 @@ def _as_file(node, key, base):
         return None
     data_key = key + "-data"
     if data_key in node:
-        data = node[data_key]
+        data = _get(node, data_key, str)
         if not data:
             return None
         try:
-            content = base64.standard_b64decode(data.encode() if isinstance(data, str) else data)
-        except (binascii.Error, TypeError, ValueError, AttributeError):
+            content = base64.standard_b64decode(data.encode())
+        except (binascii.Error, TypeError, ValueError):
             raise _Unsupported()
         return _private_file(content)
     if key in node:
-        path = os.path.normpath(os.path.join(base, node[key]))
+        path = os.path.normpath(os.path.join(base, _get(node, key, str)))
         if not os.path.isfile(path):
             raise _Unsupported()
         return path

@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _client, _kubeconfig
+from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 
 PEM_CA = b"-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n"
 PEM_CERT = b"-----BEGIN CERTIFICATE-----\nQ0VSVA==\n-----END CERTIFICATE-----\n"
@@ -49,7 +50,10 @@ def clean_env(monkeypatch, tmp_path):
 
 
 def seen(configuration):
-    """What a request made with ``configuration`` carries."""
+    """What a request made with ``configuration`` carries (read after ``auth_settings()``, which runs the
+    library's refresh hook as every request does)."""
+    headers = _api.exec_headers(configuration, clock=lambda: -1e9 - id(configuration))
+
     def content(path):
         if not path:
             return None
@@ -57,8 +61,7 @@ def seen(configuration):
             return handle.read()
     return dict(host=configuration.host, verify_ssl=configuration.verify_ssl, ca=content(configuration.ssl_ca_cert),
                 cert=content(configuration.cert_file), key=content(configuration.key_file),
-                tls_server_name=getattr(configuration, "tls_server_name", None),
-                headers=_api.exec_headers(configuration, clock=lambda: -1e9 - id(configuration)))
+                tls_server_name=getattr(configuration, "tls_server_name", None), headers=headers)
 
 
 def both(auth):
@@ -92,18 +95,22 @@ CASES = {
         {"client-certificate": "pki/client.crt", "client-key": "pki/client.key"}),
     "tokenFile": ({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"}, {"tokenFile": "pki/token"}),
     "token wins over tokenFile and basic": (
-        {"server": "https://api:6443"}, {"token": "tok", "tokenFile": "pki/token", "username": "a", "password": "b"}),
-    "empty token, basic credentials": ({"server": "https://api:6443"}, {"token": "", "username": "a", "password": "b"}),
-    "basic credentials": ({"server": "https://api:6443"}, {"username": "admin", "password": "p:w ü"}),
+        {"server": "https://api:6443", "certificate-authority": "pki/ca.crt"},
+        {"token": "tok", "tokenFile": "pki/token", "username": "a", "password": "b"}),
+    "empty token, basic credentials": ({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"},
+                                       {"token": "", "username": "a", "password": "b"}),
+    "basic credentials": ({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"},
+                          {"username": "admin", "password": "p:w é"}),
     "insecure-skip-tls-verify": ({"server": "https://api:6443", "insecure-skip-tls-verify": True}, {"token": "t"}),
+    "insecure-skip-tls-verify false": ({"server": "https://api:6443", "insecure-skip-tls-verify": False,
+                                        "certificate-authority": "pki/ca.crt"}, {"token": "t"}),
     "tls-server-name": ({"server": "https://10.0.0.1:6443", "certificate-authority-data": b64(PEM_CA),
                          "tls-server-name": "api.internal"}, {"token": "t"}),
     "http server: no TLS files read": (
         {"server": "http://api:8080", "certificate-authority": "pki/missing.crt"},
         {"client-certificate": "pki/missing.crt", "token": "t"}),
-    "empty CA data": ({"server": "https://api:6443", "certificate-authority-data": ""}, {"token": "t"}),
-    "no users section": ({"server": "https://api:6443"}, None),
-    "user empty": ({"server": "https://api:6443"}, {}),
+    "no users section": ({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"}, None),
+    "user empty": ({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"}, {}),
 }
 
 
@@ -140,17 +147,16 @@ def test_context_selection_the_default_location_and_options_over_the_kubeconfig(
     assert ours == library and ours["headers"] == {"authorization": "Bearer tok2"}
     ours, library = both({})  # not in a cluster: the default kubeconfig, its current context
     assert ours == library and ours["host"] == "https://api:6443"
-    options = {"kubeconfig": path, "validate_certs": False, "ca_cert": str(base / "pki" / "client.crt"),
-               "client_cert": str(base / "pki" / "client.crt"), "client_key": str(base / "pki" / "client.key")}
-    auth = _client.resolve_auth(options, {})
-    ours, library = both(auth)
-    assert ours == library and ours["ca"] == PEM_CERT and ours["key"] == PEM_KEY and ours["verify_ssl"] is False
+    options = {"kubeconfig": path, "validate_certs": False}  # an option the library's refresh hook leaves alone
+    ours, library = both(_client.resolve_auth(options, {}))
+    assert ours == library and ours["verify_ssl"] is False
 
 
 @pytest.mark.parametrize("auth", [
     {"host": "https://api:6443/", "api_key": "tok", "validate_certs": False},
     {"host": "https://api:6443", "client_cert": "CERT", "client_key": "KEY", "ca_cert": "CA"},
-    {"host": "https://api:6443", "username": "u", "password": "p"},
+    {"host": "https://api:6443", "username": "u", "password": "p", "ca_cert": "CA"},
+    {"host": "http://api:8080", "api_key": "tok"},
 ])
 def test_host_with_credentials_needs_no_kubeconfig(clean_env, tmp_path, auth):
     auth, base = dict(auth), files(tmp_path)
@@ -159,7 +165,7 @@ def test_host_with_credentials_needs_no_kubeconfig(clean_env, tmp_path, auth):
             auth[option] = str(base / "pki" / name)
     resolved = _client.resolve_auth(auth, {})
     ours, library = both(resolved)
-    assert ours == library and ours["host"] == "https://api:6443"
+    assert ours == library and ours["host"] == auth["host"].rstrip("/")
 
 
 @pytest.mark.parametrize("host", ["10.96.0.1", "fd00::1"])
@@ -173,15 +179,29 @@ def test_in_cluster_service_account_as_the_library_and_its_token_reread(clean_en
         monkeypatch.setattr(module, "SERVICE_CERT_FILENAME", str(ca))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    write_yaml(clean_env, kubeconfig({"server": "https://not-this:6443"}, {"token": "no"}))
+    write_yaml(clean_env, kubeconfig({"server": "https://not-this:6443", "certificate-authority-data": b64(PEM_CA)},
+                                     {"token": "no"}))
     connection = _kubeconfig.load({})
     ours, library = seen(connection), seen(_client.build_configuration({}))
     assert ours == library and ours["headers"] == {"authorization": "bearer sa-token-1"}
     token.write_text(u"sa-token-2")  # the kubelet rotates it; read again once a minute, as the library does
     monkeypatch.setattr(connection, "_token_expires", 0.0)
     assert connection.auth_settings()["BearerToken"]["value"] == "bearer sa-token-2"
-    token.write_text(u"")  # an empty token file: not in a cluster, for both
-    assert seen(_kubeconfig.load({})) == seen(_client.build_configuration({}))
+    threads = []  # a refresh while the library's configuration is built (the stdin exec path) must not block
+    monkeypatch.setattr(connection, "_token_expires", 0.0)
+    import threading
+    worker = threading.Thread(target=lambda: threads.append(connection.library_configuration()), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert threads and seen(threads[0])["headers"] == {"authorization": "bearer sa-token-2"}
+    option = _kubeconfig.load({"api_key": "option"})  # an api_key option is kept: never replaced by a re-read
+    monkeypatch.setattr(option, "_token_expires", 0.0)
+    assert option.auth_settings()["BearerToken"]["value"] == "Bearer option"
+    token.write_text(u"")  # emptied while running: a clear error, not a traceback
+    monkeypatch.setattr(connection, "_token_expires", 0.0)
+    with pytest.raises(KubehooksError, match="Could not read the service account token .*: the file is empty"):
+        connection.auth_settings()
+    assert seen(_kubeconfig.load({})) == seen(_client.build_configuration({}))  # empty at start: not in a cluster
 
 
 def test_data_files_are_private_and_shared_by_content(clean_env, tmp_path):
@@ -204,12 +224,30 @@ def _exec_plugin(tmp_path):
 @pytest.mark.parametrize("case", ["exec plugin", "auth-provider", "proxy-url", "proxy option", "proxy headers",
                                   "persist_config", "https_proxy variable", "two files in KUBECONFIG",
                                   "missing kubeconfig", "missing CA file", "bad CA data", "missing tokenFile",
-                                  "unknown context", "duplicate cluster", "no contexts"])
+                                  "unknown context", "duplicate cluster", "no contexts", "https without a CA",
+                                  "empty CA data", "null server", "null token", "null CA data", "null CA file",
+                                  "null insecure flag", "password beyond latin-1"])
 def test_what_the_library_must_read_is_left_to_it(clean_env, tmp_path, monkeypatch, case):
     base = files(tmp_path)
-    cluster, user, auth = {"server": "https://api:6443"}, {"token": "t"}, {}
+    cluster, user, auth = {"server": "https://api:6443", "certificate-authority": "pki/ca.crt"}, {"token": "t"}, {}
     config = None
-    if case == "exec plugin":
+    if case == "https without a CA":
+        del cluster["certificate-authority"]
+    elif case == "empty CA data":
+        cluster = {"server": "https://api:6443", "certificate-authority-data": ""}
+    elif case == "null server":
+        cluster["server"] = None
+    elif case == "null token":
+        user = {"token": None, "username": "a", "password": "b"}
+    elif case == "null CA data":
+        cluster = {"server": "https://api:6443", "certificate-authority-data": None}
+    elif case == "null CA file":
+        cluster["certificate-authority"] = None
+    elif case == "null insecure flag":
+        cluster["insecure-skip-tls-verify"] = None
+    elif case == "password beyond latin-1":
+        user = {"username": "a", "password": u"\u20ac"}
+    elif case == "exec plugin":
         user = _exec_plugin(tmp_path)
     elif case == "auth-provider":
         user = {"auth-provider": {"name": "oidc", "config": {"id-token": "x"}}}
@@ -260,25 +298,35 @@ def test_an_exec_plugin_kubeconfig_still_works_through_the_library(clean_env, tm
 
 def test_a_readable_configuration_gets_the_rest_client(clean_env, tmp_path):
     from ansible_collections.kubehooks.backup.plugins.module_utils import _rest
-    path = write_yaml(tmp_path / "config", kubeconfig({"server": "https://api:6443"}, {"token": "t"}))
+    path = write_yaml(tmp_path / "config", kubeconfig({"server": "https://api:6443",
+                                                       "certificate-authority-data": b64(PEM_CA)}, {"token": "t"}))
     factory = _client.ClientFactory({"kubeconfig": path}, {})
     assert isinstance(factory.configuration, _kubeconfig.Connection) and isinstance(factory(), _rest.RestClient)
     assert factory.host == "https://api:6443"
 
 
-def test_an_api_key_option_wins_over_the_kubeconfig_token(clean_env, tmp_path):
-    """The one deliberate difference (module docstring): the library's refresh hook puts the kubeconfig's
-    token back before each request, so the option it was given is not what it sends."""
-    path = write_yaml(tmp_path / "config", kubeconfig({"server": "https://api:6443"}, {"token": "kubeconfig"}))
-    auth = {"kubeconfig": path, "api_key": "option"}
-    assert seen(_kubeconfig.load(dict(auth)))["headers"] == {"authorization": "Bearer option"}
-    assert seen(_client.build_configuration(dict(auth)))["headers"] == {"authorization": "Bearer kubeconfig"}
+def test_options_win_over_the_kubeconfig_token_host_ca_and_client_certificate(clean_env, tmp_path):
+    """The one deliberate difference (module docstring): the library's refresh hook sets the kubeconfig's
+    token, host, CA and client certificate again before each request, so the options lose to them."""
+    base = files(tmp_path)
+    path = write_yaml(base / "config", kubeconfig({"server": "https://api:6443", "certificate-authority": "pki/ca.crt"},
+                                                  {"token": "kubeconfig"}))
+    auth = _client.resolve_auth({"kubeconfig": path, "api_key": "option", "ca_cert": str(base / "pki" / "client.crt"),
+                                 "client_cert": str(base / "pki" / "client.crt"),
+                                 "client_key": str(base / "pki" / "client.key")}, {})
+    ours, library = seen(_kubeconfig.load(dict(auth))), seen(_client.build_configuration(dict(auth)))
+    assert ours == dict(library, ca=PEM_CERT, cert=PEM_CERT, key=PEM_KEY, headers={"authorization": "Bearer option"})
+    assert library["headers"] == {"authorization": "Bearer kubeconfig"} and library["ca"] == PEM_CA
+    auth = _client.resolve_auth({"kubeconfig": path, "host": "https://other:6443"}, {})
+    ours, library = seen(_kubeconfig.load(dict(auth))), seen(_client.build_configuration(dict(auth)))
+    assert ours == dict(library, host="https://other:6443") and library["host"] == "https://api:6443"
 
 
 def test_modules_do_not_import_the_kubernetes_library(tmp_path):
     """What a module run imports for a readable configuration: not the library (0.16-0.4 s per run)."""
     import subprocess
-    path = write_yaml(tmp_path / "config", kubeconfig({"server": "https://127.0.0.1:1"}, {"token": "t"}))
+    path = write_yaml(tmp_path / "config", kubeconfig({"server": "https://127.0.0.1:1",
+                                                       "certificate-authority-data": b64(PEM_CA)}, {"token": "t"}))
     code = ("import sys; from ansible_collections.kubehooks.backup.plugins.module_utils import _client, _hook_runs, "
             "_restore, _create, _section, _export, _api; f = _client.ClientFactory({'kubeconfig': %r}, {}); f(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))" % path)
