@@ -98,11 +98,8 @@ def build_configuration(auth):
     configuration = kubernetes.client.Configuration()
     if auth.get("host"):
         auth["host"] = auth["host"].rstrip("/")
-    has_credentials = auth.get("host") and (
-        auth.get("api_key") or (auth.get("username") and auth.get("password"))
-        or (auth.get("cert_file") and auth.get("key_file")))
     try:
-        if has_credentials:
+        if _kubeconfig.has_credentials(auth):
             pass
         elif auth.get("kubeconfig") or auth.get("context"):
             _load_kubeconfig(auth, configuration)
@@ -115,7 +112,7 @@ def build_configuration(auth):
         raise KubehooksError("Could not load the Kubernetes configuration: %s" % exc)
 
     for attr, value in auth.items():
-        if attr in ("kubeconfig", "context", "persist_config", "impersonate_user", "impersonate_groups"):
+        if attr in _kubeconfig.NOT_ATTRIBUTES:
             continue
         if attr == "api_key":
             configuration.api_key = {"authorization": "Bearer " + value}

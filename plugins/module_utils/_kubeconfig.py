@@ -58,8 +58,15 @@ TOKEN_REFRESH_SECONDS = 60.0
 # The library reads a proxy from these (client 35+); a configuration with one is left to it.
 PROXY_VARIABLES = ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
 
-# Options of the resolved auth that are not attributes of the connection.
-_NOT_ATTRIBUTES = ("kubeconfig", "context", "persist_config", "impersonate_user", "impersonate_groups")
+# Options of the resolved auth that are not attributes of the connection (nor of the library's Configuration).
+NOT_ATTRIBUTES = ("kubeconfig", "context", "persist_config", "impersonate_user", "impersonate_groups")
+
+
+def has_credentials(auth):
+    """A host with a token, basic credentials or a client certificate: no kubeconfig is read then."""
+    return bool(auth.get("host") and (
+        auth.get("api_key") or (auth.get("username") and auth.get("password"))
+        or (auth.get("cert_file") and auth.get("key_file"))))
 
 
 class Connection(object):
@@ -141,12 +148,8 @@ def load(auth, environ=None):
     if auth.get("proxy") or auth.get("proxy_headers") or auth.get("persist_config"):
         return None
     connection = Connection()
-    host = auth.get("host")
-    has_credentials = host and (
-        auth.get("api_key") or (auth.get("username") and auth.get("password"))
-        or (auth.get("cert_file") and auth.get("key_file")))
     try:
-        if has_credentials:
+        if has_credentials(auth):
             pass
         elif auth.get("kubeconfig") or auth.get("context"):
             _load_kubeconfig(connection, auth.get("kubeconfig"), auth.get("context"), environ)
@@ -155,7 +158,7 @@ def load(auth, environ=None):
     except _Unsupported:
         return None
     for attr, value in auth.items():
-        if attr in _NOT_ATTRIBUTES:
+        if attr in NOT_ATTRIBUTES:
             continue
         if attr == "api_key":
             connection.api_key = {"authorization": "Bearer " + value}
