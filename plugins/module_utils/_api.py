@@ -99,13 +99,13 @@ def _require_client():
         raise KubehooksError("the kubernetes Python library is required: %s" % KUBERNETES_IMPORT_ERROR)
 
 
-def _call(api_client, method, path, query, body, request_timeout, content_type=None):
+def _call(api_client, method, path, query, body, request_timeout, content_type=None, accept=None):
     """One request through ``api_client``; the decoded JSON answer, or ApiRequestError.
 
-    ``body`` is sent as JSON with ``content_type`` (default ``application/json``).  An empty answer to
-    a request other than GET is ``{}``.
+    ``body`` is sent as JSON with ``content_type`` (default ``application/json``); ``accept`` is the
+    Accept header (default ``application/json``).  An empty answer to a request other than GET is ``{}``.
     """
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": accept or "application/json"}
     if body is not None:
         headers["Content-Type"] = content_type or "application/json"
     if isinstance(api_client, RestClient):
@@ -148,7 +148,7 @@ def _decoded(method, path, data):
 
 
 def api_getter(api_client, request_timeout=None):
-    """Return ``get_json(path, query_pairs) -> dict`` over ``api_client`` (any kubernetes >= 30.1.0).
+    """Return ``get_json(path, query_pairs, accept=None) -> dict`` over ``api_client`` (any kubernetes >= 30.1.0).
 
     ``request_timeout`` (seconds, or urllib3's ``(connect, read)``) defaults to
     DEFAULT_REQUEST_TIMEOUT: no GET or LIST waits forever on a server that stopped answering.
@@ -156,8 +156,8 @@ def api_getter(api_client, request_timeout=None):
     _require_client()
     timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
 
-    def get_json(path, query=None):
-        return _call(api_client, "GET", path, list(query or []), None, timeout)
+    def get_json(path, query=None, accept=None):
+        return _call(api_client, "GET", path, list(query or []), None, timeout, accept=accept)
 
     return get_json
 
@@ -695,7 +695,7 @@ class ThreadClients(object):
 
 
 def api_caller(api_client, request_timeout=None):
-    """Return ``call(method, path, body=None, query=None, content_type=None) -> dict`` over ``api_client``.
+    """Return ``call(method, path, body=None, query=None, content_type=None, accept=None) -> dict`` over ``api_client``.
 
     Any verb: ``body`` (a dict) is sent as JSON with ``content_type`` (default ``application/json``;
     ``application/merge-patch+json`` for a PATCH).  Errors raise ApiRequestError with the HTTP status and
@@ -705,7 +705,7 @@ def api_caller(api_client, request_timeout=None):
     _require_client()
     timeout = DEFAULT_REQUEST_TIMEOUT if request_timeout is None else request_timeout
 
-    def call(method, path, body=None, query=None, content_type=None):
-        return _call(api_client, method, path, list(query or []), body, timeout, content_type)
+    def call(method, path, body=None, query=None, content_type=None, accept=None):
+        return _call(api_client, method, path, list(query or []), body, timeout, content_type, accept)
 
     return call

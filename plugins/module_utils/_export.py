@@ -74,7 +74,6 @@ except ImportError:  # pragma: no cover - only outside Ansible
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
     DEFAULT_PAGE_SIZE,
     ApiRequestError,
-    api_error,
     api_error_message,
     api_getter,
     error_reason,
@@ -82,6 +81,7 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._api import (
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import ExportError, KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._record import timestamp
+from ansible_collections.kubehooks.backup.plugins.module_utils._resources import discover, preferred_resources
 from ansible_collections.kubehooks.backup.plugins.module_utils._scope import (
     NAMESPACES,
     ResourceFilter,
@@ -101,7 +101,6 @@ RESOURCES_DIR = "resources"
 NAMESPACED_DIR = "namespaces"
 CLUSTER_DIR = "cluster"
 PREFERRED_VERSION_SUFFIX = "-preferredversion"
-REQUIRED_VERBS = ("list", "create", "get", "delete")
 EXCLUDE_LABEL = "velero.io/exclude-from-backup"
 PODS = "pods"
 PROGRESS_EVERY = 200  # items between two progress callbacks inside one resource
@@ -119,22 +118,11 @@ COHABITATING = {
     "networkpolicies": ("extensions", "networking.k8s.io"),
     "events": ("", "events.k8s.io"),
 }
-_CORE_PRIORITY = {"pods": 0, "persistentvolumeclaims": 1, "persistentvolumes": 2}
 
 
 # --------------------------------------------------------------------------------------------
 # Names and paths (pure)
 # --------------------------------------------------------------------------------------------
-
-def group_resource(group, resource):
-    """Velero's GroupResource.String(): ``pods`` for the core group, ``deployments.apps`` else."""
-    return "%s.%s" % (resource, group) if group else resource
-
-
-def api_version(group, version):
-    """``v1`` for the core group, ``apps/v1`` otherwise."""
-    return "%s/%s" % (group, version) if group else version
-
 
 def resource_list_key(api_version_string, kind):
     """The key of Velero's resource list: ``v1/Pod``, ``apps/v1/Deployment``."""
@@ -179,67 +167,6 @@ def check_archive_name(name):
             or (os.sep != "/" and os.sep in name):
         raise ExportError("invalid backup name %r: it must be a plain file name (no '/')" % (name,))
     return name
-
-
-# --------------------------------------------------------------------------------------------
-# Discovery (pure part)
-# --------------------------------------------------------------------------------------------
-
-def _resource_entry(group, version, raw):
-    short_names = [s.lower() for s in raw.get("shortNames") or []]
-    kind = raw.get("kind") or ""
-    return {
-        "group": group,
-        "version": version,
-        "api_version": api_version(group, version),
-        "resource": raw["name"],
-        "group_resource": group_resource(group, raw["name"]),
-        "kind": kind,
-        "namespaced": bool(raw.get("namespaced")),
-        "singular": (raw.get("singularName") or kind).lower(),
-        "short_names": short_names,
-        "verbs": list(raw.get("verbs") or []),
-    }
-
-
-def backup_eligible(raw):
-    """Velero's discovery filter: no subresource, and all of list/create/get/delete supported."""
-    name = raw.get("name") or ""
-    verbs = set(raw.get("verbs") or [])
-    return bool(name) and "/" not in name and all(v in verbs for v in REQUIRED_VERBS)
-
-
-def preferred_resources(groups):
-    """ServerPreferredResources + Velero's filters and ordering, from raw discovery documents.
-
-    ``groups``: a list, in discovery order (core group first), of
-    ``{"name": group ("" for core), "preferred": version, "versions": [versions in priority order],
-    "resources": {version: APIResourceList "resources" list}}``; a version whose discovery failed is
-    simply absent from ``resources``.  Returns resource entries (dicts: group, version, api_version,
-    resource, group_resource, kind, namespaced, singular, short_names, verbs), each resource at the
-    first version (preferred first) that serves it.
-    """
-    ordered = [g for g in groups if g.get("name") != "extensions"] + \
-              [g for g in groups if g.get("name") == "extensions"]
-    out = []
-    for group in ordered:
-        name = group.get("name") or ""
-        versions = list(group.get("versions") or [])
-        preferred = group.get("preferred")
-        if preferred:
-            versions = [preferred] + [v for v in versions if v != preferred]
-        seen = set()
-        entries = []
-        for version in versions:
-            for raw in (group.get("resources") or {}).get(version) or []:
-                if not backup_eligible(raw) or raw["name"] in seen:
-                    continue
-                seen.add(raw["name"])
-                entries.append(_resource_entry(name, version, raw))
-        if not name:
-            entries.sort(key=lambda e: _CORE_PRIORITY.get(e["resource"], 3))  # stable
-        out.extend(entries)
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,36 +463,6 @@ def write_archive(writer, items, exclude_pods=(), progress=None, state=None):
 
 def _describe(err, action):
     return api_error_message(err.status, action, error_reason(err))
-
-
-def discover(get_json, warnings):
-    """Raw discovery documents for :func:`preferred_resources` (legacy discovery endpoints).
-
-    /api and /apis failing is fatal (ExportError, AuthorizationError on 401/403); one group
-    version failing is a warning and the group version is skipped (Velero does the same).
-    """
-    groups = []
-    try:
-        core_versions = get_json("/api").get("versions") or ["v1"]
-        group_list = get_json("/apis").get("groups") or []
-    except ApiRequestError as err:
-        raise api_error(err, "read the API discovery documents (/api, /apis)", default=ExportError)
-    specs = [("", core_versions[0], core_versions)]
-    for group in group_list:
-        versions = [v.get("version") for v in group.get("versions") or [] if v.get("version")]
-        preferred = (group.get("preferredVersion") or {}).get("version") or (versions[0] if versions else None)
-        specs.append((group.get("name") or "", preferred, versions))
-    for name, preferred, versions in specs:
-        resources = {}
-        for version in versions:
-            path = "/apis/%s/%s" % (name, version) if name else "/api/%s" % version
-            try:
-                resources[version] = get_json(path).get("resources") or []
-            except ApiRequestError as err:
-                warnings.append("API group version %s skipped: %s"
-                                % (api_version(name, version), _describe(err, "discover it")))
-        groups.append({"name": name, "preferred": preferred, "versions": versions, "resources": resources})
-    return groups
 
 
 def resources_to_export(resources, resource_filter, include_cluster_resources, all_namespaces):

@@ -62,11 +62,11 @@ def options_from(params, restore_name):
 
 
 def _discover(call):
-    from ansible_collections.kubehooks.backup.plugins.module_utils._export import discover, preferred_resources
+    from ansible_collections.kubehooks.backup.plugins.module_utils._resources import discover, preferred_resources
     warnings = []
 
-    def get_json(path, query=None):
-        return call("GET", path, query=query)
+    def get_json(path, query=None, accept=None):
+        return call("GET", path, query=query, accept=accept)
     return preferred_resources(discover(get_json, warnings)), warnings
 
 

@@ -121,7 +121,7 @@ def _error_text(err):
 class Applier(object):
     """Restores plan items through ``call`` (``_api.api_caller``); one object in memory at a time.
 
-    ``resources``: discovery entries (``_export.preferred_resources``).  ``on_item(outcome)`` is
+    ``resources``: discovery entries (``_resources.preferred_resources``).  ``on_item(outcome)`` is
     called after each item with a dict (group_resource, namespace, name, target_namespace,
     resource_key, outcome, message, stage).  ``before_stage(stage)`` is called once when the plan
     reaches a new stage (the hook point for volume data and restore hooks, before the first pod).

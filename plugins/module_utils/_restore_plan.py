@@ -193,7 +193,7 @@ class RestoreOptions(object):
         self.resolve([])
 
     def resolve(self, resources):
-        """Resolve the resource names through discovery entries (``_export.preferred_resources``)."""
+        """Resolve the resource names through discovery entries (``_resources.preferred_resources``)."""
         self.resource_filter = ResourceFilter(self.included_resources, self.excluded_resources, resources,
                                               auto_excluded=NON_RESTORABLE)
         self.status_filter = ResourceFilter(self.restore_status, None, resources, auto_excluded=()) \

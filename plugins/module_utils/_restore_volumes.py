@@ -21,7 +21,7 @@ blocks the pod until the data is in place.  It needs nothing installed in the cl
    and the plain tar stream is written to ``tar -x`` through ``pods/exec`` stdin (an argv, no
    shell; ``_api.open_exec(stdin=True)``) in 256 KiB frames; a full socket buffer blocks the write
    (flow control).  The stream is hashed again while it is read and its members counted
-   (``_capture.TarCounter``); a different sha256, member count or a failing ``tar`` (a full volume:
+   (``_tar.TarCounter``); a different sha256, member count or a failing ``tar`` (a full volume:
    "No space left on device") is that volume's error, naming it.
 5. The helper is deleted (and waited for) whatever happened; then the pods are created.
 
@@ -49,7 +49,7 @@ except ImportError:  # pragma: no cover - only outside Ansible
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _layout
 from ansible_collections.kubehooks.backup.plugins.module_utils._api import ApiRequestError, open_exec
-from ansible_collections.kubehooks.backup.plugins.module_utils._capture import TarCounter
+from ansible_collections.kubehooks.backup.plugins.module_utils._tar import TarCounter
 from ansible_collections.kubehooks.backup.plugins.module_utils._durations import format_duration
 from ansible_collections.kubehooks.backup.plugins.module_utils._exec import (
     ERROR_CHANNEL,

@@ -63,3 +63,40 @@ def test_record_steps_and_info_without_the_cluster(tmp_path):
     assert shown["backup"]["status"] == "Failed" and shown["query_result"] == "Backup failed"
     bad = run_module("backup_info", {"storage_dir": storage, "query": "backups[?"})
     assert bad["failed"] and "backups[?" in bad["msg"]
+
+
+def test_aggregated_discovery_of_the_real_server_gives_what_legacy_discovery_gives(api_client):
+    """The API server answers /api and /apis with aggregated discovery: two requests give the same resource
+    types and versions, groups in the same order, as one request per group version (the CSI snapshot CRDs
+    included).  Within a CRD's group the aggregated document lists resources by name, as client-go (and so
+    Velero) sees them; the legacy document lists them as the CRDs were registered."""
+    from ansible_collections.kubehooks.backup.plugins.module_utils import _api, _resources
+
+    get_json = _api.api_getter(api_client)
+    asked = []
+
+    def counted(path, query=None, accept=None):
+        asked.append(path)
+        answer = get_json(path, query, accept=accept)
+        if path in ("/api", "/apis"):
+            assert answer["kind"] == _resources.AGGREGATED_KIND
+        return answer
+
+    def legacy_only(path, query=None, accept=None):  # a client that never asks for aggregated discovery
+        return get_json(path, query)
+
+    warnings = []
+    aggregated = _resources.preferred_resources(_resources.discover(counted, warnings))
+    legacy = _resources.preferred_resources(_resources.discover(legacy_only, []))
+    assert asked == ["/api", "/apis"] and not warnings
+
+    def key(entry):
+        return entry["group_resource"]
+    assert sorted(aggregated, key=key) == sorted(legacy, key=key)
+
+    def group_order(entries):
+        return [group for i, group in enumerate(e["group"] for e in entries) if i == 0 or entries[i - 1]["group"] != group]
+    assert group_order(aggregated) == group_order(legacy)
+    built_in = [e for e in legacy if "snapshot" not in e["group"]]  # the CSI snapshot groups are the CRDs here
+    assert [e for e in aggregated if e in built_in] == built_in  # the built-in groups keep their order
+    assert "volumesnapshots.snapshot.storage.k8s.io" in [entry["group_resource"] for entry in aggregated]

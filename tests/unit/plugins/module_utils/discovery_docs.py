@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Discovery documents shared by the unit tests of _export and _scope (a small cluster's API), and the
-resource entries ``_export.preferred_resources`` makes of them (the restore tests)."""
+resource entries ``_resources.preferred_resources`` makes of them (the restore tests)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -52,7 +52,7 @@ GROUPS = [
 
 
 def entry(group, version, resource, kind, namespaced=True):
-    """One resource entry as ``_export.preferred_resources`` returns it."""
+    """One resource entry as ``_resources.preferred_resources`` returns it."""
     api_version = "%s/%s" % (group, version) if group else version
     return {"group": group, "version": version, "api_version": api_version, "resource": resource,
             "group_resource": "%s.%s" % (resource, group) if group else resource, "kind": kind,

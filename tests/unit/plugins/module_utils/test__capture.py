@@ -1,5 +1,5 @@
 # -*- coding: utf-8 -*-
-"""Unit tests for _capture: the incremental tar header counter, the stream handling of
+"""Unit tests for _capture: the stream handling of
 ``capture_volume`` and the orchestration over volumes and pods, the volumes index and totals.
 
 ``capture_volume`` is driven here through a FAKE websocket (``_FakeSocket``, put in place of
@@ -17,7 +17,6 @@ import gzip
 import hashlib
 import io
 import os
-import random
 import stat
 import tarfile
 import threading
@@ -27,8 +26,6 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _capture
 from ansible_collections.kubehooks.backup.plugins.module_utils._capture import (
-    TarCounter,
-    _pax_size,
     gzip_member,
     capture_pod_volumes,
     capture_volume,
@@ -36,112 +33,12 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._capture import (
     tar_command,
 )
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
+from tar_archives import tar_archive
 
 try:
     from websocket import ABNF, WebSocketTimeoutException
 except ImportError:  # pragma: no cover
     ABNF = WebSocketTimeoutException = None
-
-
-# --- TarCounter -------------------------------------------------------------------------------
-
-def _archive(fmt, long_names=True):
-    """A tar archive with every member type a volume holds, in ``fmt``; (bytes, member count)."""
-    out = io.BytesIO()
-    rnd = random.Random(7)
-    with tarfile.open(fileobj=out, mode="w", format=fmt) as tar:
-        def add(info, data=None):
-            if data is not None:
-                info.size = len(data)
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-
-        root = tarfile.TarInfo(".")
-        root.type = tarfile.DIRTYPE
-        add(root)
-        for size in (0, 1, 511, 512, 513, 70000):
-            add(tarfile.TarInfo("./f%d" % size), bytes(rnd.getrandbits(8) for _i in range(size)))
-        sub = tarfile.TarInfo("./sub")
-        sub.type = tarfile.DIRTYPE
-        add(sub)
-        if long_names:
-            add(tarfile.TarInfo("./sub/" + "n" * 150 + "-\u00e9t\u00e9"), b"long name")
-            link = tarfile.TarInfo("./sub/link-" + "l" * 120)
-            link.type = tarfile.SYMTYPE
-            link.linkname = "../" + "t" * 140
-            add(link)
-        sym = tarfile.TarInfo("./sym")
-        sym.type = tarfile.SYMTYPE
-        sym.linkname = "f1"
-        add(sym)
-        hard = tarfile.TarInfo("./hard")
-        hard.type = tarfile.LNKTYPE
-        hard.linkname = "./f1"
-        add(hard)
-        fifo = tarfile.TarInfo("./fifo")
-        fifo.type = tarfile.FIFOTYPE
-        add(fifo)
-    data = out.getvalue()
-    members = len(tarfile.open(fileobj=io.BytesIO(data)).getmembers())
-    return data, members
-
-
-def _feed(data, sizes):
-    counter = TarCounter()
-    pos, i = 0, 0
-    while pos < len(data):
-        step = sizes[i % len(sizes)]
-        counter.feed(data[pos:pos + step])
-        pos += step
-        i += 1
-    return counter
-
-
-@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT, tarfile.USTAR_FORMAT])
-@pytest.mark.parametrize("sizes", [[1], [511], [512], [513], [7, 1000, 3, 65536], [10 ** 7]])
-def test_counter_matches_tarfile_for_any_chunking(fmt, sizes):
-    data, members = _archive(fmt, long_names=fmt != tarfile.USTAR_FORMAT)
-    counter = _feed(data, sizes)
-    assert counter.error is None
-    assert counter.ended
-    assert counter.members == members == (13 if fmt != tarfile.USTAR_FORMAT else 11)
-
-
-def test_counter_honours_pax_size_over_the_header_field():
-    info = tarfile.TarInfo("./big")
-    info.size = 600
-    info.pax_headers = {"size": "600"}
-    header = bytearray(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
-    member = header[-512:]
-    member[124:136] = b"00000000000\0"             # the ustar size says 0; only pax says 600
-    member[148:156] = b"        "
-    member[148:156] = ("%06o\0 " % sum(member)).encode("ascii")
-    header[-512:] = member
-    data = bytes(header) + b"x" * 600 + b"\0" * (1024 - 600) + b"\0" * 1024
-    counter = _feed(data, [100])
-    assert (counter.error, counter.ended, counter.members) == (None, True, 1)
-    assert [m.size for m in tarfile.open(fileobj=io.BytesIO(data)).getmembers()] == [600]
-
-
-def test_pax_size_parser():
-    assert _pax_size(b"20 path=a/long/name\n11 size=42\n") == 42
-    assert _pax_size(b"") is None
-    with pytest.raises(ValueError):
-        _pax_size(b"xx path=a\n")
-
-
-def test_counter_reports_garbage_and_truncation():
-    counter = _feed(b"this is not a tar archive" * 100, [300])
-    assert counter.error and "checksum" in counter.error and not counter.ended
-    data, _members = _archive(tarfile.GNU_FORMAT)
-    counter = _feed(data[:5000], [4096])
-    assert counter.error is None and not counter.ended
-    counter = _feed(b"", [1])
-    assert not counter.ended
-
-
-def test_counter_base256_size():
-    assert _capture._number(b"\x80" + b"\0" * 6 + b"\x01\x00\x00\x00\x00") == 1 << 32
-    assert _capture._number(b"00000001000\0") == 512
 
 
 # --- capture_volume through a fake websocket -------------------------------------------------
@@ -215,7 +112,7 @@ def _listing(directory):
 
 
 def test_capture_writes_gzip_archive_hash_and_counts(tmp_path, fake_exec):
-    data, members = _archive(tarfile.GNU_FORMAT)
+    data, members = tar_archive(tarfile.GNU_FORMAT)
     calls = fake_exec([b"\x02tar: a warning\n"] + _stdout_frames(data) + [SUCCESS, "close"])
     dest = str(tmp_path / "bk-volumes" / "ns" / "p" / "data.tar.gz")
     seen = []
@@ -244,7 +141,7 @@ def test_capture_writes_gzip_archive_hash_and_counts(tmp_path, fake_exec):
                 "bytes) (2 attempts)"),
 ])
 def test_capture_failures_leave_no_file(tmp_path, fake_exec, events, fragment):
-    data, _members = _archive(tarfile.GNU_FORMAT)
+    data, _members = tar_archive(tarfile.GNU_FORMAT)
     calls = fake_exec([b"\x02tar: ./x: Cannot open\n"] + _stdout_frames(data[:3000]) + events + ["close"])
     dest = str(tmp_path / "v.tar.gz")
     result = capture_volume(object(), "ns", "p", "app", "/data", dest, volume="data")
@@ -257,7 +154,7 @@ def test_capture_failures_leave_no_file(tmp_path, fake_exec, events, fragment):
 
 
 def test_truncated_stream_is_copied_again(tmp_path, fake_exec):
-    data, members = _archive(tarfile.GNU_FORMAT)
+    data, members = tar_archive(tarfile.GNU_FORMAT)
     last = tarfile.open(fileobj=io.BytesIO(data)).getmembers()[-1]
     tail_missing = data[:last.offset + 512]  # every member, no end-of-archive blocks
     calls = fake_exec(_stdout_frames(tail_missing) + [SUCCESS, "close"], _stdout_frames(data) + [SUCCESS, "close"])
@@ -272,7 +169,7 @@ def test_truncated_stream_is_copied_again(tmp_path, fake_exec):
 
 
 def test_capture_deadline_abandons_mid_stream(tmp_path, fake_exec):
-    data, _members = _archive(tarfile.GNU_FORMAT)
+    data, _members = tar_archive(tarfile.GNU_FORMAT)
     fake_exec(_stdout_frames(data[:4096]) + ["timeout"] * 1000)
     dest = str(tmp_path / "v.tar.gz")
     start = time.monotonic()

@@ -20,12 +20,12 @@ import pytest
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import (
-    AuthorizationError,
     ExportError,
     KubehooksError,
     ScopeError,
 )
-from discovery_docs import GROUPS, res
+from discovery_docs import GROUPS
+from fake_api import FakeApi
 
 
 # --------------------------------------------------------------------------------------------
@@ -44,15 +44,6 @@ def by_name(resources, name):
 # --------------------------------------------------------------------------------------------
 # Names and paths
 # --------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("group, resource, expected", [
-    ("", "pods", "pods"),
-    ("apps", "deployments", "deployments.apps"),
-    ("rbac.authorization.k8s.io", "clusterroles", "clusterroles.rbac.authorization.k8s.io"),
-])
-def test_group_resource(group, resource, expected):
-    assert ex.group_resource(group, resource) == expected
-
 
 def test_item_paths_namespaced_match_velero():
     assert ex.item_paths("pods", "nginx-example", "nginx-1", "v1") == (
@@ -91,68 +82,6 @@ def test_resource_list_key_and_entry():
 def test_archive_name_must_be_a_plain_file_name(name):
     with pytest.raises(ExportError):
         ex.check_archive_name(name)
-
-
-# --------------------------------------------------------------------------------------------
-# Discovery
-# --------------------------------------------------------------------------------------------
-
-def test_subresources_and_resources_without_required_verbs_are_skipped(resources):
-    names = [r["group_resource"] for r in resources]
-    assert "pods/exec" not in names and "pods/log" not in names and "namespaces/status" not in names
-    assert "deployments/scale.apps" not in names
-    assert "bindings" not in names            # create only
-    assert "componentstatuses" not in names   # no create/delete
-
-
-def test_core_group_orders_pods_pvcs_pvs_first(resources):
-    core = [r["resource"] for r in resources if r["group"] == ""]
-    assert core[:3] == ["pods", "persistentvolumeclaims", "persistentvolumes"]
-    assert [r["group"] for r in resources][0] == ""
-
-
-def test_extensions_group_sorts_last(resources):
-    assert resources[-1]["group"] == "extensions"
-
-
-def test_each_resource_at_its_first_preferred_version(resources):
-    widgets = by_name(resources, "widgets.example.com")
-    gadgets = by_name(resources, "gadgets.example.com")
-    assert widgets["version"] == "v2" and widgets["api_version"] == "example.com/v2"
-    # Only served by the non-preferred version: still exported, at that version (ServerPreferredResources).
-    assert gadgets["version"] == "v1"
-    assert len([r for r in resources if r["group_resource"] == "widgets.example.com"]) == 1
-
-
-def test_resource_entry_fields(resources):
-    pods = by_name(resources, "pods")
-    assert pods["api_version"] == "v1" and pods["kind"] == "Pod" and pods["namespaced"] is True
-    assert pods["short_names"] == ["po"] and pods["singular"] == "pod"
-
-
-def test_preferred_version_missing_from_version_list_still_first():
-    groups = [{"name": "g.io", "preferred": "v2", "versions": ["v1"],
-               "resources": {"v1": [res("things", "Thing")], "v2": [res("things", "Thing")]}}]
-    assert ex.preferred_resources(groups)[0]["version"] == "v2"
-
-
-def test_discover_reads_legacy_endpoints_and_skips_failing_groups():
-    api = FakeApi({})
-    api.fail["/apis/example.com/v1"] = (503, "service unavailable")
-    warnings = []
-    groups = ex.discover(api, warnings)
-    assert [g["name"] for g in groups][:2] == ["", "extensions"]
-    example = [g for g in groups if g["name"] == "example.com"][0]
-    assert example["preferred"] == "v2" and "v1" not in example["resources"]
-    assert any("example.com/v1" in w for w in warnings)
-
-
-@pytest.mark.parametrize("status, error", [(403, AuthorizationError), (503, ExportError), (0, ExportError)])
-def test_discover_fails_clearly_when_the_api_is_unreachable(status, error):
-    api = FakeApi({})
-    api.fail["/apis"] = (status, "nope")
-    with pytest.raises(error, match="discovery"):
-        ex.discover(api, [])
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,66 +315,6 @@ CLUSTER = {
     ("rbac.authorization.k8s.io", "clusterroles"): [obj("admin")],
     ("snapshot.storage.k8s.io", "volumesnapshots"): [obj("snap", "db")],
 }
-
-
-class FakeApi(object):
-    """GET endpoints: discovery from GROUPS, LISTs from a {(group, resource): objects} map.
-
-    Pages hold ``page_size`` items whatever ``limit`` asks (so small fixtures paginate);
-    ``fail`` maps a path to (status, message); ``expire`` makes the Nth continue token expire once.
-    """
-
-    def __init__(self, objects, page_size=2):
-        self.objects = objects
-        self.page_size = page_size
-        self.fail = {}
-        self.calls = []
-        self.expire_once = set()
-
-    def __call__(self, path, query=None):
-        query = dict(query or [])
-        self.calls.append((path, query))
-        if path in self.fail:
-            status, message = self.fail[path]
-            raise ex.ApiRequestError(status, message, json.dumps({"message": message}).encode())
-        if path == "/api":
-            return {"versions": ["v1"]}
-        if path == "/apis":
-            return {"groups": [{"name": g["name"], "versions": [{"version": v} for v in g["versions"]],
-                                "preferredVersion": {"version": g["preferred"]}} for g in GROUPS if g["name"]]}
-        parts = path.strip("/").split("/")
-        if parts[0] == "api":
-            group, rest = "", parts[1:]
-        else:
-            group, rest = parts[1], parts[2:]
-        version, rest = rest[0], rest[1:]
-        if not rest:
-            spec = [g for g in GROUPS if g["name"] == group][0]
-            return {"resources": spec["resources"][version]}
-        namespace = None
-        if len(rest) == 3 and rest[0] == "namespaces":
-            namespace, rest = rest[1], rest[2:]
-        resource = rest[0]
-        if len(rest) == 2:  # GET of one cluster-scoped object
-            found = [o for o in self.objects.get((group, resource), []) if o["metadata"]["name"] == rest[1]]
-            if not found:
-                raise ex.ApiRequestError(404, "%s %s not found" % (resource, rest[1]))
-            return json.loads(json.dumps(found[0]))
-        items = [o for o in self.objects.get((group, resource), [])
-                 if namespace is None or o["metadata"].get("namespace") == namespace]
-        selector = query.get("labelSelector")
-        if selector:
-            key, _eq, value = selector.partition("=")
-            items = [o for o in items if (o["metadata"].get("labels") or {}).get(key) == value]
-        start = int(query.get("continue") or 0)
-        if query.get("continue") in self.expire_once:
-            self.expire_once.discard(query["continue"])
-            raise ex.ApiRequestError(410, "expired", json.dumps(
-                {"message": "expired", "metadata": {"continue": query["continue"]}}).encode())
-        page = [json.loads(json.dumps(o)) for o in items[start:start + self.page_size]]
-        more = start + self.page_size < len(items)
-        return {"apiVersion": "v1", "kind": "List", "items": page,
-                "metadata": {"continue": str(start + self.page_size) if more else ""}}
 
 
 def run_export(tmp_path, api=None, **kwargs):
@@ -687,10 +556,10 @@ def test_planned_types_from_discovery_only():
     }
     params = {"included_resources": [], "excluded_resources": [], "included_namespaces": ["ns"],
               "excluded_namespaces": [], "include_cluster_resources": None}
-    types, warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    types, warnings = ex.planned_types(lambda path, query=None, accept=None: documents[path], params)
     assert types == ["pods", "deployments.apps", "namespaces"] and warnings == []
     params.update(included_namespaces=[], excluded_resources=["deploy"])
-    types, _warnings = ex.planned_types(lambda path, query=None: documents[path], params)
+    types, _warnings = ex.planned_types(lambda path, query=None, accept=None: documents[path], params)
     assert types == ["pods", "nodes", "namespaces"]
 
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _export as ex
+from ansible_collections.kubehooks.backup.plugins.module_utils import _resources
 from ansible_collections.kubehooks.backup.plugins.module_utils import _scope as sc
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import ScopeError
 from discovery_docs import GROUPS
@@ -17,7 +17,7 @@ from discovery_docs import GROUPS
 
 @pytest.fixture(scope="module")
 def resources():
-    return ex.preferred_resources(GROUPS)
+    return _resources.preferred_resources(GROUPS)
 
 
 # ============================================================================================
