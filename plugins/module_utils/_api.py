@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - only outside Ansible
     from urllib.parse import quote, urlencode, urlsplit
 
-from ansible_collections.kubehooks.backup.plugins.module_utils._rest import RestClient
+from ansible_collections.kubehooks.backup.plugins.module_utils._rest import RestClient, auth_headers
 
 # The kubernetes library itself is imported only where it is used: by an ApiClient (the configurations
 # _kubeconfig leaves to it) and by the exec path with a standard input or a proxy (its WSClient).
@@ -597,10 +597,7 @@ def exec_headers(configuration, clock=time.monotonic):
         cached = None
     if cached is not None and 0 <= now - cached[0] < _AUTH_REUSE_SECONDS:
         return dict(cached[1])
-    headers = {}
-    for setting in (configuration.auth_settings() or {}).values():
-        if setting.get("in") == "header" and setting.get("value"):
-            headers[setting["key"].lower()] = setting["value"]
+    headers = auth_headers(configuration)
     try:
         with _AUTH_LOCK:
             _AUTH_HEADERS[configuration] = (now, dict(headers))

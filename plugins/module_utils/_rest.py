@@ -53,6 +53,16 @@ def pool_arguments(configuration):
     return arguments
 
 
+def auth_headers(configuration):
+    """The headers ``configuration.auth_settings()`` puts on a request (names in lower case); a
+    ``_kubeconfig.Connection`` or the library's ``Configuration``."""
+    headers = {}
+    for setting in (configuration.auth_settings() or {}).values():
+        if setting.get("in") == "header" and setting.get("value"):
+            headers[setting["key"].lower()] = setting["value"]
+    return headers
+
+
 def timeout_of(request_timeout):
     """urllib3's Timeout for a number (total) or a ``(connect, read)`` pair, as the client reads them."""
     if not request_timeout:
@@ -92,9 +102,7 @@ class RestClient(object):
             url += "?" + urlencode(query)
         sent = HTTPHeaderDict(headers or {})
         sent["User-Agent"] = self.user_agent
-        for setting in (self.configuration.auth_settings() or {}).values():
-            if setting.get("in") == "header" and setting.get("value"):
-                sent[setting["key"]] = setting["value"]
+        sent.update(auth_headers(self.configuration))
         for name, value in self._headers:
             sent.add(name, value)
         payload = None if body is None else json.dumps(body)
