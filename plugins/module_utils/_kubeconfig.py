@@ -361,3 +361,13 @@ def _remove_files(directory, pid):
     # A forked child (the watchdog) inherits the handler: only the process that made the files removes them.
     if os.getpid() == pid:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_private_files():
+    """Remove the private files this process wrote now, for a process that leaves without running its atexit
+    handlers (a task worker of the controller, ``plugin_utils._in_process``, leaves with ``os._exit``)."""
+    with _FILES_LOCK:
+        if _FILES["dir"] is not None and _FILES["pid"] == os.getpid():
+            _remove_files(_FILES["dir"], _FILES["pid"])
+            _FILES["dir"] = None
+            _FILES["by_content"] = {}

@@ -75,17 +75,25 @@ class KubehooksModule(object):
 
     def run(self, execute):
         """Call ``execute(self)`` -> result dict, then exit; errors become clear failures."""
-        try:
-            result = execute(self)
-            if self.params.get("query"):
-                result["query_result"] = apply_query(result, self.params["query"])
-        except KubehooksError as exc:
-            self.module.fail_json(msg=str(exc), **getattr(exc, "result", {}))
-        except Exception as exc:  # pylint: disable=broad-except
-            # An unexpected failure is a defect: report it clearly, with the traceback for -vvv.
-            self.module.fail_json(msg="Unexpected error (please report it): %s: %s"
-                                  % (type(exc).__name__, exc), exception=traceback.format_exc())
-        failed = result.pop("failed", False)
+        failed, result = outcome(lambda: execute(self), self.params)
         if failed:
             self.module.fail_json(**result)
         self.module.exit_json(**result)
+
+
+def outcome(call, params):
+    """``(failed, result)`` of ``call()`` -> result dict, with the optional ``query`` applied; the
+    collection's errors and unexpected ones become a failed result with ``msg``.  The one place both a
+    module run (``KubehooksModule.run``) and a run in the controller's process (``plugin_utils._in_process``)
+    turn work into a result."""
+    try:
+        result = call()
+        if params.get("query"):
+            result["query_result"] = apply_query(result, params["query"])
+    except KubehooksError as exc:
+        return True, dict(getattr(exc, "result", {}), msg=str(exc))
+    except Exception as exc:  # pylint: disable=broad-except
+        # An unexpected failure is a defect: report it clearly, with the traceback for -vvv.
+        return True, dict(msg="Unexpected error (please report it): %s: %s" % (type(exc).__name__, exc),
+                          exception=traceback.format_exc())
+    return bool(result.pop("failed", False)), result

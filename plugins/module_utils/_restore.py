@@ -32,6 +32,36 @@ from ansible_collections.kubehooks.backup.plugins.module_utils._args import requ
 from ansible_collections.kubehooks.backup.plugins.module_utils._errors import KubehooksError
 from ansible_collections.kubehooks.backup.plugins.module_utils._hook_results import totals as hook_totals
 
+# The module's options (besides the connection's, ``_args.AUTH_ARG_SPEC``): one spec for the module
+# ``restore_resources`` and its action plugin, which may run the same work in the controller's process.
+ARGUMENT_SPEC = dict(
+    backup=dict(type="str", required=True),
+    name=dict(type="str"),
+    backup_dir=dict(type="path"),
+    storage_dir=dict(type="path"),
+    cluster=dict(type="str"),
+    included_namespaces=dict(type="list", elements="str", default=[]),
+    excluded_namespaces=dict(type="list", elements="str", default=[]),
+    included_resources=dict(type="list", elements="str", default=[]),
+    excluded_resources=dict(type="list", elements="str", default=[]),
+    label_selectors=dict(type="list", elements="str", default=[]),
+    namespace_mappings=dict(type="dict", default={}),
+    include_cluster_resources=dict(type="bool"),
+    existing_resource_policy=dict(type="str", choices=["none", "update"], default="none"),
+    restore_status=dict(type="list", elements="str", default=[]),
+    preserve_node_ports=dict(type="bool", default=False),
+    terminating_timeout=dict(type="int", default=600),
+    request_timeout=dict(type="float"),
+    volume_data=dict(type="bool", default=True),
+    volume_helper_image=dict(type="str"),
+    volume_helper_timeout=dict(type="int", default=600),
+    volume_parallelism=dict(type="int", default=4),
+    hooks=dict(type="list", elements="dict", default=[]),
+    hook_wait_timeout=dict(type="str", default="10m"),
+    hook_parallelism=dict(type="int", default=8),
+)
+MODULE_OPTIONS = dict(mutually_exclusive=[("backup_dir", "storage_dir"), ("backup_dir", "cluster")])
+
 LOG_BATCH = 200          # log entries per gzip member
 PROGRESS_INTERVAL = 1.0  # seconds between two progress writes (Velero's ticker)
 PLAN_LIMIT = 10000       # check mode returns at most this many planned items

@@ -213,6 +213,19 @@ def test_data_files_are_private_and_shared_by_content(clean_env, tmp_path):
     assert stat.S_IMODE(os.stat(os.path.dirname(first.key_file)).st_mode) == 0o700
 
 
+def test_remove_private_files_removes_them_now_and_later_files_go_to_a_new_directory(clean_env, tmp_path):
+    """For a process that leaves without atexit handlers (a controller task worker, plugin_utils._in_process)."""
+    config = kubeconfig({"server": "https://api:6443", "certificate-authority-data": b64(PEM_CA)}, {"token": "t"})
+    first = _kubeconfig.load({"kubeconfig": config}).ssl_ca_cert
+    _kubeconfig.remove_private_files()
+    assert not os.path.exists(os.path.dirname(first))
+    _kubeconfig.remove_private_files()   # nothing left: a no-op
+    again = _kubeconfig.load({"kubeconfig": config}).ssl_ca_cert
+    assert os.path.isfile(again) and os.path.dirname(again) != os.path.dirname(first)
+    with open(again, "rb") as handle:
+        assert handle.read() == PEM_CA
+
+
 def _exec_plugin(tmp_path):
     script = tmp_path / "credential-plugin"
     script.write_text(u"#!%s\nimport json\nprint(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', "
