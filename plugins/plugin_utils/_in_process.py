@@ -38,6 +38,7 @@ import os
 import sys
 
 from ansible import constants as C
+from ansible.errors import AnsibleError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -83,7 +84,6 @@ class InProcessAction(NormalAction):
                 finally:
                     _kubeconfig.remove_private_files()
             if answer is not None:
-                display.vvv("%s ran in the controller's process" % self._task.action, host=self._host_name())
                 result.update(answer)
                 return result
             reason = "the kubernetes library reads this connection's configuration"
@@ -131,16 +131,18 @@ class InProcessAction(NormalAction):
         if isinstance(args.get("kubeconfig"), dict):
             no_log.update(_args.kubeconfig_secrets(args["kubeconfig"]))
         params = validation.validated_parameters
+        if not validation.error_messages and not _light(params):
+            return None
+        display.vvv("%s runs in the controller's process" % self._task.action, host=self._host_name())
         if validation.error_messages:
             failed, result = True, dict(msg=_validation_message(validation, self._task.action))
         elif params.get("query") and _module.jmespath is None:
             failed, result = True, dict(msg=missing_required_lib("jmespath"), exception=_module.JMESPATH_IMPORT_ERROR)
-        elif not _light(params):
-            return None
         else:
-            check_mode = bool(self._task.check_mode)
+            # Ansible's own exceptions (the task ``timeout`` is one since 2.19) are Ansible's to report
             failed, result = _module.outcome(
-                lambda: self.work(params, _client.ClientFactory(params), check_mode), params)
+                lambda: self.work(params, _client.ClientFactory(params), bool(self._task.check_mode)), params,
+                passthrough=(AnsibleError,))
         if failed:
             result["failed"] = True
         result.setdefault("changed", False)

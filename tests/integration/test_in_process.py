@@ -14,7 +14,7 @@ import yaml
 
 from modrun import admin_api, run_module, run_playbook
 
-IN_PROCESS = "kubehooks.backup.restore_resources ran in the controller's process"
+IN_PROCESS = "kubehooks.backup.restore_resources runs in the controller's process"
 AS_MODULE = "kubehooks.backup.restore_resources runs as a module: "
 
 
@@ -188,3 +188,32 @@ def test_an_exec_plugin_kubeconfig_runs_the_module(cluster, namespace, tmp_path)
     with open(out) as handle:
         result = json.load(handle)[0]
     assert not result.get("failed") and result["plan"], result
+
+
+def test_the_task_timeout_stops_a_restore_in_the_controller_process(cluster, namespace, tmp_path):
+    """A restore waiting for its Terminating target namespace (held by a finalizer) is stopped by the task's
+    ``timeout``, which Ansible reports as such: its own exception is not turned into an "Unexpected error"."""
+    storage = str(tmp_path / "storage")
+    _backup(cluster, namespace, storage, "to", count=1)
+    api = admin_api()
+    target = namespace[:50] + "-held"
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target}})
+    api.create("/api/v1/namespaces/%s/configmaps" % target,
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "hold", "finalizers": ["kubehooks.local/hold"]}})
+    api.delete("/api/v1/namespaces/%s" % target)   # Terminating until the finalizer goes
+    out = str(tmp_path / "results.json")
+    tasks = [_restore_task({"backup": "to", "storage_dir": storage, "cluster": "c1", "kubeconfig": cluster.kubeconfig,
+                            "namespace_mappings": {namespace: target}, "terminating_timeout": 120}, timeout=3)]
+    try:
+        proc = run_playbook(_play(tmp_path, tasks, out), extra_args=["-vvv"], timeout=100)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert _paths(proc.stdout) == [IN_PROCESS]
+        with open(out) as handle:
+            result = json.load(handle)[0]
+        # ansible-core 2.19: "Task failed: Timed out after 3 second(s)."; 2.16: "... failed to execute in the
+        # expected time frame (3) and was terminated"
+        assert result["failed"] and "Unexpected error" not in result["msg"], result
+        assert "Timed out after 3 second" in result["msg"] or "expected time frame (3)" in result["msg"], result
+    finally:
+        api.patch("/api/v1/namespaces/%s/configmaps/hold" % target, {"metadata": {"finalizers": None}})
