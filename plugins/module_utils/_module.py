@@ -81,18 +81,15 @@ class KubehooksModule(object):
         self.module.exit_json(**result)
 
 
-def outcome(call, params, passthrough=()):
+def outcome(call, params):
     """``(failed, result)`` of ``call()`` -> result dict, with the optional ``query`` applied; the
     collection's errors and unexpected ones become a failed result with ``msg``.  The one place both a
     module run (``KubehooksModule.run``) and a run in the controller's process (``plugin_utils._in_process``)
-    turn work into a result.  ``passthrough``: exception types raised as they are (in the controller's process,
-    Ansible's own, such as the task ``timeout``)."""
+    turn work into a result."""
     try:
         result = call()
         if params.get("query"):
             result["query_result"] = apply_query(result, params["query"])
-    except passthrough:
-        raise
     except KubehooksError as exc:
         return True, dict(getattr(exc, "result", {}), msg=str(exc))
     except Exception as exc:  # pylint: disable=broad-except

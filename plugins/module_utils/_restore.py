@@ -223,6 +223,23 @@ def _check_count(params, key, what):
         require_count(key, value, what)
 
 
+def _finish(rdir, restore_name, record, progress, applier, fatal, hook_results):
+    """The record's last state: phase, counts, hook status, the last log entries, results and resource list."""
+    errors = list(applier.errors) if applier else []
+    warnings = list(applier.warnings) if applier else []
+    rr.finish_record(record, errors, warnings, failure_reason=fatal)
+    if hook_results:
+        hook_count = hook_totals(hook_results)
+        record["status"]["hookStatus"] = {"hooksAttempted": hook_count["hooks_attempted"],
+                                          "hooksFailed": hook_count["hooks_failed"]}
+    rr.set_progress(record, progress.outcomes.restored, max(progress.total, progress.outcomes.restored))
+    progress.log("error" if fatal else "info", "restore failed: %s" % fatal if fatal else "restore completed")
+    progress.flush_log()
+    rr.write_results(rdir, restore_name, errors + ([{"message": fatal}] if fatal else []), warnings)
+    progress.outcomes.write(rdir, restore_name)
+    rr.write_record(rdir, record)
+
+
 def run(params, factory, check_mode=False, call=None):
     """Restore (or, in check mode, plan); returns the module result.  KubehooksError for bad input.
 
@@ -332,6 +349,17 @@ def run(params, factory, check_mode=False, call=None):
                     params, factory, [p for p in hook_pods if (p["namespace"], p["name"]) in created_pods], applier,
                     progress, restore_name))
             applier.warnings.extend({"message": w} for w in discovery_warnings)
+    except BaseException as exc:
+        # Interrupted (a signal, the task's timeout) or an error raised out of the run: the record must not stay
+        # New or InProgress, as if the restore were still running.
+        if not check_mode:
+            reason = str(exc) if isinstance(exc, KubehooksError) else "the restore was interrupted (%s%s)" % (
+                type(exc).__name__, ": %s" % exc if str(exc) else "")
+            try:
+                _finish(rdir, restore_name, record, progress, applier, reason, [])
+            except Exception:  # pylint: disable=broad-except  # best effort: the caller must see the first error
+                pass
+        raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -355,16 +383,7 @@ def run(params, factory, check_mode=False, call=None):
         result.update(changed=bool(planned), phase=rr.PHASE_NEW, record=record, plan=planned,
                       plan_truncated=progress.total > PLAN_LIMIT)
         return result
-    rr.finish_record(record, errors, warnings, failure_reason=fatal)
-    if hook_results:
-        record["status"]["hookStatus"] = {"hooksAttempted": hook_count["hooks_attempted"],
-                                          "hooksFailed": hook_count["hooks_failed"]}
-    rr.set_progress(record, progress.outcomes.restored, max(progress.total, progress.outcomes.restored))
-    progress.log("error" if fatal else "info", "restore failed: %s" % fatal if fatal else "restore completed")
-    progress.flush_log()
-    rr.write_results(rdir, restore_name, errors + ([{"message": fatal}] if fatal else []), warnings)
-    progress.outcomes.write(rdir, restore_name)
-    rr.write_record(rdir, record)
+    _finish(rdir, restore_name, record, progress, applier, fatal, hook_results)
     result.update(changed=True, phase=record["status"]["phase"], record=record)
     if fatal:
         result.update(failed=True, msg="restore %s Failed: %s" % (restore_name, fatal))

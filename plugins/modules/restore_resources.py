@@ -46,7 +46,9 @@ attributes:
         no C(become), no C(async), C(ansible_python_interpreter) the controller's (as for the implicit localhost),
         and connection settings the collection reads itself (not an exec credential plugin or a proxy).
         That saves Ansible's module start-up, 0.4-0.8 s per restore. Options, check mode, the task's
-        C(environment), results, messages and masked secrets are the module's.
+        C(environment), results, messages and masked secrets are the module's (ansible-core 2.19 titles a
+        failure "Action failed" instead of "Module failed"). Ctrl-C, SIGTERM and the task's C(timeout) still let
+        the restore remove its temporary files and finish its record as Failed.
       - Otherwise, or with the variable C(kubehooks_backup_in_process=false), it runs as a module.
         C(-vvv) says which, and why.
   check_mode:

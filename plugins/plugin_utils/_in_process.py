@@ -34,11 +34,15 @@ __metaclass__ = type
 
 import contextlib
 import json
+import logging
 import os
+import signal
 import sys
+import tempfile
+import threading
+import warnings
 
 from ansible import constants as C
-from ansible.errors import AnsibleError
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import remove_values
@@ -118,7 +122,9 @@ class InProcessAction(NormalAction):
         if self._task.delegate_to:
             use_vars = (task_vars.get("ansible_delegated_vars") or {}).get(self._task.delegate_to, task_vars)
         value = C.config.get_config_value("INTERPRETER_PYTHON", variables=use_vars)
-        value = self._templar.template(value.strip()) if isinstance(value, str) else value
+        # templated before it is stripped: 2.19 templates only the (trusted) string it was given
+        value = self._templar.template(value) if isinstance(value, str) else value
+        value = value.strip() if isinstance(value, str) else value
         if not value or value in DISCOVERY_MODES:
             value = (use_vars.get("ansible_facts") or {}).get("discovered_interpreter_python")
         return value if isinstance(value, str) and value else None
@@ -139,10 +145,11 @@ class InProcessAction(NormalAction):
         elif params.get("query") and _module.jmespath is None:
             failed, result = True, dict(msg=missing_required_lib("jmespath"), exception=_module.JMESPATH_IMPORT_ERROR)
         else:
-            # Ansible's own exceptions (the task ``timeout`` is one since 2.19) are Ansible's to report
-            failed, result = _module.outcome(
-                lambda: self.work(params, _client.ClientFactory(params), bool(self._task.check_mode)), params,
-                passthrough=(AnsibleError,))
+            # Ansible's task timeout and the signals below are BaseExceptions: they pass through, after the
+            # work's own cleanup (the record finished as Failed, the extracted archive removed)
+            with _quiet(), _signals_unwind():
+                failed, result = _module.outcome(
+                    lambda: self.work(params, _client.ClientFactory(params), bool(self._task.check_mode)), params)
         if failed:
             result["failed"] = True
         result.setdefault("changed", False)
@@ -178,11 +185,69 @@ def _alias_warning(item):
 
 @contextlib.contextmanager
 def _environment(environment):
-    """The task's ``environment`` in ``os.environ`` while the work runs, as a module process would have it."""
-    saved = dict(os.environ)
+    """The task's ``environment`` in ``os.environ`` while the work runs, as a module process would have it
+    (``TMPDIR`` included: ``tempfile`` forgets the directory it chose, and finds it again)."""
+    saved, saved_tempdir = dict(os.environ), tempfile.tempdir
     os.environ.update(dict((str(key), str(value)) for key, value in environment.items()))
+    tempfile.tempdir = None
     try:
         yield
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        tempfile.tempdir = saved_tempdir
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Python warnings and library log records (urllib3's InsecureRequestWarning, its retries) stay out of the
+    controller's terminal, as a module's stderr does."""
+    handler = logging.NullHandler()
+    loggers = [logging.getLogger(name) for name in ("urllib3", "websocket", "kubernetes")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+class _Signalled(BaseException):
+    def __init__(self, signum):
+        super(_Signalled, self).__init__("signal %d" % signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_unwind(signals=(signal.SIGINT, signal.SIGTERM)):
+    """SIGINT and SIGTERM unwind the work (its ``finally`` blocks remove the extracted archive and finish the
+    record), then reach the worker's own handlers. Ansible's task worker would otherwise leave at once with
+    ``os._exit``, and leave the extracted archive, with the backup's Secrets, behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    first = []
+
+    def unwind(signum, frame):
+        # Ctrl-C reaches the worker, then ansible-playbook sends it SIGTERM: the first one unwinds, the next ones
+        # must not break into that cleanup.
+        if not first:
+            first.append(signum)
+            raise _Signalled(signum)
+    previous = dict((signum, signal.signal(signum, unwind)) for signum in signals)
+    received = None
+    try:
+        yield
+    except _Signalled as exc:
+        received = exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received is not None:
+        _kubeconfig.remove_private_files()
+        os.kill(os.getpid(), received)   # the worker's own handling now
+        raise KeyboardInterrupt()        # when that handler let the process live

@@ -8,11 +8,14 @@ import base64
 import glob
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import yaml
 
-from modrun import admin_api, run_module, run_playbook
+from modrun import admin_api, run_module, run_playbook, wait_for
 
 IN_PROCESS = "kubehooks.backup.restore_resources runs in the controller's process"
 AS_MODULE = "kubehooks.backup.restore_resources runs as a module: "
@@ -216,4 +219,53 @@ def test_the_task_timeout_stops_a_restore_in_the_controller_process(cluster, nam
         assert result["failed"] and "Unexpected error" not in result["msg"], result
         assert "Timed out after 3 second" in result["msg"] or "expected time frame (3)" in result["msg"], result
     finally:
+        api.patch("/api/v1/namespaces/%s/configmaps/hold" % target, {"metadata": {"finalizers": None}})
+
+
+def test_an_interrupted_restore_in_the_controller_process_cleans_up_and_records_it(cluster, namespace, tmp_path):
+    """SIGINT to ansible-playbook's process group (Ctrl-C) while the restore waits for its Terminating target
+    namespace: the extracted archive (it holds the backup's Secrets) and the inline kubeconfig's private files are
+    removed from the task's TMPDIR, and the record says Failed, interrupted, instead of InProgress forever."""
+    storage = str(tmp_path / "storage")
+    _backup(cluster, namespace, storage, "int", count=1)
+    api = admin_api()
+    target = namespace[:50] + "-int"
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target}})
+    api.create("/api/v1/namespaces/%s/configmaps" % target,
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "hold", "finalizers": ["kubehooks.local/hold"]}})
+    api.delete("/api/v1/namespaces/%s" % target)
+    with open(cluster.ca_cert, "rb") as handle:
+        ca = base64.b64encode(handle.read()).decode()
+    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+                  "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
+                  "users": [{"name": "u", "user": {"token": cluster.token}}],
+                  "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}
+    temp = tmp_path / "task-tmp"
+    temp.mkdir()
+    tasks = [_restore_task({"backup": "int", "name": "int", "storage_dir": storage, "cluster": "c1",
+                            "kubeconfig": kubeconfig, "namespace_mappings": {namespace: target},
+                            "terminating_timeout": 120}, environment={"TMPDIR": str(temp)})]
+    playbook = _play(tmp_path, tasks, str(tmp_path / "results.json"))
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.environ["ANSIBLE_COLLECTIONS_PATH"], ANSIBLE_NOCOLOR="1",
+               ANSIBLE_PYTHON_INTERPRETER=sys.executable, PATH=bindir + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen([os.path.join(bindir, "ansible-playbook"), playbook, "-vvv"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: glob.glob(str(temp / "kubehooks-restore-*")), 60,
+                 "the restore's extraction directory in the task's TMPDIR")
+        assert glob.glob(str(temp / "kubehooks-kubeconfig-*"))
+        time.sleep(1)   # waiting for the Terminating namespace now
+        os.killpg(proc.pid, signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+        assert IN_PROCESS in output, output[-3000:]
+        assert glob.glob(str(temp / "kubehooks-*")) == [], output[-3000:]
+        with open(os.path.join(storage, "c1", "restores", "int", "velero-restore.json")) as handle:
+            status = json.load(handle)["status"]
+        assert status["phase"] == "Failed" and "the restore was interrupted" in status["failureReason"], status
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         api.patch("/api/v1/namespaces/%s/configmaps/hold" % target, {"metadata": {"finalizers": None}})

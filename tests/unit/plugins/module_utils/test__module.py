@@ -34,15 +34,3 @@ def test_outcome_is_the_result_or_a_clear_failure():
     assert failed and result["msg"] == "Unexpected error (please report it): KeyError: 'missing'"
     assert "Traceback" in result["exception"]
     assert outcome(lambda: dict(RESULT), {"query": "pods[?"})[1]["msg"].startswith("query 'pods[?' is not a valid")
-
-
-def test_outcome_lets_the_callers_own_exceptions_through():
-    """In the controller's process Ansible's own exceptions (the task timeout) are Ansible's to report."""
-    class Timeout(Exception):
-        pass
-
-    def timed_out():
-        raise Timeout("Timed out after 3 second(s).")
-    with pytest.raises(Timeout):
-        outcome(timed_out, {}, passthrough=(Timeout,))
-    assert outcome(timed_out, {})[1]["msg"] == "Unexpected error (please report it): Timeout: Timed out after 3 second(s)."

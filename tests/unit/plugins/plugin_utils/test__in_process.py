@@ -1,7 +1,12 @@
 """When the action plugin runs a module's work in the controller's task worker, and what it keeps of a module
 run. The path through ansible-playbook, against the real cluster: tests/integration/test_in_process.py."""
+import logging
 import os
+import signal
 import sys
+import tempfile
+import time
+import warnings
 
 import pytest
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
@@ -109,3 +114,36 @@ def test_light_is_whether_the_kubernetes_library_is_needed(tmp_path, monkeypatch
     assert _in_process._light({"host": "http://127.0.0.1:1", "api_key": "t"})
     assert not _in_process._light({"host": "http://127.0.0.1:1", "api_key": "t", "proxy": "http://proxy:3128"})
     assert _in_process._light({"kubeconfig": str(tmp_path / "missing")}) is False   # the library reports it
+
+
+def test_the_tasks_tmpdir_is_the_one_tempfile_uses(tmp_path):
+    before = tempfile.gettempdir()
+    with _in_process._environment({"TMPDIR": str(tmp_path)}):
+        assert tempfile.gettempdir() == str(tmp_path)
+    assert tempfile.gettempdir() == before
+
+
+def test_warnings_and_library_logs_stay_quiet(capsys):
+    with _in_process._quiet():
+        warnings.warn("InsecureRequestWarning: unverified HTTPS request")
+        logging.getLogger("urllib3.connectionpool").warning("Retrying after connection broken")
+    assert capsys.readouterr().err == ""
+
+
+def test_a_signal_unwinds_the_work_then_reaches_the_workers_own_handler():
+    """The work's finally blocks run (the extracted archive, the record), a second signal does not break into
+    them, and the first one is delivered again to the handler that was there before."""
+    seen, cleaned = [], []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):   # the worker's handler let the process live
+            with _in_process._signals_unwind():
+                try:
+                    os.kill(os.getpid(), signal.SIGINT)
+                    time.sleep(5)
+                finally:
+                    os.kill(os.getpid(), signal.SIGTERM)   # ansible-playbook's SIGTERM, during the cleanup
+                    cleaned.append(True)
+        assert cleaned == [True] and seen == []
+    finally:
+        signal.signal(signal.SIGTERM, previous)
