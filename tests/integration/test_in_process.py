@@ -31,6 +31,29 @@ def _backup(cluster, namespace, storage, name, count=3):
     assert not result.get("failed"), result
 
 
+def _inline_kubeconfig(cluster, user):
+    """A kubeconfig given as a dict (its CA inline, base64) for ``user``; returns it and the CA data."""
+    with open(cluster.ca_cert, "rb") as handle:
+        ca = base64.b64encode(handle.read()).decode()
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "t",
+            "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}, ca
+
+
+def _held_terminating_namespace(api, name):
+    """A namespace left Terminating by a ConfigMap's finalizer; ``_release`` lets it go."""
+    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    api.create("/api/v1/namespaces/%s/configmaps" % name,
+               {"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "hold", "finalizers": ["kubehooks.local/hold"]}})
+    api.delete("/api/v1/namespaces/%s" % name)
+
+
+def _release(api, name):
+    api.patch("/api/v1/namespaces/%s/configmaps/hold" % name, {"metadata": {"finalizers": None}})
+
+
 def _play(tmp_path, tasks, out):
     """A playbook of restore tasks, each registered and written to ``out`` as JSON, in order."""
     body = []
@@ -138,12 +161,7 @@ def test_an_inline_kubeconfig_stays_secret_and_leaves_no_file(cluster, namespace
     the run wrote is gone when the task ends, though a task worker leaves without running atexit handlers."""
     storage = str(tmp_path / "storage")
     _backup(cluster, namespace, storage, "sec", count=1)
-    with open(cluster.ca_cert, "rb") as handle:
-        ca = base64.b64encode(handle.read()).decode()
-    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-                  "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
-                  "users": [{"name": "u", "user": {"token": cluster.token}}],
-                  "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}
+    kubeconfig, ca = _inline_kubeconfig(cluster, {"token": cluster.token})
     temp = tmp_path / "tmp"
     temp.mkdir()
     out = str(tmp_path / "results.json")
@@ -173,15 +191,9 @@ def test_an_exec_plugin_kubeconfig_runs_the_module(cluster, namespace, tmp_path)
                       u"'kind': 'ExecCredential', 'status': {'token': open(%r).read()}}))\n"
                       % (sys.executable, str(token_file)))
     plugin.chmod(0o700)
-    with open(cluster.ca_cert, "rb") as handle:
-        ca = base64.b64encode(handle.read()).decode()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "t",
-        "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
-        "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1",
-                                                  "command": str(plugin), "interactiveMode": "Never"}}}],
-        "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}))
+    kubeconfig.write_text(json.dumps(_inline_kubeconfig(cluster, {"exec": {
+        "apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "interactiveMode": "Never"}})[0]))
     out = str(tmp_path / "results.json")
     tasks = [_restore_task({"backup": "ex", "storage_dir": storage, "cluster": "c1", "kubeconfig": str(kubeconfig)},
                            check_mode=True)]
@@ -200,11 +212,7 @@ def test_the_task_timeout_stops_a_restore_in_the_controller_process(cluster, nam
     _backup(cluster, namespace, storage, "to", count=1)
     api = admin_api()
     target = namespace[:50] + "-held"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target}})
-    api.create("/api/v1/namespaces/%s/configmaps" % target,
-               {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "hold", "finalizers": ["kubehooks.local/hold"]}})
-    api.delete("/api/v1/namespaces/%s" % target)   # Terminating until the finalizer goes
+    _held_terminating_namespace(api, target)
     out = str(tmp_path / "results.json")
     tasks = [_restore_task({"backup": "to", "storage_dir": storage, "cluster": "c1", "kubeconfig": cluster.kubeconfig,
                             "namespace_mappings": {namespace: target}, "terminating_timeout": 120}, timeout=3)]
@@ -219,7 +227,7 @@ def test_the_task_timeout_stops_a_restore_in_the_controller_process(cluster, nam
         assert result["failed"] and "Unexpected error" not in result["msg"], result
         assert "Timed out after 3 second" in result["msg"] or "expected time frame (3)" in result["msg"], result
     finally:
-        api.patch("/api/v1/namespaces/%s/configmaps/hold" % target, {"metadata": {"finalizers": None}})
+        _release(api, target)
 
 
 def test_an_interrupted_restore_in_the_controller_process_cleans_up_and_records_it(cluster, namespace, tmp_path):
@@ -230,17 +238,8 @@ def test_an_interrupted_restore_in_the_controller_process_cleans_up_and_records_
     _backup(cluster, namespace, storage, "int", count=1)
     api = admin_api()
     target = namespace[:50] + "-int"
-    api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": target}})
-    api.create("/api/v1/namespaces/%s/configmaps" % target,
-               {"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "hold", "finalizers": ["kubehooks.local/hold"]}})
-    api.delete("/api/v1/namespaces/%s" % target)
-    with open(cluster.ca_cert, "rb") as handle:
-        ca = base64.b64encode(handle.read()).decode()
-    kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-                  "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
-                  "users": [{"name": "u", "user": {"token": cluster.token}}],
-                  "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}
+    _held_terminating_namespace(api, target)
+    kubeconfig = _inline_kubeconfig(cluster, {"token": cluster.token})[0]
     temp = tmp_path / "task-tmp"
     temp.mkdir()
     tasks = [_restore_task({"backup": "int", "name": "int", "storage_dir": storage, "cluster": "c1",
@@ -268,4 +267,4 @@ def test_an_interrupted_restore_in_the_controller_process_cleans_up_and_records_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        api.patch("/api/v1/namespaces/%s/configmaps/hold" % target, {"metadata": {"finalizers": None}})
+        _release(api, target)
