@@ -223,13 +223,13 @@ def _check_count(params, key, what):
         require_count(key, value, what)
 
 
-def _finish(rdir, restore_name, record, progress, applier, fatal, hook_results):
-    """The record's last state: phase, counts, hook status, the last log entries, results and resource list."""
+def _finish(rdir, restore_name, record, progress, applier, fatal, hook_count=None):
+    """The record's last state: phase, counts, hook status (``hook_count``: ``_hook_results.totals``, when hooks
+    ran), the last log entries, results and resource list."""
     errors = list(applier.errors) if applier else []
     warnings = list(applier.warnings) if applier else []
     rr.finish_record(record, errors, warnings, failure_reason=fatal)
-    if hook_results:
-        hook_count = hook_totals(hook_results)
+    if hook_count:
         record["status"]["hookStatus"] = {"hooksAttempted": hook_count["hooks_attempted"],
                                           "hooksFailed": hook_count["hooks_failed"]}
     rr.set_progress(record, progress.outcomes.restored, max(progress.total, progress.outcomes.restored))
@@ -356,7 +356,7 @@ def run(params, factory, check_mode=False, call=None):
             reason = str(exc) if isinstance(exc, KubehooksError) else "the restore was interrupted (%s%s)" % (
                 type(exc).__name__, ": %s" % exc if str(exc) else "")
             try:
-                _finish(rdir, restore_name, record, progress, applier, reason, [])
+                _finish(rdir, restore_name, record, progress, applier, reason)
             except Exception:  # pylint: disable=broad-except  # best effort: the caller must see the first error
                 pass
         raise
@@ -383,7 +383,7 @@ def run(params, factory, check_mode=False, call=None):
         result.update(changed=bool(planned), phase=rr.PHASE_NEW, record=record, plan=planned,
                       plan_truncated=progress.total > PLAN_LIMIT)
         return result
-    _finish(rdir, restore_name, record, progress, applier, fatal, hook_results)
+    _finish(rdir, restore_name, record, progress, applier, fatal, hook_count if hook_results else None)
     result.update(changed=True, phase=record["status"]["phase"], record=record)
     if fatal:
         result.update(failed=True, msg="restore %s Failed: %s" % (restore_name, fatal))
