@@ -4,7 +4,6 @@ or as a module, the same restore against the real cluster gives the same result.
 Each playbook runs with -vvv, and the test reads which path each task took from the lines the action plugin
 prints. Results come back through a file written by ansible.builtin.copy.
 """
-import base64
 import glob
 import json
 import os
@@ -15,6 +14,7 @@ import time
 
 import yaml
 
+from kubeconfigs import exec_plugin_user, inline_kubeconfig, kubeconfig_file
 from modrun import admin_api, run_module, run_playbook, wait_for
 
 IN_PROCESS = "kubehooks.backup.restore_resources runs in the controller's process"
@@ -29,16 +29,6 @@ def _backup(cluster, namespace, storage, name, count=3):
     result = run_module("resource_export", {"kubeconfig": cluster.kubeconfig, "name": name, "storage_dir": storage,
                                             "cluster": "c1", "included_namespaces": [namespace]})
     assert not result.get("failed"), result
-
-
-def _inline_kubeconfig(cluster, user):
-    """A kubeconfig given as a dict (its CA inline, base64) for ``user``; returns it and the CA data."""
-    with open(cluster.ca_cert, "rb") as handle:
-        ca = base64.b64encode(handle.read()).decode()
-    return {"apiVersion": "v1", "kind": "Config", "current-context": "t",
-            "clusters": [{"name": "c", "cluster": {"server": cluster.host, "certificate-authority-data": ca}}],
-            "users": [{"name": "u", "user": user}],
-            "contexts": [{"name": "t", "context": {"cluster": "c", "user": "u"}}]}, ca
 
 
 def _held_terminating_namespace(api, name):
@@ -161,7 +151,7 @@ def test_an_inline_kubeconfig_stays_secret_and_leaves_no_file(cluster, namespace
     the run wrote is gone when the task ends, though a task worker leaves without running atexit handlers."""
     storage = str(tmp_path / "storage")
     _backup(cluster, namespace, storage, "sec", count=1)
-    kubeconfig, ca = _inline_kubeconfig(cluster, {"token": cluster.token})
+    kubeconfig, ca = inline_kubeconfig(cluster, {"token": cluster.token})
     temp = tmp_path / "tmp"
     temp.mkdir()
     out = str(tmp_path / "results.json")
@@ -184,18 +174,9 @@ def test_an_exec_plugin_kubeconfig_runs_the_module(cluster, namespace, tmp_path)
     """A configuration only the kubernetes library reads (an exec credential plugin) goes to the module."""
     storage = str(tmp_path / "storage")
     _backup(cluster, namespace, storage, "ex", count=1)
-    token_file = tmp_path / "token"
-    token_file.write_text(cluster.token)
-    plugin = tmp_path / "credential-plugin"
-    plugin.write_text(u"#!%s\nimport json\nprint(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1', "
-                      u"'kind': 'ExecCredential', 'status': {'token': open(%r).read()}}))\n"
-                      % (sys.executable, str(token_file)))
-    plugin.chmod(0o700)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps(_inline_kubeconfig(cluster, {"exec": {
-        "apiVersion": "client.authentication.k8s.io/v1", "command": str(plugin), "interactiveMode": "Never"}})[0]))
+    kubeconfig = kubeconfig_file(cluster, tmp_path, exec_plugin_user(cluster, tmp_path))
     out = str(tmp_path / "results.json")
-    tasks = [_restore_task({"backup": "ex", "storage_dir": storage, "cluster": "c1", "kubeconfig": str(kubeconfig)},
+    tasks = [_restore_task({"backup": "ex", "storage_dir": storage, "cluster": "c1", "kubeconfig": kubeconfig},
                            check_mode=True)]
     proc = run_playbook(_play(tmp_path, tasks, out), extra_args=["-vvv"])
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -239,7 +220,7 @@ def test_an_interrupted_restore_in_the_controller_process_cleans_up_and_records_
     api = admin_api()
     target = namespace[:50] + "-int"
     _held_terminating_namespace(api, target)
-    kubeconfig = _inline_kubeconfig(cluster, {"token": cluster.token})[0]
+    kubeconfig = inline_kubeconfig(cluster, {"token": cluster.token})[0]
     temp = tmp_path / "task-tmp"
     temp.mkdir()
     tasks = [_restore_task({"backup": "int", "name": "int", "storage_dir": storage, "cluster": "c1",
