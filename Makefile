@@ -10,7 +10,7 @@ STAMP := $(VENV)/.kubehooks-installed
 # The oldest supported kubernetes client and ansible-core (tests/requirements-floor.txt).
 FLOOR_VENV ?= $(CURDIR)/.venv-floor
 FLOOR_STAMP := $(FLOOR_VENV)/.kubehooks-installed
-FLOOR_TESTS ?= tests/unit tests/integration/test_exec.py tests/integration/test_pod_hooks.py tests/integration/test_impersonation.py tests/integration/test_connection.py tests/integration/test_in_process.py
+FLOOR_TESTS ?= tests/unit tests/integration/test_exec.py tests/integration/test_pod_hooks.py tests/integration/test_impersonation.py tests/integration/test_connection.py tests/integration/test_in_process.py tests/integration/test_role_create.py tests/integration/test_role_restore.py
 export PATH := $(VENV)/bin:$(PATH)
 # ansible-test and antsibull-docs need .../ansible_collections/kubehooks/backup: a copy outside the checkout.
 BUILD_DIR ?= $(or $(TMPDIR),/tmp)/kubehooks-build-$(shell printf %s "$(CURDIR)" | sha256sum | cut -c1-12)

@@ -1,13 +1,23 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Action plugin of kubehooks.backup.restore_resources: the restore runs in the controller's task worker when
-the module would run on this machine with this Python anyway (``plugin_utils._in_process``), else as a module."""
+the module would run on this machine with this Python anyway (``plugin_utils._in_process``), else as a module.
+
+Before either, it names the restore (Velero's ``<backup>-<UTC time>`` when ``name`` is unset, so the module
+and the message below use the same name) and, unless in check mode, prints how to follow its progress."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import shlex
+
+from ansible.utils.display import Display
+
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore
+from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
 from ansible_collections.kubehooks.backup.plugins.plugin_utils._in_process import InProcessAction
+
+display = Display()
 
 
 class ActionModule(InProcessAction):
@@ -15,5 +25,36 @@ class ActionModule(InProcessAction):
     ARGUMENT_SPEC = _restore.ARGUMENT_SPEC
     MODULE_OPTIONS = _restore.MODULE_OPTIONS
 
+    def run(self, tmp=None, task_vars=None):
+        name = name_restore(self._task.args)
+        if name is not None and not self._task.check_mode:
+            display.display(follow_hint(self._task.args.get("backup"), name, self._task.args))
+        result = super(ActionModule, self).run(tmp, task_vars)
+        if name is not None:
+            result.setdefault("name", name)
+        return result
+
     def work(self, params, factory, check_mode):
         return _restore.run(params, factory, check_mode)
+
+
+def name_restore(args):
+    """The restore's name: ``args['name']``, else Velero's default, which is set in ``args``; None when the
+    arguments are not usable (their validation then says why)."""
+    name, backup = args.get("name"), args.get("backup")
+    if isinstance(name, str) and name:
+        return name
+    if name not in (None, "") or not isinstance(backup, str) or not backup:
+        return None
+    args["name"] = rr.default_name(backup)
+    return args["name"]
+
+
+def follow_hint(backup, name, args):
+    """The line that says how to follow the restore while it runs."""
+    words = ["name=" + shlex.quote(name)]
+    for option in ("storage_dir", "cluster"):
+        if isinstance(args.get(option), str) and args[option]:
+            words.append("%s=%s" % (option, shlex.quote(args[option])))
+    return ("Restore %s as %s; follow it (status.progress of its velero-restore.json, rewritten every second): "
+            "ansible localhost -m kubehooks.backup.restore_info -a %s" % (backup, name, shlex.quote(" ".join(words))))

@@ -209,15 +209,21 @@ def rule(name, pre=None, post=None, **extra):
 
 
 def run_create(k8s, storage, name, env=None, options=(), **variables):
-    """Run the role through ansible-playbook; ``variables`` are create_* without the prefix."""
+    """Run the role through ansible-playbook; ``variables`` are create_* without the prefix.  The process, with
+    ``result``: the fact create_result as the play left it (None when the play did not get that far)."""
+    result_file = os.path.join(os.path.dirname(str(storage)), "create-result-%s.json" % uuid.uuid4().hex[:6])
     extra = {"create_name": name, "create_storage_dir": str(storage),
-             "create_auth": {"kubeconfig": k8s.kubeconfig}}
+             "create_auth": {"kubeconfig": k8s.kubeconfig}, "create_test_result_file": result_file}
     extra.update(("create_" + key, value) for key, value in variables.items())
     if env and "K8S_AUTH_KUBECONFIG" in env:
         extra.pop("create_auth")
     started = time.monotonic()
     proc = run_playbook(PLAYBOOK, extra_vars=extra, env=env, timeout=600, extra_args=options)
     proc.elapsed = time.monotonic() - started
+    proc.result = None
+    if os.path.exists(result_file):
+        with open(result_file) as handle:
+            proc.result = json.load(handle)
     return proc
 
 
@@ -442,6 +448,13 @@ def test_a_failed_pre_hook_with_fail_leaves_the_pod_out_and_still_thaws_it(clust
     assert f"Backup {name}: PartiallyFailed" in proc.stdout
     assert "bad" in proc.stdout and "/bin/false" in proc.stdout  # the error line names the pod and hook
     assert f"Not in the archive (a pre hook with on-error Fail failed): {namespace}/bad" in proc.stdout
+    # create_result keeps its types on every supported ansible-core (< 2.19 rendered each value as a string)
+    result = proc.result
+    assert result["phase"] == "PartiallyFailed" and result["name"] == name
+    assert (result["hooks_attempted"], result["hooks_failed"]) == (5, 1)
+    assert isinstance(result["items_backed_up"], int) and result["items_backed_up"] == result["total_items"] - 1  # bad
+    assert isinstance(result["freeze_window_seconds"], float) and result["not_thawed"] == []
+    assert result["volumes"]["files"] == 0 and result["excluded_pods"] == [f"{namespace}/bad"]
 
     bdir = backup_dir_of(storage, name)
     record = load(bdir)
@@ -802,3 +815,22 @@ def test_check_mode_freezes_nothing_and_shows_the_plan(cluster, namespace, pods,
     assert '"frozen": true' in shown and '"name": "db"' in shown and '"volumes": [' in shown, shown
     assert '"data"' in shown and "--freeze" in shown and "--unfreeze" in shown, shown
     assert f"Backup {name}: New - check mode" in proc.stdout, output(proc)
+
+
+@pytest.mark.parametrize("cluster_resources", ["", "false"])
+def test_the_backup_playbook_takes_survey_answers_as_strings(cluster, namespace, tmp_path, cluster_resources):
+    """playbooks/backup.yml, as an AWX job template runs it: every survey answer a string, the unset ones empty
+    (on ansible-core < 2.19 an unset include_cluster_resources once reached the role as an empty string and
+    failed its argument validation)."""
+    name = "survey-" + uuid.uuid4().hex[:6]
+    storage = tmp_path / "storage"
+    extra = {"backup_name": name, "kubehooks_storage_dir": str(storage), "kubehooks_cluster": "c1",
+             "kubehooks_auth": {"kubeconfig": cluster.kubeconfig}, "backup_included_namespaces": namespace,
+             "backup_excluded_resources": "events, events.events.k8s.io", "backup_include_cluster_resources": cluster_resources,
+             "backup_hooks": "", "backup_parallelism": "", "backup_fail_on_partial": "", "backup_max_freeze_seconds": ""}
+    proc = run_playbook(os.path.join(ROOT, "playbooks", "backup.yml"), extra_vars=extra, timeout=600)
+    assert proc.returncode == 0, output(proc)
+    assert f"Backup {name}: Completed" in proc.stdout, output(proc)
+    record = load(backup_dir_of(storage, name))
+    assert record["spec"]["includedNamespaces"] == [namespace]
+    assert record["spec"].get("includeClusterResources") is (None if cluster_resources == "" else False)

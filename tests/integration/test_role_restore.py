@@ -10,6 +10,7 @@
   status subresource and no controller), and only with restore_status.
 """
 import json
+import re
 import os
 import time
 import uuid
@@ -209,3 +210,27 @@ def _try_create(path, body):
     except ApiError:
         time.sleep(1)
         return None
+
+
+@pytest.mark.parametrize("cluster_resources", ["", "false"])
+def test_the_restore_playbook_takes_survey_answers_as_strings(cluster, namespace, tmp_path, cluster_resources):
+    """playbooks/restore.yml, as an AWX job template runs it: every survey answer a string, the unset ones empty
+    (on ansible-core < 2.19 an unset answer once reached the role as an empty string for a boolean)."""
+    storage = str(tmp_path / "storage")
+    make_config(namespace)
+    backup(cluster, namespace, storage, "b1")
+    target = "kh-pb-%s" % uuid.uuid4().hex[:6]
+    extra = {"restore_backup": "b1", "kubehooks_storage_dir": storage, "kubehooks_cluster": "c1",
+             "kubehooks_auth": {"kubeconfig": cluster.kubeconfig},
+             "restore_job_namespace_mappings": "%s:%s" % (namespace, target),
+             "restore_job_included_resources": "configmaps, namespaces", "restore_job_excluded_namespaces": "",
+             "restore_job_include_cluster_resources": cluster_resources, "restore_job_existing_resource_policy": "",
+             "restore_job_fail_on_partial": "", "restore_name": ""}
+    try:
+        proc = run_playbook(os.path.join(ROOT, "playbooks", "restore.yml"), extra_vars=extra, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert re.search(r"Restore b1-\d{14} of backup b1: Completed", proc.stdout), proc.stdout[-3000:]
+        assert admin_api().get("/api/v1/namespaces/%s/configmaps/cfg" % target)["data"] == {"greeting": "hello"}
+        assert get_or_none("/api/v1/namespaces/%s/secrets/creds" % target) is None      # not in included_resources
+    finally:
+        delete_namespace(target)
