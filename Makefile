@@ -41,13 +41,15 @@ $(FLOOR_STAMP): tests/requirements-floor.txt
 
 test: venv lint sanity units floors integration bench-smoke ## Every gate: lint, sanity, unit tests, the floors, integration tests, the bench smoke
 
-lint: venv ## ansible-lint (production profile, warnings fatal), antsibull-docs, antsibull-changelog
+lint: venv ## ansible-lint (production profile, warnings fatal), antsibull-docs, antsibull-changelog, pyflakes (tests, bench, localcluster)
 	@# Playbooks and roles use kubehooks.backup.* (and module_defaults group/kubehooks.backup.k8s): both tools
 	@# resolve the collection from the copy laid out as ansible_collections/kubehooks/backup (offline: no install).
 	@coll=$$($(PY) tests/utils/collection_tree.py $(BUILD_DIR)/docs) && \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs ansible-lint --offline --strict --profile production && \
 	  ANSIBLE_COLLECTIONS_PATH=$(BUILD_DIR)/docs antsibull-docs lint-collection-docs --plugin-docs "$$coll"
 	antsibull-changelog lint
+	@# plugins/ is checked by ansible-test sanity (make sanity); the Python around it by pyflakes
+	$(PY) -m pyflakes tests bench localcluster
 
 sanity: venv ## ansible-test sanity on a copy of the collection
 	@if [ ! -f "$(GET_PIP_CACHE)" ]; then mkdir -p "$$(dirname $(GET_PIP_CACHE))" && \

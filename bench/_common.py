@@ -7,7 +7,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
-import conftest  # noqa: E402,F401  (makes ansible_collections.kubehooks.backup importable)
+from conftest import COLLECTIONS_PATH  # noqa: E402  (importing it makes ansible_collections.kubehooks.backup importable)
 from localcluster import config as lc_config, fake as lc_fake  # noqa: E402
 
 import kubernetes  # noqa: E402
@@ -82,7 +82,7 @@ def settle(idle=0.8, timeout=90):
 
 
 def module_env():
-    return dict(os.environ, PYTHONPATH=os.environ["ANSIBLE_COLLECTIONS_PATH"])
+    return dict(os.environ, PYTHONPATH=COLLECTIONS_PATH)
 
 
 # -- reporting: median and spread of alternating rounds, the machine's load --------------------------------

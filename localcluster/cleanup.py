@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from . import netns, processes, storage
-from .ui import run, say
+from .ui import say
 
 # Stop order: consumers first, etcd and containerd last.
 STOP_ORDER = ["kwok", "kubelet", "csi-provisioner", "csi-snapshotter", "snapshot-controller",

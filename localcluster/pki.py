@@ -1,6 +1,5 @@
 """Certificates from one CA (openssl), static tokens and kubeconfigs. Created once per cluster dir."""
 import secrets
-import subprocess
 
 from .config import NODE_IP
 from .ui import run

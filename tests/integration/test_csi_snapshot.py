@@ -15,7 +15,8 @@ import pytest
 from modrun import auth_args, run_module
 from test_csi import SNAP, _bound_pv, _gone, _pvc, _sh, _thaw_volume, _wait
 from test_role_create import archive_members, backup_dir_of, load, log_entries, output, run_create
-from test_least_privilege import cluster_role, shipped, token_auth  # noqa: F401 pylint: disable=unused-import
+import test_least_privilege
+from test_least_privilege import shipped, token_auth
 
 from ansible_collections.kubehooks.backup.plugins.module_utils import _record
 from ansible_collections.kubehooks.backup.plugins.module_utils._volumes import read_volumes_index
@@ -24,6 +25,8 @@ from localcluster import csi as lc_csi
 from localcluster.api import Api, ApiError
 
 pytestmark = pytest.mark.real_node
+
+cluster_role = test_least_privilege.cluster_role  # the fixture, for the tests here
 
 WRITER = ("i=0; while true; do i=$((i+1)); echo \"$i $(date +%s.%N)\" >> /data/log; "
           "sync /data/log 2>/dev/null || sync; sleep 0.02; done")

@@ -38,7 +38,8 @@ from localcluster import processes as lc_processes
 from modrun import ROOT, auth_args, run_module, run_playbook
 from test_critical_section import UNFREEZE, FREEZE, plan_of, rule
 from test_playbooks import PLAYBOOKS, Writers, kill_group
-from test_role_create import (  # noqa: F401 pylint: disable=unused-import  # thaw_guard is a fixture
+import test_role_create
+from test_role_create import (
     backup_dir_of,
     freezer_pod,
     load,
@@ -46,8 +47,9 @@ from test_role_create import (  # noqa: F401 pylint: disable=unused-import  # th
     output,
     run_create,
     start_create,
-    thaw_guard,
 )
+
+thaw_guard = test_role_create.thaw_guard  # the fixture, for the tests here
 
 SLEEP_MARK = "/bin/sleep"
 

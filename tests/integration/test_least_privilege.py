@@ -14,7 +14,8 @@ import uuid
 import pytest
 
 from modrun import RBAC, bind_lease_role, collections_path, run_playbook, shipped
-from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walkthrough is a fixture
+import test_playbooks
+from test_playbooks import (
     PLAYBOOKS,
     WALKTHROUGH_NS,
     Writers,
@@ -24,8 +25,9 @@ from test_playbooks import (  # noqa: F401 pylint: disable=unused-import  # walk
     pv_host_path,
     record_dir,
     run_detail,
-    walkthrough,
 )
+
+walkthrough = test_playbooks.walkthrough  # the fixture, for the tests here
 
 PRE = "pre.hook.backup.velero.io/"
 POST = "post.hook.backup.velero.io/"

@@ -12,17 +12,19 @@ import pytest
 
 from localcluster import storage as lc_storage
 from modrun import admin_api, run_module, run_playbook
-from test_playbooks import (  # noqa: F401 pylint: disable=unused-import
+import test_playbooks
+from test_playbooks import (
     PLAYBOOKS,
     WALKTHROUGH_NS,
     local_images,
     pv_host_path,
     record_dir,
     run_detail,
-    walkthrough,  # a fixture
 )
 from test_restore import delete_namespace, deployment_available
 from test_restore import wait as wait_for
+
+walkthrough = test_playbooks.walkthrough  # the fixture, for the tests here
 
 pytestmark = pytest.mark.real_node
 
@@ -49,7 +51,7 @@ def volume_files(root):
     return out
 
 
-def test_walkthrough_round_trip_with_its_data(cluster, walkthrough, tmp_path):  # noqa: F811
+def test_walkthrough_round_trip_with_its_data(cluster, walkthrough, tmp_path):
     storage, report = str(tmp_path / "storage"), str(tmp_path / "restore-report.txt")
     lc_storage.recycle_released(admin_api())
     env = {"KUBECONFIG": cluster.kubeconfig}

@@ -319,7 +319,6 @@ class _UpgradeServer(object):
     def __init__(self, tmp_path, answers):
         import datetime
         import socket
-        import ssl
 
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
