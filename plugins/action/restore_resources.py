@@ -9,11 +9,14 @@ and the message below use the same name) and, unless in check mode, prints how t
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
+import os
+import re
 import shlex
 
 from ansible.utils.display import Display
 
-from ansible_collections.kubehooks.backup.plugins.module_utils import _restore
+from ansible_collections.kubehooks.backup.plugins.module_utils import _layout, _restore
 from ansible_collections.kubehooks.backup.plugins.module_utils import _restore_record as rr
 from ansible_collections.kubehooks.backup.plugins.plugin_utils._in_process import InProcessAction
 
@@ -26,10 +29,20 @@ class ActionModule(InProcessAction):
     MODULE_OPTIONS = _restore.MODULE_OPTIONS
 
     def run(self, tmp=None, task_vars=None):
+        unnamed = "name" not in self._task.args
+        given = self._task.args.get("name")
         name = name_restore(self._task.args)
         if name is not None and not self._task.check_mode:
-            display.display(follow_hint(self._task.args.get("backup"), name, self._task.args))
-        result = super(ActionModule, self).run(tmp, task_vars)
+            # on stderr: stdout may be a callback's JSON
+            display.display(follow_hint(self._task.args.get("backup"), name, self._task.args), stderr=True)
+        try:
+            result = super(ActionModule, self).run(tmp, task_vars)
+        finally:
+            # an until/retries attempt runs this again with the same arguments: it gets a name of its own
+            if unnamed:
+                self._task.args.pop("name", None)
+            else:
+                self._task.args["name"] = given
         if name is not None:
             result.setdefault("name", name)
         return result
@@ -42,6 +55,8 @@ def name_restore(args):
     """The restore's name: ``args['name']``, else Velero's default, which is set in ``args``; None when the
     arguments are not usable (their validation then says why)."""
     name, backup = args.get("name"), args.get("backup")
+    if isinstance(name, (int, float)) and not isinstance(name, bool):
+        name = str(name)   # the module's type conversion: a name of digits comes as a number from native types
     if isinstance(name, str) and name:
         return name
     if name not in (None, "") or not isinstance(backup, str) or not backup:
@@ -51,10 +66,24 @@ def name_restore(args):
 
 
 def follow_hint(backup, name, args):
-    """The line that says how to follow the restore while it runs."""
-    words = ["name=" + shlex.quote(name)]
-    for option in ("storage_dir", "cluster"):
-        if isinstance(args.get(option), str) and args[option]:
-            words.append("%s=%s" % (option, shlex.quote(args[option])))
+    """The line that says how to follow the restore while it runs, with the ``restore_info`` arguments that find
+    its record: k=v words, or JSON when a value has characters that the shell or Ansible's k=v parser would read."""
+    where = {}
+    if isinstance(args.get("backup_dir"), str) and args["backup_dir"]:
+        # the record goes beside the backup's location: <storage>/<cluster>/restores/<name>
+        root = _layout.location_of_backup_dir(args["backup_dir"])
+        where = {"storage_dir": os.path.dirname(root), "cluster": os.path.basename(root)}
+    else:
+        for option in ("storage_dir", "cluster"):
+            if isinstance(args.get(option), str) and args[option]:
+                where[option] = args[option]
+    options = dict(name=name, **where)
+    if all(_PLAIN.match(value) for value in options.values()):
+        argument = " ".join("%s=%s" % pair for pair in options.items())
+    else:
+        argument = json.dumps(options)
     return ("Restore %s as %s; follow it (status.progress of its velero-restore.json, rewritten every second): "
-            "ansible localhost -m kubehooks.backup.restore_info -a %s" % (backup, name, shlex.quote(" ".join(words))))
+            "ansible localhost -m kubehooks.backup.restore_info -a %s" % (backup, name, shlex.quote(argument)))
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_@%+:,./~-]+$")

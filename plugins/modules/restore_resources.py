@@ -21,8 +21,8 @@ description:
   - Writes a Velero-shaped record in C(<storage>/<cluster>/restores/<name>/) - C(velero-restore.json) (the
     Restore object, with C(status.progress) rewritten at most every second while it runs),
     C(restore-<name>-logs.gz), C(restore-<name>-results.gz) and C(restore-<name>-resource-list.json.gz).
-  - When it starts (not in check mode) it prints the restore's name and the M(kubehooks.backup.restore_info) command
-    that follows its progress while it runs, since Ansible shows a task's result only when the task ends.
+  - When it starts (not in check mode) it prints on stderr the restore's name and the M(kubehooks.backup.restore_info)
+    command that follows its progress while it runs, since Ansible shows a task's result only when the task ends.
   - Static PersistentVolumes that still exist - a C(Released) one whose claimRef names the claim being
     restored gets its stale claimRef uid removed, so the restored claim binds to it again; one bound to
     another claim (restoring into a mapped namespace while the original runs) is left alone and the claim

@@ -817,7 +817,7 @@ def test_check_mode_freezes_nothing_and_shows_the_plan(cluster, namespace, pods,
     assert f"Backup {name}: New - check mode" in proc.stdout, output(proc)
 
 
-@pytest.mark.parametrize("cluster_resources", ["", "false"])
+@pytest.mark.parametrize("cluster_resources", ["", "false", False])
 def test_the_backup_playbook_takes_survey_answers_as_strings(cluster, namespace, tmp_path, cluster_resources):
     """playbooks/backup.yml, as an AWX job template runs it: every survey answer a string, the unset ones empty
     (on ansible-core < 2.19 an unset include_cluster_resources once reached the role as an empty string and

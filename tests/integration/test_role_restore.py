@@ -9,6 +9,7 @@
 - restore_status restores the status of a kind whose status nobody else writes (a custom resource with a
   status subresource and no controller), and only with restore_status.
 """
+import glob
 import json
 import re
 import os
@@ -86,6 +87,7 @@ def test_check_mode_plans_then_the_role_restores_into_a_mapped_namespace(cluster
         assert result["phase"] == "New" and result["plan"]
         assert get_or_none("/api/v1/namespaces/%s" % target) is None
         assert not os.path.exists(os.path.join(storage, "c1", "restores", "planned"))
+        assert "follow it" not in proc.stdout + proc.stderr                   # nothing to follow in check mode
 
         proc, result = run_restore(storage, tmp_path, "b1", auth, namespace_mappings={namespace: target})
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
@@ -94,7 +96,7 @@ def test_check_mode_plans_then_the_role_restores_into_a_mapped_namespace(cluster
         name = result["name"]
         assert name.startswith("b1-") and len(name) == len("b1-") + 14          # Velero's default name
         assert ("kubehooks.backup.restore_info -a 'name=%s storage_dir=%s cluster=c1'" % (name, storage)) in \
-            " ".join(proc.stdout.split())
+            " ".join(proc.stderr.split())                   # on stderr: stdout may be a callback's JSON
         assert "Restore %s of backup b1: Completed" % name in proc.stdout
         assert admin_api().get("/api/v1/namespaces/%s/configmaps/cfg" % target)["data"] == {"greeting": "hello"}
         assert get_or_none("/api/v1/namespaces/%s/configmaps/cfg" % namespace)["data"] == {"greeting": "hello"}
@@ -215,7 +217,7 @@ def _try_create(path, body):
         return None
 
 
-@pytest.mark.parametrize("cluster_resources", ["", "false"])
+@pytest.mark.parametrize("cluster_resources", ["", "false", False])
 def test_the_restore_playbook_takes_survey_answers_as_strings(cluster, namespace, tmp_path, cluster_resources):
     """playbooks/restore.yml, as an AWX job template runs it: every survey answer a string, the unset ones empty
     (on ansible-core < 2.19 an unset answer once reached the role as an empty string for a boolean)."""
@@ -235,5 +237,8 @@ def test_the_restore_playbook_takes_survey_answers_as_strings(cluster, namespace
         assert re.search(r"Restore b1-\d{14} of backup b1: Completed", proc.stdout), proc.stdout[-3000:]
         assert admin_api().get("/api/v1/namespaces/%s/configmaps/cfg" % target)["data"] == {"greeting": "hello"}
         assert get_or_none("/api/v1/namespaces/%s/secrets/creds" % target) is None      # not in included_resources
+        restore_dir = glob.glob(os.path.join(storage, "c1", "restores", "b1-*"))
+        record = json.load(open(os.path.join(restore_dir[0], "velero-restore.json")))
+        assert record["spec"].get("includeClusterResources") is (None if cluster_resources == "" else False)
     finally:
         delete_namespace(target)
