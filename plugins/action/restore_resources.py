@@ -29,20 +29,17 @@ class ActionModule(InProcessAction):
     MODULE_OPTIONS = _restore.MODULE_OPTIONS
 
     def run(self, tmp=None, task_vars=None):
-        unnamed = "name" not in self._task.args
-        given = self._task.args.get("name")
-        name = name_restore(self._task.args)
-        if name is not None and not self._task.check_mode:
-            # on stderr: stdout may be a callback's JSON
-            display.display(follow_hint(self._task.args.get("backup"), name, self._task.args), stderr=True)
+        # this run's copy: an until/retries attempt runs the action again with the task's own arguments, and gets
+        # a name of its own
+        args, self._task.args = self._task.args, dict(self._task.args)
         try:
+            name = name_restore(self._task.args)
+            if name is not None and not self._task.check_mode:
+                # on stderr: stdout may be a callback's JSON
+                display.display(follow_hint(self._task.args.get("backup"), name, self._task.args), stderr=True)
             result = super(ActionModule, self).run(tmp, task_vars)
         finally:
-            # an until/retries attempt runs this again with the same arguments: it gets a name of its own
-            if unnamed:
-                self._task.args.pop("name", None)
-            else:
-                self._task.args["name"] = given
+            self._task.args = args
         if name is not None:
             result.setdefault("name", name)
         return result
